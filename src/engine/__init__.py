@@ -1,0 +1,30 @@
+"""Tessera's engine. This module is the public API for plugin authors: import from here,
+never from engine internals, and never import pluggy yourself."""
+
+from engine.config.models import ProviderSettings
+from engine.events import Event
+from engine.hookspecs import hookimpl
+from engine.providers import (
+    AccessDenied,
+    CredentialsProvider,
+    ExternalIdentity,
+    LoginFailed,
+    ProviderContext,
+    ProviderError,
+    RedirectProvider,
+    UpstreamError,
+)
+
+__all__ = [
+    "AccessDenied",
+    "CredentialsProvider",
+    "Event",
+    "ExternalIdentity",
+    "LoginFailed",
+    "ProviderContext",
+    "ProviderError",
+    "ProviderSettings",
+    "RedirectProvider",
+    "UpstreamError",
+    "hookimpl",
+]

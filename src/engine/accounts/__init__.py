@@ -1,0 +1,1 @@
+"""Accounts: users, credentials, linking of external identities, browser sessions."""

@@ -1,0 +1,75 @@
+"""Users of a realm and their password credential; the API the password provider and
+the CLI use (plugins reach it as `context.services.accounts`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.realm import Realm
+from engine.secrets_util import random_token
+from engine.store.protocols import Credential, User
+
+PASSWORD = "password"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip()
+
+
+def password_provider(realm: Realm) -> Any:
+    """The realm's provider that can hash passwords (the `password` type), if any."""
+    return next((p for p in realm.providers.values() if hasattr(p, "hash_password")), None)
+
+
+class Accounts:
+    def __init__(self, services: Any):
+        self.services = services
+
+    async def by_email(self, realm: str, email: str) -> User | None:
+        return await self.services.durable.get_user_by_email(realm, normalise_email(email))
+
+    async def get(self, realm: str, user_id: str) -> User | None:
+        return await self.services.durable.get_user(realm, user_id)
+
+    async def password_hash(self, realm: str, user_id: str) -> str | None:
+        credential = await self.services.durable.get_credential(realm, user_id, PASSWORD)
+        return credential.secret_hash if credential else None
+
+    async def set_password_hash(self, realm: str, user_id: str, secret_hash: str) -> None:
+        await self.services.durable.set_credential(
+            realm, Credential(user_id=user_id, kind=PASSWORD, secret_hash=secret_hash, updated_at=self._now())
+        )
+
+    def _now(self) -> datetime:
+        return self.services.clock.now()
+
+
+async def create_user(
+    services: Any,
+    realm: Realm,
+    *,
+    email: str,
+    password: str | None = None,
+    email_verified: bool = False,
+    profile: dict[str, Any] | None = None,
+) -> User:
+    """Create a user (AlreadyExists if the email is taken), with a password if given."""
+    user = User(
+        id="usr_" + random_token(12),
+        realm=realm.name,
+        email=normalise_email(email),
+        email_verified=email_verified,
+        profile=profile or {},
+        created_at=services.clock.now(),
+    )
+    secret_hash = None
+    if password is not None:
+        provider = password_provider(realm)
+        if provider is None:
+            raise ValueError(f"realm {realm.name} has no password provider")
+        secret_hash = await provider.hash_password(password)
+    await services.durable.create_user(user)
+    if secret_hash is not None:
+        await services.accounts.set_password_hash(realm.name, user.id, secret_hash)
+    return user

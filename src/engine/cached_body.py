@@ -1,0 +1,29 @@
+"""Pre-serialised JSON bodies with strong ETags, for documents read far more than they
+change (discovery, JWKS): the body is built once per realm object (a reload makes new
+ones), and a matching `If-None-Match` gets 304."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class CachedBody:
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, document: Any) -> CachedBody:
+        body = json.dumps(document, separators=(",", ":")).encode()
+        return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+    def response(self, request: web.Request, max_age: int) -> web.Response:
+        headers = {"ETag": self.etag, "Cache-Control": f"public, max-age={max_age}"}
+        if request.headers.get("If-None-Match") == self.etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=self.body, content_type="application/json", headers=headers)

@@ -1,0 +1,201 @@
+"""The `idp` command: serve, check, schema, migrate, keys, users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config, ConfigError, load_config
+from engine.plugins import Plugins
+
+DEFAULT_CONFIG = os.environ.get("IDP_CONFIG", "idp.yaml")
+
+
+def _load(path: str, plugins: Plugins) -> Config:
+    try:
+        return load_config(path, plugins.providers.settings_models())
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    plugins = Plugins()
+    config = _load(args.config, plugins)
+    for name, realm in sorted(config.realms.items()):
+        providers = ", ".join(f"{p.id}:{p.type}" for p in getattr(realm, "providers", [])) or "none"
+        print(
+            f"realm {name}: issuer {config.issuer(name)}, {len(realm.clients)} client(s),"
+            f" providers {providers}, algs {'/'.join(realm.signing.algs)}"
+        )
+    print(f"ok: {len(config.realms)} realm(s) in {config.path}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from engine.config.schema import config_schema
+
+    schema = config_schema(Plugins().providers.settings_models(), kind=args.kind)
+    text = json.dumps(schema, indent=2, sort_keys=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _serve_one(config_path: str, host: str, port: int, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from engine.web.app import create_app
+
+    _setup_logging()
+    plugins = Plugins()
+    config = _load(config_path, plugins)
+    app = create_app(config, plugins=plugins)
+    web.run_app(
+        app, host=host, port=port, reuse_port=reuse_port, shutdown_timeout=15,
+        access_log=None, print=lambda msg: logging.getLogger("engine").info(msg.strip()),
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    plugins = Plugins()
+    config = _load(args.config, plugins)
+    host = args.host or config.server.listen.host
+    port = args.port if args.port is not None else config.server.listen.port
+    if args.workers > 1 and config.server.storage.ephemeral.startswith("memory://"):
+        print("--workers > 1 needs a shared ephemeral store (redis://): memory:// is per process",
+              file=sys.stderr)
+        return 2
+    if args.workers <= 1:
+        _serve_one(args.config, host, port, reuse_port=False)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_serve_one, args=(args.config, host, port, True), daemon=False)
+        for _ in range(args.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.join()
+    except KeyboardInterrupt:
+        pass
+    return max((w.exitcode or 0) for w in workers)
+
+
+def _with_stores(config: Config, plugins: Plugins, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run `work(services)` with the stores open, as the server would have them."""
+    from engine.web.app import create_app
+    from engine.web.appkeys import SERVICES
+
+    async def main() -> int:
+        app = create_app(config, plugins=plugins)
+        contexts = [ctx(app) for ctx in app.cleanup_ctx]
+        for ctx in contexts:
+            await ctx.__anext__()
+        try:
+            return await work(app[SERVICES])
+        finally:
+            for ctx in reversed(contexts):
+                try:
+                    await ctx.__anext__()
+                except StopAsyncIteration:
+                    pass
+
+    return asyncio.run(main())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    plugins = Plugins()
+    config = _load(args.config, plugins)
+
+    async def work(services: Any) -> int:
+        print("schema is up to date")  # create_app's start-up applied any pending migration
+        return 0
+
+    return _with_stores(config, plugins, work)
+
+
+def _realm_or_exit(config: Config, name: str) -> Any:
+    if name not in config.realms:
+        print(f"no realm named {name!r}; realms: {', '.join(sorted(config.realms))}", file=sys.stderr)
+        raise SystemExit(2)
+    return config.realms[name]
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    plugins = Plugins()
+    config = _load(args.config, plugins)
+    names = [args.realm] if args.realm else sorted(config.realms)
+    for name in names:
+        _realm_or_exit(config, name)
+
+    async def work(services: Any) -> int:
+        for name in names:
+            realm = config.realms[name]
+            if args.action == "rotate":
+                lifetimes = realm.lifetimes
+                changes = await services.keys.rotate(
+                    name, realm.signing.algs,
+                    max_token_lifetime=max(lifetimes.access_token, lifetimes.id_token),
+                )
+                for change in changes or ["nothing to do"]:
+                    print(f"{name}: {change}")
+            else:
+                await services.keys.realm_keys(name, realm.signing.algs)
+                for key in await services.durable.list_signing_keys(name):
+                    print(f"{name}\t{key.kid}\t{key.alg}\t{key.status}\tcreated {key.created_at:%Y-%m-%d %H:%M}")
+        return 0
+
+    return _with_stores(config, plugins, work)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idp", description="Tessera identity provider")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="path to idp.yaml")
+        p.set_defaults(handler=handler)
+        return p
+
+    serve = command("serve", cmd_serve, "serve the IdP")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    command("check", cmd_check, "validate the configuration")
+    schema = command("schema", cmd_schema, "print the JSON Schema of the configuration")
+    schema.add_argument("--kind", choices=["all", "server", "realm"], default="all")
+    schema.add_argument("-o", "--output")
+    command("migrate", cmd_migrate, "apply pending database migrations")
+    keys = command("keys", cmd_keys, "list or rotate signing keys")
+    keys.add_argument("action", choices=["list", "rotate"])
+    keys.add_argument("--realm")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

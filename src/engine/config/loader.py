@@ -1,0 +1,172 @@
+"""Load `idp.yaml` and every realm file into validated models, or report every problem.
+
+Problems are collected across all files and returned together, each `file:line: message`
+(never a traceback): YAML syntax, duplicate keys, missing `${VAR}`s, model errors, and the
+cross-references a model cannot see (a client asking for an undeclared scope, a grant its
+type may not use, duplicate client ids or realm names, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from engine.config.env import expand_env
+from engine.config.models import RealmBase, ServerConfig, build_realm_model
+from engine.config.yaml_source import ConfigError, Loc, Source, load_yaml
+
+__all__ = ["Config", "ConfigError", "load_config", "realm_problems"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration: server settings and realms by name."""
+
+    path: Path
+    server: ServerConfig
+    realms: dict[str, RealmBase]
+    realm_files: dict[str, Path]
+
+    def issuer(self, realm: str) -> str:
+        if realm == self.server.root_realm:
+            return self.server.base_url
+        return f"{self.server.base_url}/realms/{realm}"
+
+
+def _validate(model: type[BaseModel], source: Source, provider_types: list[str]) -> Any:
+    try:
+        return model.model_validate(source.data if source.data is not None else {})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc: Loc = tuple(error["loc"])
+            shown = ".".join(str(part) for part in loc) or "(top level)"
+            message = error["msg"]
+            if error["type"] == "union_tag_invalid":
+                tag = error.get("ctx", {}).get("tag")
+                message = f"unknown provider type {tag!r}; installed types: {', '.join(provider_types)}"
+            elif error["type"] == "union_tag_not_found":
+                message = f"missing 'type'; installed types: {', '.join(provider_types)}"
+            elif error["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            source.problems.append(f"{source.where(loc)}: {shown}: {message}")
+        return None
+
+
+def realm_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
+    """Cross-reference checks inside one realm; each (location, message)."""
+    problems: list[tuple[Loc, str]] = []
+    scopes = realm.all_scopes()
+    seen_clients: dict[str, int] = {}
+    for i, client in enumerate(realm.clients):
+        at: Loc = ("clients", i)
+        if client.client_id in seen_clients:
+            problems.append(((*at, "client_id"), f"duplicate client_id {client.client_id!r}"))
+        seen_clients.setdefault(client.client_id, i)
+        for j, scope in enumerate(client.scopes):
+            if scope not in scopes:
+                problems.append(((*at, "scopes", j), f"scope {scope!r} is not declared in the realm's scopes"))
+        if client.type == "public":
+            if "client_credentials" in client.grant_types:
+                j = client.grant_types.index("client_credentials")
+                problems.append(((*at, "grant_types", j), "a public client may not use client_credentials"))
+            if client.secret is not None or client.secret_sha256 is not None:
+                problems.append(((*at, "type"), "a public client has no secret"))
+        else:
+            if client.secret is None and client.secret_sha256 is None:
+                problems.append((at, "a confidential client needs `secret` (${ENV}) or `secret_sha256`"))
+            if client.secret is not None and client.secret_sha256 is not None:
+                problems.append(((*at, "secret"), "give either `secret` or `secret_sha256`, not both"))
+            if client.secret is not None and len(client.secret.get_secret_value()) < 16:
+                problems.append(((*at, "secret"), "client secret is shorter than 16 characters"))
+        if "authorization_code" in client.grant_types and not client.redirect_uris:
+            problems.append((at, "authorization_code needs at least one redirect_uri"))
+        if "refresh_token" in client.grant_types and "authorization_code" not in client.grant_types:
+            if "urn:ietf:params:oauth:grant-type:device_code" not in client.grant_types:
+                problems.append(((*at, "grant_types"), "refresh_token needs a grant that issues one"))
+        for field in ("access_token_alg", "id_token_alg"):
+            alg = getattr(client, field)
+            if alg is not None and alg not in realm.signing.algs:
+                problems.append(((*at, field), f"{alg} is not in the realm's signing.algs"))
+    if realm.signing.default_alg not in realm.signing.algs:
+        problems.append((("signing", "default_alg"), "default_alg must be one of signing.algs"))
+    if "RS256" not in realm.signing.algs:
+        problems.append((("signing", "algs"), "RS256 is required by OpenID Connect Core §15.1"))
+    for scope in realm.claims:
+        if scope not in scopes:
+            problems.append((("claims", scope), f"claims for undeclared scope {scope!r}"))
+    seen_providers: set[str] = set()
+    for i, provider in enumerate(getattr(realm, "providers", [])):
+        if provider.id in seen_providers:
+            problems.append((("providers", i, "id"), f"duplicate provider id {provider.id!r}"))
+        seen_providers.add(provider.id)
+    return problems
+
+
+def load_config(
+    path: str | Path,
+    provider_models: list[type[BaseModel]],
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load and validate everything; raise ConfigError listing every problem found."""
+    environ = os.environ if environ is None else environ
+    path = Path(path)
+    provider_types = sorted(m.model_fields["type"].annotation.__args__[0] for m in provider_models)
+    problems: list[str] = []
+
+    server_source = load_yaml(path)
+    if server_source.data is not None:
+        expand_env(server_source, environ)
+    server = None
+    if not server_source.problems:
+        server = _validate(ServerConfig, server_source, provider_types)
+    problems += server_source.problems
+    if server is None:
+        raise ConfigError(problems)
+
+    realm_model = build_realm_model(provider_models)
+    realms_dir = (path.parent / server.realms).resolve() if not Path(server.realms).is_absolute() else Path(server.realms)
+    realms: dict[str, RealmBase] = {}
+    realm_files: dict[str, Path] = {}
+    if not realms_dir.is_dir():
+        problems.append(f"{server_source.where(('realms',))}: realms directory {realms_dir} does not exist")
+    else:
+        for file in sorted(realms_dir.glob("*.yaml")) + sorted(realms_dir.glob("*.yml")):
+            source = load_yaml(_display(file))
+            if not source.problems:
+                expand_env(source, environ)
+            realm = None
+            if not source.problems:
+                realm = _validate(realm_model, source, provider_types)
+            if realm is not None:
+                for loc, message in realm_problems(realm):
+                    source.problems.append(f"{source.where(loc)}: {message}")
+                if realm.name in realm_files:
+                    source.problems.append(
+                        f"{source.where(('name',))}: duplicate realm name {realm.name!r}"
+                        f" (also in {realm_files[realm.name]})"
+                    )
+                else:
+                    realm_files[realm.name] = source.path
+                    if not source.problems:
+                        realms[realm.name] = realm
+            problems += source.problems
+    if server.root_realm is not None and realms_dir.is_dir() and not problems and server.root_realm not in realms:
+        problems.append(f"{server_source.where(('root_realm',))}: root_realm {server.root_realm!r} is not a realm")
+    if problems:
+        raise ConfigError(problems)
+    return Config(path=path, server=server, realms=realms, realm_files=realm_files)
+
+
+def _display(file: Path) -> Path:
+    """Paths relative to the working directory when possible: shorter error lines."""
+    try:
+        return file.relative_to(Path.cwd())
+    except ValueError:
+        return file

@@ -1,0 +1,212 @@
+"""Pydantic models of `idp.yaml` and of one realm file (`realms/<name>.yaml`).
+
+Frozen, `extra="forbid"`; issuers and URIs stay plain strings (pydantic URL types
+normalise, and OIDC compares `iss` as exact strings). Provider settings are contributed by
+plugins: `build_realm_model` makes the discriminated union from the registry at start-up,
+so the core imports no plugin.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
+
+from engine.config.durations import Duration
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+GrantType = Literal[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+]
+SigningAlg = Literal["RS256", "ES256", "EdDSA"]
+
+# Scopes every realm has (OIDC Core §5.4, §11); a realm may redeclare them to change text.
+STANDARD_SCOPES: dict[str, str] = {
+    "openid": "Sign you in",
+    "profile": "Your name and picture",
+    "email": "Your email address",
+    "offline_access": "Stay signed in (refresh tokens)",
+}
+DEFAULT_CLAIMS: dict[str, list[str]] = {
+    "profile": ["name", "given_name", "family_name", "nickname", "picture", "locale", "updated_at"],
+    "email": ["email", "email_verified"],
+}
+
+
+def absolute_url(value: str) -> str:
+    parts = urlsplit(value)
+    if not parts.scheme or (parts.scheme in ("http", "https") and not parts.netloc):
+        raise ValueError(f"{value!r} is not an absolute URI")
+    if parts.fragment or "#" in value:
+        raise ValueError(f"{value!r} must not contain a fragment (RFC 6749 §3.1.2)")
+    return value
+
+
+# --------------------------------------------------------------------------- idp.yaml
+
+
+class Listen(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=0, le=65535)
+
+
+class Storage(Strict):
+    durable: str = "sqlite:///var/idp.sqlite3"
+    ephemeral: str = "memory://"
+
+    @field_validator("durable")
+    @classmethod
+    def _durable_scheme(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql)://", value):
+            raise ValueError("durable storage is sqlite:///path or postgresql://user@host/db")
+        return value
+
+    @field_validator("ephemeral")
+    @classmethod
+    def _ephemeral_scheme(cls, value: str) -> str:
+        if not re.match(r"^(memory|redis|rediss)://", value):
+            raise ValueError("ephemeral storage is memory:// or redis://host:6379/0")
+        return value
+
+
+class KeysSettings(Strict):
+    """Where the key-encryption key comes from and how long verifiers may cache JWKS."""
+
+    data_dir: str = "var"
+    verifier_cache_ttl: Duration = timedelta(minutes=15)
+
+
+class ServerConfig(Strict):
+    base_url: str = "http://localhost:4000"
+    listen: Listen = Listen()
+    storage: Storage = Storage()
+    realms: str = "realms/"
+    root_realm: str | None = "default"
+    keys: KeysSettings = KeysSettings()
+    trust_forwarded_for: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("base_url must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("base_url must not have a query or fragment (it becomes the issuer)")
+        return value.rstrip("/")
+
+
+# --------------------------------------------------------------------------- realm files
+
+
+class Lifetimes(Strict):
+    access_token: Duration = timedelta(minutes=10)
+    id_token: Duration = timedelta(minutes=10)
+    refresh_token: Duration = timedelta(days=45)
+    auth_code: Duration = timedelta(minutes=5)
+    session: Duration = timedelta(hours=12)
+
+
+class Signing(Strict):
+    algs: list[SigningAlg] = Field(default_factory=lambda: ["RS256", "EdDSA"], min_length=1)
+    default_alg: SigningAlg = "RS256"
+    rotate_every: Duration = timedelta(days=30)
+
+
+class Scope(Strict):
+    description: str = ""
+
+
+class RateLimit(Strict):
+    """`requests` per `per` window, counted in the ephemeral store (shared by instances)."""
+
+    requests: int = Field(gt=0)
+    per: Duration = timedelta(minutes=1)
+
+
+class RateLimits(Strict):
+    authorize_per_ip: RateLimit = RateLimit(requests=300)
+    token_per_ip: RateLimit = RateLimit(requests=6000)
+    login_per_ip: RateLimit = RateLimit(requests=60)
+    login_per_account: RateLimit = RateLimit(requests=20, per=timedelta(minutes=15))
+
+
+class Client(Strict):
+    client_id: str = Field(min_length=1)
+    name: str | None = None
+    type: Literal["public", "confidential"]
+    secret: SecretStr | None = Field(
+        None, description="the client secret, always as a ${ENV} reference, never in clear"
+    )
+    secret_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the client secret"
+    )
+    redirect_uris: list[str] = []
+    post_logout_redirect_uris: list[str] = []
+    grant_types: list[GrantType] = Field(
+        default_factory=lambda: ["authorization_code", "refresh_token"]
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    audience: list[str] = []
+    consent: Literal["required", "implicit"] = "required"
+    access_token_alg: SigningAlg | None = None
+    id_token_alg: SigningAlg | None = None
+    reuse_grace: Duration = timedelta(0)
+
+    @field_validator("redirect_uris", "post_logout_redirect_uris")
+    @classmethod
+    def _absolute(cls, values: list[str]) -> list[str]:
+        return [absolute_url(v) for v in values]
+
+
+class ProviderSettings(Strict):
+    """Base of every provider's settings; a plugin subclasses it with `type: Literal[...]`."""
+
+    id: str = Field(pattern=NAME_PATTERN)
+    type: str
+    display_name: str | None = None
+
+
+class RealmBase(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    display_name: str | None = None
+    lifetimes: Lifetimes = Lifetimes()
+    signing: Signing = Signing()
+    scopes: dict[str, Scope] = {}
+    claims: dict[str, list[str]] = {}
+    clients: list[Client] = []
+    rate_limits: RateLimits = RateLimits()
+    refresh_requires_verified_email: bool = True
+    refresh_requires_offline_access: bool = False
+
+    def all_scopes(self) -> dict[str, str]:
+        scopes = dict(STANDARD_SCOPES)
+        scopes.update({name: scope.description for name, scope in self.scopes.items()})
+        return scopes
+
+    def claims_for_scope(self) -> dict[str, list[str]]:
+        claims = {k: list(v) for k, v in DEFAULT_CLAIMS.items()}
+        claims.update(self.claims)
+        return claims
+
+
+def build_realm_model(provider_models: list[type[ProviderSettings]]) -> type[RealmBase]:
+    """The realm model whose `providers` is the union of every installed provider type."""
+    if provider_models:
+        union: Any = Union[tuple(provider_models)]  # noqa: UP007 - built at run time
+        provider: Any = Annotated[union, Field(discriminator="type")]
+    else:
+        provider = ProviderSettings
+    return create_model("Realm", __base__=RealmBase, providers=(list[provider], []))

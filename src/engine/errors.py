@@ -1,0 +1,141 @@
+"""One exception hierarchy for protocol errors (RFC 6749 §5.2, RFC 6750 §3.1).
+
+Subclasses set only `error` and `status`; one middleware (`engine.web.middleware`) renders
+them as JSON on API endpoints and as an HTML page on browser endpoints.
+"""
+
+from __future__ import annotations
+
+# Error codes, one place (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1,
+# OIDC Core §3.1.2.6, RFC 8628 §3.5).
+INVALID_REQUEST = "invalid_request"
+INVALID_CLIENT = "invalid_client"
+INVALID_GRANT = "invalid_grant"
+UNAUTHORIZED_CLIENT = "unauthorized_client"
+UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+UNSUPPORTED_RESPONSE_TYPE = "unsupported_response_type"
+INVALID_SCOPE = "invalid_scope"
+INVALID_TARGET = "invalid_target"
+ACCESS_DENIED = "access_denied"
+SERVER_ERROR = "server_error"
+TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
+INVALID_TOKEN = "invalid_token"
+INSUFFICIENT_SCOPE = "insufficient_scope"
+UNSUPPORTED_TOKEN_TYPE = "unsupported_token_type"
+LOGIN_REQUIRED = "login_required"
+CONSENT_REQUIRED = "consent_required"
+INTERACTION_REQUIRED = "interaction_required"
+NOT_FOUND = "not_found"
+SLOW_DOWN = "slow_down"
+RATE_LIMITED = "rate_limited"
+
+
+class OAuthError(Exception):
+    """Base of every protocol error. `description` is safe to show: never put a secret in it."""
+
+    error: str = INVALID_REQUEST
+    status: int = 400
+
+    def __init__(self, description: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(description or self.error)
+        self.description = description
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, str]:
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body
+
+
+class InvalidRequest(OAuthError):
+    error = INVALID_REQUEST
+
+
+class InvalidClient(OAuthError):
+    """RFC 6749 §5.2: 401 with a WWW-Authenticate challenge."""
+
+    error = INVALID_CLIENT
+    status = 401
+
+    def __init__(self, description: str | None = None, *, scheme: str = "Basic", realm: str = "tessera"):
+        super().__init__(description, headers={"WWW-Authenticate": f'{scheme} realm="{realm}"'})
+
+
+class InvalidGrant(OAuthError):
+    error = INVALID_GRANT
+
+
+class UnauthorizedClient(OAuthError):
+    error = UNAUTHORIZED_CLIENT
+
+
+class UnsupportedGrantType(OAuthError):
+    error = UNSUPPORTED_GRANT_TYPE
+
+
+class UnsupportedResponseType(OAuthError):
+    error = UNSUPPORTED_RESPONSE_TYPE
+
+
+class InvalidScope(OAuthError):
+    error = INVALID_SCOPE
+
+
+class InvalidTarget(OAuthError):
+    error = INVALID_TARGET
+
+
+class AccessDenied(OAuthError):
+    error = ACCESS_DENIED
+    status = 403
+
+
+class LoginRequired(OAuthError):
+    error = LOGIN_REQUIRED
+
+
+class ConsentRequired(OAuthError):
+    error = CONSENT_REQUIRED
+
+
+class InteractionRequired(OAuthError):
+    error = INTERACTION_REQUIRED
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 §3.1: 401 with `WWW-Authenticate: Bearer error="invalid_token"`."""
+
+    error = INVALID_TOKEN
+    status = 401
+
+    def __init__(self, description: str | None = None):
+        challenge = f'Bearer error="{self.error}"'
+        if description:
+            challenge += f', error_description="{description}"'
+        super().__init__(description, headers={"WWW-Authenticate": challenge})
+
+
+class NotFound(OAuthError):
+    error = NOT_FOUND
+    status = 404
+
+
+class RateLimited(OAuthError):
+    error = RATE_LIMITED
+    status = 429
+
+    def __init__(self, retry_after: int, description: str = "too many requests"):
+        super().__init__(description, headers={"Retry-After": str(max(1, int(retry_after)))})
+
+
+class ServerError(OAuthError):
+    error = SERVER_ERROR
+    status = 500
+
+
+class TemporarilyUnavailable(OAuthError):
+    """A store is unreachable: fail fast with 503 rather than hang."""
+
+    error = TEMPORARILY_UNAVAILABLE
+    status = 503

@@ -1,0 +1,68 @@
+"""The plugin API. Every hook here is documented for plugin authors: these docstrings are
+the manual (a test fails when a hook has none).
+
+A plugin is a module (or object) with functions decorated by `engine.hookimpl`, made
+known through the `tessera` entry-point group of its distribution::
+
+    # pyproject.toml of your distribution
+    [project.entry-points.tessera]
+    my_ldap = "my_ldap_plugin"
+
+Hooks are synchronous and *register types*; the objects they register do the async work.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from engine.events import Event
+    from engine.plugins import HasherRegistry, ProviderRegistry
+
+PROJECT = "tessera"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def tessera_register_providers(registry: ProviderRegistry) -> None:
+    """Add identity-provider types that realm files can then use under `providers:`.
+
+    Call ``registry.add(type_name, SettingsModel, ProviderClass)``:
+
+    - ``type_name`` is what a realm writes as ``type:`` (``"google"``, ``"ldap"``);
+    - ``SettingsModel`` subclasses ``engine.ProviderSettings`` and declares
+      ``type: Literal["<type_name>"]`` plus its own settings (unknown keys are errors;
+      use ``SecretStr`` for secrets, written in YAML as ``${ENV}`` references);
+    - ``ProviderClass(settings, context)`` builds the provider for one realm. It is a
+      ``engine.CredentialsProvider`` (verifies what the user typed: ``login``) or a
+      ``engine.RedirectProvider`` (``login_url`` and ``handle_callback``), and returns
+      an ``engine.ExternalIdentity``.
+    """
+
+
+@hookspec
+def tessera_register_hashers(registry: HasherRegistry) -> None:
+    """Add password hashers: ``registry.add(hasher)``.
+
+    A hasher has ``scheme`` (the PHC prefix it recognises, e.g. ``"argon2id"``),
+    ``identifies(stored_hash) -> bool``, ``verify(stored_hash, password) -> bool`` and,
+    if it can produce hashes, ``hash(password) -> str``. Only the default hasher
+    (argon2id) hashes; any other is verify-only, so an imported account is re-hashed
+    with argon2id at its next successful login. These methods are blocking: the engine
+    calls them in a worker thread.
+    """
+
+
+@hookspec
+def tessera_event(event: Event) -> None:
+    """Receive every audit event (login, logout, login failure, lockout, token issued,
+    refresh reuse detected, revocation, identity linked, key rotation, config reload).
+
+    ``event`` is an ``engine.Event`` with ``realm``, ``type``, ``at``, ``user_id``,
+    ``client_id``, ``ip`` and ``data``; it never carries a secret or a token value.
+    Implementations must return quickly and must not raise: ship the event to a queue
+    and do slow work elsewhere.
+    """

@@ -1,0 +1,77 @@
+"""Client authentication at the token, introspection and revocation endpoints
+(RFC 6749 §2.3.1: `client_secret_basic` and `client_secret_post`; `none` for public
+clients, OAuth 2.0 Dynamic Client Registration §2). Secrets are compared as SHA-256
+digests in constant time; every failure is 401 `invalid_client` with a challenge."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from urllib.parse import unquote_plus
+
+from aiohttp import web
+
+from engine.config import Client
+from engine.errors import InvalidClient, InvalidRequest
+from engine.realm import Realm
+from engine.secrets_util import sha256_hex
+
+
+def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClient("malformed Basic credentials") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient("malformed Basic credentials")
+    # §2.3.1: id and secret are application/x-www-form-urlencoded before base64.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def secret_matches(client: Client, presented: str) -> bool:
+    if client.secret_sha256 is not None:
+        expected = client.secret_sha256
+    elif client.secret is not None:
+        expected = sha256_hex(client.secret.get_secret_value())
+    else:
+        return False
+    return hmac.compare_digest(sha256_hex(presented), expected)
+
+
+def authenticate_client(
+    request: web.Request, realm: Realm, params: dict[str, str], *, allow_public: bool = True
+) -> Client:
+    """Who is calling. Public clients identify with `client_id` only (when allowed)."""
+    basic = _basic_credentials(request)
+    posted_secret = params.get("client_secret")
+    challenge_realm = realm.name
+    if basic is not None:
+        if posted_secret is not None:
+            raise InvalidRequest("use one client authentication method, not two")
+        client_id, secret = basic
+        if params.get("client_id") not in (None, client_id):
+            raise InvalidRequest("client_id does not match the authenticated client")
+    else:
+        client_id, secret = params.get("client_id"), posted_secret
+    if not client_id:
+        raise InvalidClient("client authentication is required", realm=challenge_realm)
+    client = realm.client(client_id)
+    if client is None:
+        raise InvalidClient("unknown client or bad credentials", realm=challenge_realm)
+    if client.type == "public":
+        if secret:
+            raise InvalidClient("a public client has no secret", realm=challenge_realm)
+        if not allow_public:
+            raise InvalidClient("this endpoint needs an authenticated confidential client", realm=challenge_realm)
+        return client
+    if not secret or not secret_matches(client, secret):
+        raise InvalidClient("unknown client or bad credentials", realm=challenge_realm)
+    return client

@@ -1,0 +1,30 @@
+"""Authorization codes in the ephemeral store (RFC 6749 §4.1.2): what `/authorize` keeps
+and the code grant takes. Only the SHA-256 of a code is ever a key; the value is
+
+    {client_id, redirect_uri, redirect_uri_sent, scope, user_id, auth_time, exp,
+     nonce?, code_challenge?, session_id?, resource?}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.realm import Realm
+from engine.secrets_util import random_token, sha256_hex
+
+
+def code_key(realm: str, code_hash: str) -> str:
+    return f"{realm}:code:{code_hash}"
+
+
+def used_code_key(realm: str, code_hash: str) -> str:
+    return f"{realm}:code_used:{code_hash}"
+
+
+async def issue_code(services: Any, realm: Realm, grant: dict[str, Any]) -> str:
+    """Store `grant` under a new single-use code and return the code."""
+    code = random_token(32)
+    lifetime = int(realm.config.lifetimes.auth_code.total_seconds())
+    value = {**grant, "exp": services.clock.timestamp() + lifetime}
+    await services.ephemeral.put(code_key(realm.name, sha256_hex(code)), value, lifetime + 5)
+    return code

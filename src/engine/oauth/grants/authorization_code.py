@@ -1,0 +1,99 @@
+"""RFC 6749 §4.1.3 the authorization code grant, with PKCE (RFC 7636 §4.6) and the ID
+token (OIDC Core §3.1.3).
+
+Codes are single-use: an atomic take from the ephemeral store. A replayed code is refused
+*and* what its first use issued is revoked (RFC 6749 §4.1.2; OAuth Security BCP §4.5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import events
+from engine.errors import InvalidGrant, InvalidRequest
+from engine.oauth import pkce
+from engine.oauth.codes import code_key, used_code_key
+from engine.oauth.grants.common import live_user, refresh_allowed, token_response
+from engine.secrets_util import sha256_hex
+
+
+class AuthorizationCodeGrant:
+    grant_type = "authorization_code"
+    public_clients = True
+
+    async def issue(self, request) -> dict[str, Any]:
+        realm, client, params, services = request.realm, request.client, request.params, request.services
+        code = params.get("code")
+        if not code:
+            raise InvalidRequest("code is required")
+        code_hash = sha256_hex(code)
+        ephemeral = services.ephemeral
+        grant = await ephemeral.take(code_key(realm.name, code_hash))
+        if grant is None:
+            await self._replayed(request, code_hash)
+            raise InvalidGrant("the authorization code is invalid, expired or already used")
+        lifetime = int(realm.config.lifetimes.auth_code.total_seconds())
+        used_ttl = lifetime + int(realm.config.lifetimes.access_token.total_seconds()) + 60
+        await ephemeral.put(used_code_key(realm.name, code_hash), {"client_id": grant["client_id"]}, used_ttl)
+        if grant["exp"] <= services.clock.timestamp():
+            raise InvalidGrant("the authorization code has expired")
+        if grant["client_id"] != client.client_id:
+            raise InvalidGrant("the authorization code was issued to another client")
+        # §4.1.3: redirect_uri must be identical when the authorization request had one.
+        if grant.get("redirect_uri_sent", True) or "redirect_uri" in params:
+            if params.get("redirect_uri") != grant["redirect_uri"]:
+                raise InvalidGrant("redirect_uri does not match the authorization request")
+        pkce.verify(grant.get("code_challenge"), params.get("code_verifier"))
+        user = await live_user(services, realm, grant["user_id"])
+
+        scopes = set(grant["scope"].split())
+        minted = await services.tokens.access_token(
+            realm, client, subject=user.id, scope=grant["scope"],
+            audience=[grant["resource"]] if grant.get("resource") else None,
+            auth_time=grant["auth_time"],
+        )
+        id_token = None
+        if "openid" in scopes:
+            id_token = (await services.tokens.id_token(
+                realm, client, user, scopes=scopes, auth_time=grant["auth_time"],
+                nonce=grant.get("nonce"), access_token=minted.token, session_id=grant.get("session_id"),
+            )).token
+        refresh_token, family_id = None, None
+        if refresh_allowed(realm, client, user, scopes):
+            refresh_token, family = await services.refresh.start_family(
+                realm, client, user_id=user.id, scope=grant["scope"], auth_time=grant["auth_time"],
+                session_id=grant.get("session_id"),
+            )
+            family_id = family.id
+        issued = {"client_id": client.client_id, "family_id": family_id,
+                  "jti": minted.claims["jti"], "exp": minted.claims["exp"]}
+        marker = await ephemeral.get(used_code_key(realm.name, code_hash))
+        await ephemeral.put(used_code_key(realm.name, code_hash), issued, used_ttl)
+        if marker and marker.get("replayed"):
+            # The code was replayed while we were issuing: revoke what we just made.
+            await self._revoke(request, issued)
+            raise InvalidGrant("the authorization code was used twice; its tokens are revoked")
+        await services.audit(realm.name, events.TOKEN_ISSUED, user_id=user.id, client_id=client.client_id,
+                             ip=request.ip, grant_type=self.grant_type)
+        expires_in = minted.claims["exp"] - minted.claims["iat"]
+        return token_response(minted.token, expires_in, grant["scope"], id_token=id_token,
+                              refresh_token=refresh_token)
+
+    async def _replayed(self, request, code_hash: str) -> None:
+        realm, services = request.realm, request.services
+        key = used_code_key(realm.name, code_hash)
+        issued = await services.ephemeral.get(key)
+        if issued is None:
+            return
+        if issued.get("jti") is None:
+            await services.ephemeral.put(key, {**issued, "replayed": True}, 600)
+            return
+        await self._revoke(request, issued)
+
+    async def _revoke(self, request, issued: dict[str, Any]) -> None:
+        realm, services = request.realm, request.services
+        if issued.get("family_id"):
+            await services.durable.revoke_family(realm.name, issued["family_id"], "code_replay", services.clock.now())
+        if issued.get("jti"):
+            await services.tokens.deny_access_token(realm, issued["jti"], issued["exp"])
+        await services.audit(realm.name, events.CODE_REPLAY_DETECTED, client_id=issued.get("client_id"),
+                             ip=request.ip, family_id=issued.get("family_id"))

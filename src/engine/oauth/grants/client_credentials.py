@@ -1,0 +1,34 @@
+"""RFC 6749 §4.4: client credentials, for confidential clients only; `aud` from the
+client's audiences, or the RFC 8707 `resource` if sent (it must be one of them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import InvalidScope, InvalidTarget
+from engine.oauth.grants.common import parse_scope, token_response
+
+USER_SCOPES = {"openid", "profile", "email", "offline_access", "address", "phone"}
+
+
+class ClientCredentialsGrant:
+    grant_type = "client_credentials"
+    public_clients = False
+
+    async def issue(self, request) -> dict[str, Any]:
+        client, realm, params = request.client, request.realm, request.params
+        allowed = [s for s in client.scopes if s not in USER_SCOPES]
+        asked = parse_scope(params.get("scope")) or allowed
+        if not set(asked) <= set(allowed):
+            raise InvalidScope("the requested scope is not allowed for this client")
+        audience = list(client.audience)
+        if resource := params.get("resource"):
+            if resource not in audience:
+                raise InvalidTarget("resource is not one of this client's audiences")
+            audience = [resource]
+        scope = " ".join(asked)
+        minted = await request.services.tokens.access_token(
+            realm, client, subject=client.client_id, scope=scope, audience=audience or None
+        )
+        expires_in = minted.claims["exp"] - minted.claims["iat"]
+        return token_response(minted.token, expires_in, scope)

@@ -1,0 +1,60 @@
+"""What the user-facing grants share: scope parsing and the token response (RFC 6749 §5.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.config import Client
+from engine.errors import InvalidGrant, InvalidScope
+from engine.realm import Realm
+from engine.store.protocols import User
+
+
+def parse_scope(value: str | None) -> list[str]:
+    """Space-delimited, order kept, duplicates dropped (RFC 6749 §3.3)."""
+    seen: dict[str, None] = {}
+    for part in (value or "").split(" "):
+        if part:
+            seen.setdefault(part, None)
+    return list(seen)
+
+
+def narrow_scope(requested: str | None, granted: str) -> str:
+    """§6: a refresh request may ask for less than was granted, never more."""
+    if not requested:
+        return granted
+    granted_set = set(granted.split())
+    asked = parse_scope(requested)
+    if not set(asked) <= granted_set:
+        raise InvalidScope("the requested scope exceeds the scope originally granted")
+    return " ".join(asked)
+
+
+def refresh_allowed(realm: Realm, client: Client, user: User, scopes: set[str]) -> bool:
+    """Seed security musts: refresh tokens only for a client that may refresh, and only
+    once the user's email is verified (unless the realm says otherwise)."""
+    if "refresh_token" not in client.grant_types:
+        return False
+    if realm.config.refresh_requires_verified_email and not user.email_verified:
+        return False
+    if realm.config.refresh_requires_offline_access and "offline_access" not in scopes:
+        return False
+    return True
+
+
+def token_response(access_token: str, expires_in: int, scope: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": scope,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+async def live_user(services: Any, realm: Realm, user_id: str) -> User:
+    user = await services.durable.get_user(realm.name, user_id)
+    if user is None or user.disabled:
+        raise InvalidGrant("the user no longer exists or is disabled")
+    return user

@@ -1,0 +1,63 @@
+"""RFC 6749 §3.2 the token endpoint: authenticate the client, dispatch on `grant_type`
+through the grant registry (one module per grant), answer with `Cache-Control: no-store`.
+
+Form-encoded per the RFC; a JSON body is accepted too, as the seed's examples send it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from engine.config import Client
+from engine.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from engine.oauth.clients import authenticate_client
+from engine.oauth.grants.authorization_code import AuthorizationCodeGrant
+from engine.oauth.grants.client_credentials import ClientCredentialsGrant
+from engine.oauth.grants.refresh_token import RefreshTokenGrant
+from engine.oauth.params import form_params
+from engine.oauth.ratelimit import client_ip, enforce
+from engine.realm import Realm
+from engine.web.appkeys import SERVICES
+from engine.web.middleware import NO_STORE
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    realm: Realm
+    client: Client
+    params: dict[str, str]
+    services: Any
+    ip: str
+
+
+class Grant(Protocol):
+    grant_type: str
+    public_clients: bool  # may a public client use it
+
+    async def issue(self, request: GrantRequest) -> dict[str, Any]: ...
+
+
+GRANTS: dict[str, Grant] = {
+    grant.grant_type: grant
+    for grant in (AuthorizationCodeGrant(), RefreshTokenGrant(), ClientCredentialsGrant())
+}
+
+
+async def token(request: web.Request, realm: Realm) -> web.Response:
+    services = request.app[SERVICES]
+    ip = client_ip(request)
+    await enforce(services, realm, "token", ip, realm.config.rate_limits.token_per_ip)
+    params = await form_params(request, allow_json=True)
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        raise InvalidRequest("grant_type is required")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise UnsupportedGrantType(f"unsupported grant_type {grant_type!r}")
+    client = authenticate_client(request, realm, params, allow_public=grant.public_clients)
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"this client may not use {grant_type}")
+    body = await grant.issue(GrantRequest(realm, client, params, services, ip))
+    return web.json_response(body, headers=NO_STORE)

@@ -1,0 +1,1 @@
+"""Ephemeral-tier backends: in-process memory (embedded) and Redis (production)."""

@@ -1,0 +1,100 @@
+"""Embedded ephemeral store: a dict in this process, with expiry on `time.monotonic()`.
+
+Every method runs without awaiting anything, so on one event loop each call is atomic
+(`take` needs no lock). Values are stored as JSON text, exactly like the Redis backend, so
+callers get a fresh copy on every read and non-JSON values fail the same way on both.
+Only for a single process: `idp serve --workers N` needs the Redis backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.store.protocols import StoreError
+
+_SWEEP_EVERY = 60.0  # seconds between full scans that drop expired entries
+
+
+def _check_ttl(ttl: int) -> None:
+    if ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+
+
+class MemoryEphemeralStore:
+    """`EphemeralStore` in a dict. `clock` (seconds, monotonic) lets tests move time."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._data: dict[str, tuple[float, str]] = {}  # key -> (expires_at, value)
+        self._next_sweep = clock() + _SWEEP_EVERY
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._data.clear()
+
+    def _live(self, key: str, now: float) -> tuple[float, str] | None:
+        entry = self._data.get(key)
+        if entry is not None and entry[0] <= now:
+            del self._data[key]
+            return None
+        return entry
+
+    def _sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_EVERY
+        for key in [k for k, (expires_at, _) in self._data.items() if expires_at <= now]:
+            del self._data[key]
+
+    async def put(
+        self, key: str, value: dict[str, Any], ttl: int, *, only_if_absent: bool = False
+    ) -> bool:
+        _check_ttl(ttl)
+        text = json.dumps(value)
+        now = self._clock()
+        self._sweep(now)
+        if only_if_absent and self._live(key, now) is not None:
+            return False
+        self._data[key] = (now + ttl, text)
+        return True
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        entry = self._live(key, self._clock())
+        return None if entry is None else json.loads(entry[1])
+
+    async def take(self, key: str) -> dict[str, Any] | None:
+        entry = self._live(key, self._clock())
+        if entry is None:
+            return None
+        del self._data[key]
+        return json.loads(entry[1])
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def incr(self, key: str, ttl: int) -> int:
+        _check_ttl(ttl)
+        now = self._clock()
+        self._sweep(now)
+        entry = self._live(key, now)
+        if entry is None:
+            self._data[key] = (now + ttl, "1")
+            return 1
+        expires_at, text = entry
+        try:
+            count = int(text) + 1
+        except ValueError:
+            raise StoreError(f"key {key!r} holds a value, not a counter") from None
+        self._data[key] = (expires_at, str(count))
+        return count
+
+    async def ttl(self, key: str) -> int | None:
+        now = self._clock()
+        entry = self._live(key, now)
+        return None if entry is None else math.ceil(entry[0] - now)

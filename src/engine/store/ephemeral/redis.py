@@ -1,0 +1,122 @@
+"""Production ephemeral store: Redis through redis.asyncio (needs Redis >= 7.0).
+
+Values are JSON strings under `<prefix><key>`. `take` is `GETDEL` (one of N concurrent
+takers gets the value), `put(only_if_absent=True)` is `SET NX EX`, and `incr` is
+`INCR` + `EXPIRE NX` in one MULTI/EXEC so a counter never lives without a TTL and its TTL
+is never extended. A blocking pool with short timeouts makes a dead Redis fail fast with
+`StoreUnavailable` instead of hanging requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from engine.store.protocols import StoreError, StoreUnavailable
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+    except ResponseError as exc:
+        raise StoreError(f"redis: {exc}") from exc
+
+
+def _check_ttl(ttl: int) -> None:
+    if ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+
+
+class RedisEphemeralStore:
+    """`EphemeralStore` on Redis. Open with `RedisEphemeralStore.open(url, prefix=...)`."""
+
+    def __init__(self, pool: aioredis.BlockingConnectionPool, *, prefix: str = "tessera:"):
+        self._pool = pool
+        self._redis = aioredis.Redis(connection_pool=pool)
+        self.prefix = prefix
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        prefix: str = "tessera:",
+        max_connections: int = 50,
+        pool_timeout: float = 5.0,
+        socket_timeout: float = 3.0,
+    ) -> RedisEphemeralStore:
+        """Connect and PING; StoreUnavailable if Redis cannot be reached."""
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=pool_timeout,
+            socket_connect_timeout=socket_timeout,
+            socket_timeout=socket_timeout,
+            decode_responses=True,
+        )
+        store = cls(pool, prefix=prefix)
+        try:
+            await store.ping()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def ping(self) -> None:
+        with _mapped_errors():
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._pool.aclose()  # Redis.aclose() leaves a pool it was given open
+
+    async def put(
+        self, key: str, value: dict[str, Any], ttl: int, *, only_if_absent: bool = False
+    ) -> bool:
+        _check_ttl(ttl)
+        text = json.dumps(value)
+        with _mapped_errors():
+            written = await self._redis.set(self._key(key), text, ex=ttl, nx=only_if_absent)
+        return bool(written)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        with _mapped_errors():
+            text = await self._redis.get(self._key(key))
+        return None if text is None else json.loads(text)
+
+    async def take(self, key: str) -> dict[str, Any] | None:
+        with _mapped_errors():
+            text = await self._redis.getdel(self._key(key))
+        return None if text is None else json.loads(text)
+
+    async def delete(self, key: str) -> None:
+        with _mapped_errors():
+            await self._redis.delete(self._key(key))
+
+    async def incr(self, key: str, ttl: int) -> int:
+        _check_ttl(ttl)
+        full = self._key(key)
+        with _mapped_errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(full)
+                pipe.expire(full, ttl, nx=True)
+                count, _ = await pipe.execute()
+        return int(count)
+
+    async def ttl(self, key: str) -> int | None:
+        with _mapped_errors():
+            seconds = await self._redis.ttl(self._key(key))
+        return None if seconds < 0 else int(seconds)  # -2: no key; -1: no TTL (never set)

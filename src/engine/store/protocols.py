@@ -1,0 +1,292 @@
+"""Storage contracts: the durable tier and the ephemeral tier (DESIGN.md "Storage").
+
+Every backend implements one of these Protocols and is checked by one conformance suite
+(`tests/store/`), parametrised over the embedded and the production backend.
+
+Durable (SQLite, PostgreSQL): users, credentials, external identities, refresh-token
+families, consents, signing keys, audit events.
+Ephemeral (memory, Redis): JSON values with a TTL under string keys: auth codes, login
+flows, browser sessions, device codes, deny-listed token ids, rate-limit counters.
+
+All secrets arrive here already hashed (SHA-256 hex of refresh tokens, argon2id of
+passwords) or encrypted (signing keys); no backend ever sees a plaintext secret.
+Times are aware `datetime`s in UTC chosen by the caller's clock, never by the database, so
+tests control time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+
+class StoreError(Exception):
+    """Base of every storage failure the engine maps (to 503 when a store is unreachable)."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached (connection refused, timeout)."""
+
+
+class AlreadyExists(StoreError):
+    """A unique constraint refused the write (duplicate email, kid, identity, family id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    realm: str
+    email: str | None
+    email_verified: bool
+    profile: dict[str, Any]  # OIDC standard claims: name, given_name, picture, ...
+    created_at: datetime
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A user's password hash (kind "password"); `secret_hash` is an argon2id/PHC string."""
+
+    user_id: str
+    kind: str
+    secret_hash: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalIdentity:
+    """Link from an upstream identity (issuer, subject) to a local user."""
+
+    realm: str
+    provider_id: str
+    issuer: str
+    subject: str
+    user_id: str
+    email: str | None
+    claims: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFamily:
+    """One chain of rotated refresh tokens: one login of one client on one device."""
+
+    id: str
+    realm: str
+    client_id: str
+    user_id: str
+    scope: str
+    session_id: str | None
+    auth_time: datetime
+    created_at: datetime
+    expires_at: datetime  # absolute end of the family (realm lifetime refresh_token)
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # e.g. amr, acr, nonce-free claims
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    token_hash: str  # SHA-256 hex of the opaque token
+    family_id: str
+    realm: str
+    created_at: datetime
+    expires_at: datetime
+    replaced_by: str | None = None  # token_hash of the successor
+    replaced_at: datetime | None = None
+
+
+RotateStatus = Literal["rotated", "already_rotated", "revoked", "expired", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class RotateResult:
+    """Outcome of `DurableStore.rotate_refresh_token`.
+
+    - rotated: `old_hash` was live; it now points at `new_hash`, which is live.
+    - already_rotated: `old_hash` had been replaced before (by `token.replaced_by` at
+      `token.replaced_at`); nothing was written. The caller decides between reuse
+      detection and the client's grace window.
+    - revoked / expired: the family was revoked, or the token or family expired; nothing written.
+    - unknown: no such token in this realm.
+    """
+
+    status: RotateStatus
+    token: RefreshToken | None = None
+    family: RefreshFamily | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    realm: str
+    user_id: str
+    client_id: str
+    scopes: frozenset[str]
+    updated_at: datetime
+
+
+KeyStatus = Literal["next", "active", "retiring", "retired"]
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A realm's signing key. `private_jwk` is the encrypted private JWK (opaque bytes)."""
+
+    realm: str
+    kid: str
+    alg: str
+    status: KeyStatus
+    public_jwk: dict[str, Any]
+    private_jwk: bytes
+    created_at: datetime
+    activated_at: datetime | None = None
+    retire_after: datetime | None = None  # published until then; retired afterwards
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    realm: str
+    type: str
+    at: datetime
+    user_id: str | None = None
+    client_id: str | None = None
+    ip: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+class DurableStore(Protocol):
+    """Users, credentials, identities, refresh families, consents, keys, audit events."""
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable if the database cannot answer."""
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending versioned migrations; return the versions applied now."""
+
+    # users and credentials
+    async def create_user(self, user: User) -> None:
+        """Insert; AlreadyExists if (realm, lower(email)) is taken."""
+
+    async def get_user(self, realm: str, user_id: str) -> User | None: ...
+
+    async def get_user_by_email(self, realm: str, email: str) -> User | None:
+        """Case-insensitive email lookup within the realm."""
+
+    async def update_user(
+        self,
+        realm: str,
+        user_id: str,
+        *,
+        email_verified: bool | None = None,
+        profile: dict[str, Any] | None = None,
+        disabled: bool | None = None,
+    ) -> User | None:
+        """Change the given fields; return the new user (None if unknown)."""
+
+    async def set_credential(self, realm: str, credential: Credential) -> None:
+        """Insert or replace the user's credential of `credential.kind`."""
+
+    async def get_credential(self, realm: str, user_id: str, kind: str) -> Credential | None: ...
+
+    # external identities
+    async def link_identity(self, identity: ExternalIdentity) -> None:
+        """AlreadyExists if (realm, issuer, subject) is linked already."""
+
+    async def find_identity(self, realm: str, issuer: str, subject: str) -> ExternalIdentity | None: ...
+
+    async def list_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]: ...
+
+    # refresh-token families
+    async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:
+        """Store a new family and its first token in one transaction."""
+
+    async def get_refresh_token(
+        self, realm: str, token_hash: str
+    ) -> tuple[RefreshToken, RefreshFamily] | None: ...
+
+    async def rotate_refresh_token(
+        self, realm: str, old_hash: str, new: RefreshToken, now: datetime
+    ) -> RotateResult:
+        """Atomically replace live `old_hash` by `new` (same family). Under concurrency
+        exactly one caller gets `rotated`; the others get `already_rotated`."""
+
+    async def revoke_family(self, realm: str, family_id: str, reason: str, now: datetime) -> bool:
+        """Mark the family revoked; True if it was live."""
+
+    async def revoke_families(
+        self,
+        realm: str,
+        now: datetime,
+        reason: str,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+    ) -> int:
+        """Revoke every live family of the user and/or the browser session; return the count."""
+
+    # consents
+    async def get_consent(self, realm: str, user_id: str, client_id: str) -> Consent | None: ...
+
+    async def save_consent(self, consent: Consent) -> None:
+        """Insert or replace (the scopes are the full remembered set)."""
+
+    # signing keys
+    async def list_signing_keys(self, realm: str) -> list[SigningKey]:
+        """Every key of the realm, retired ones included, oldest first."""
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        """AlreadyExists on a duplicate (realm, kid)."""
+
+    async def update_signing_key(
+        self,
+        realm: str,
+        kid: str,
+        *,
+        status: KeyStatus,
+        expect_status: KeyStatus | None = None,
+        activated_at: datetime | None = None,
+        retire_after: datetime | None = None,
+    ) -> bool:
+        """Set the status (and times given); with `expect_status`, only if the key is in that
+        status now (compare-and-set, so concurrent rotations have one winner)."""
+
+    # audit
+    async def append_event(self, event: AuditEvent) -> None: ...
+
+    async def list_events(
+        self, realm: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditEvent]:
+        """Oldest first."""
+
+
+class EphemeralStore(Protocol):
+    """Short-lived JSON values under string keys, with TTLs (seconds).
+
+    Keys are built by the engine (`<realm>:<kind>:<id>`); backends add their own prefix.
+    A TTL is garbage collection only: callers that care about exact expiry keep an `exp`
+    in the value and check it against their clock.
+    """
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def put(self, key: str, value: dict[str, Any], ttl: int, *, only_if_absent: bool = False) -> bool:
+        """Store; with only_if_absent, False (and nothing written) when the key exists."""
+
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def take(self, key: str) -> dict[str, Any] | None:
+        """Atomic get-and-delete: of N concurrent takes of one key exactly one gets the value."""
+
+    async def delete(self, key: str) -> None: ...
+
+    async def incr(self, key: str, ttl: int) -> int:
+        """Increment a counter (created at 1 with `ttl` if absent; the TTL is not extended)."""
+
+    async def ttl(self, key: str) -> int | None:
+        """Seconds left, or None if the key does not exist."""

@@ -1,0 +1,1 @@
+"""Versioned plain-SQL migrations, one directory per dialect (`sqlite/`, `postgres/`)."""

@@ -1,0 +1,436 @@
+"""Production durable store: PostgreSQL through an asyncpg pool.
+
+jsonb columns round-trip dicts through a per-connection codec; timestamptz columns come
+back as aware UTC datetimes. Single-use and compare-and-set semantics come from row locks
+(`SELECT ... FOR UPDATE`) and conditional `UPDATE ... WHERE`, so any number of instances
+can share the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from engine.store.protocols import (
+    AlreadyExists,
+    AuditEvent,
+    Consent,
+    Credential,
+    ExternalIdentity,
+    KeyStatus,
+    RefreshFamily,
+    RefreshToken,
+    RotateResult,
+    SigningKey,
+    StoreUnavailable,
+    User,
+)
+from engine.store.sql import (
+    check_successor,
+    email_key,
+    rotation_verdict,
+    scopes_text,
+    utc,
+    utc_or_none,
+)
+from engine.store.sql.migrate import CREATE_SCHEMA_MIGRATIONS, load_migrations, pending
+
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tessera-migrations'))"
+
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,  # also command_timeout expiring
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise AlreadyExists(f"{exc.constraint_name}: {exc}") from exc
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _count(status: str) -> int:
+    """Rows touched, from a command tag such as 'UPDATE 3'."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _user(r: asyncpg.Record) -> User:
+    return User(r["id"], r["realm"], r["email"], r["email_verified"], r["profile"],
+                r["created_at"], r["disabled"])
+
+
+def _identity(r: asyncpg.Record) -> ExternalIdentity:
+    return ExternalIdentity(r["realm"], r["provider_id"], r["issuer"], r["subject"],
+                            r["user_id"], r["email"], r["claims"], r["created_at"])
+
+
+def _family(r: asyncpg.Record) -> RefreshFamily:
+    return RefreshFamily(r["id"], r["realm"], r["client_id"], r["user_id"], r["scope"],
+                         r["session_id"], r["auth_time"], r["created_at"], r["expires_at"],
+                         r["revoked_at"], r["revoked_reason"], r["data"])
+
+
+def _token(r: asyncpg.Record) -> RefreshToken:
+    return RefreshToken(r["token_hash"], r["family_id"], r["realm"], r["created_at"],
+                        r["expires_at"], r["replaced_by"], r["replaced_at"])
+
+
+def _key(r: asyncpg.Record) -> SigningKey:
+    return SigningKey(r["realm"], r["kid"], r["alg"], r["status"], r["public_jwk"],
+                      bytes(r["private_jwk"]), r["created_at"], r["activated_at"],
+                      r["retire_after"])
+
+
+def _event(r: asyncpg.Record) -> AuditEvent:
+    return AuditEvent(r["realm"], r["type"], r["at"], r["user_id"], r["client_id"], r["ip"],
+                      r["data"], r["id"])
+
+
+class PostgresDurableStore:
+    """`DurableStore` on PostgreSQL. Open with `PostgresDurableStore.open(dsn)`."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self._pool = pool
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        command_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+    ) -> PostgresDurableStore:
+        with _mapped_errors():
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                command_timeout=command_timeout, timeout=connect_timeout,
+            )
+        return cls(pool)
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        with _mapped_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield conn
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        with _mapped_errors():
+            return await self._pool.fetchrow(sql, *args)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        with _mapped_errors():
+            return await self._pool.fetch(sql, *args)
+
+    async def _execute(self, sql: str, *args: Any) -> int:
+        with _mapped_errors():
+            return _count(await self._pool.execute(sql, *args))
+
+    async def ping(self) -> None:
+        await self._fetchrow("SELECT 1")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in one transaction under an advisory lock, so concurrent
+        callers (several instances starting at once) serialise and only one applies."""
+        migrations = load_migrations("postgres")
+        async with self._tx() as conn:
+            await conn.execute(MIGRATION_LOCK)
+            await conn.execute(CREATE_SCHEMA_MIGRATIONS["postgres"])
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = []
+            for migration in pending(migrations, done):
+                await conn.execute(migration.sql)  # no arguments: multi-statement is fine
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)", migration.version
+                )
+                applied.append(migration.version)
+        return applied
+
+    # users and credentials
+
+    async def create_user(self, user: User) -> None:
+        await self._execute(
+            "INSERT INTO users (realm, id, email, email_lower, email_verified, profile,"
+            " created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            user.realm, user.id, user.email, email_key(user.email), user.email_verified,
+            user.profile, utc(user.created_at), user.disabled,
+        )
+
+    async def get_user(self, realm: str, user_id: str) -> User | None:
+        row = await self._fetchrow("SELECT * FROM users WHERE realm = $1 AND id = $2", realm, user_id)
+        return None if row is None else _user(row)
+
+    async def get_user_by_email(self, realm: str, email: str) -> User | None:
+        row = await self._fetchrow(
+            "SELECT * FROM users WHERE realm = $1 AND email_lower = $2", realm, email_key(email)
+        )
+        return None if row is None else _user(row)
+
+    async def update_user(
+        self,
+        realm: str,
+        user_id: str,
+        *,
+        email_verified: bool | None = None,
+        profile: dict[str, Any] | None = None,
+        disabled: bool | None = None,
+    ) -> User | None:
+        changes = {
+            column: value
+            for column, value in (
+                ("email_verified", email_verified), ("profile", profile), ("disabled", disabled)
+            )
+            if value is not None
+        }
+        if not changes:
+            return await self.get_user(realm, user_id)
+        assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
+        row = await self._fetchrow(
+            f"UPDATE users SET {assignments} WHERE realm = $1 AND id = $2 RETURNING *",
+            realm, user_id, *changes.values(),
+        )
+        return None if row is None else _user(row)
+
+    async def set_credential(self, realm: str, credential: Credential) -> None:
+        await self._execute(
+            "INSERT INTO credentials (realm, user_id, kind, secret_hash, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (realm, user_id, kind) DO UPDATE SET"
+            " secret_hash = excluded.secret_hash, updated_at = excluded.updated_at",
+            realm, credential.user_id, credential.kind, credential.secret_hash,
+            utc(credential.updated_at),
+        )
+
+    async def get_credential(self, realm: str, user_id: str, kind: str) -> Credential | None:
+        row = await self._fetchrow(
+            "SELECT * FROM credentials WHERE realm = $1 AND user_id = $2 AND kind = $3",
+            realm, user_id, kind,
+        )
+        if row is None:
+            return None
+        return Credential(row["user_id"], row["kind"], row["secret_hash"], row["updated_at"])
+
+    # external identities
+
+    async def link_identity(self, identity: ExternalIdentity) -> None:
+        await self._execute(
+            "INSERT INTO external_identities (realm, issuer, subject, provider_id, user_id,"
+            " email, claims, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            identity.realm, identity.issuer, identity.subject, identity.provider_id,
+            identity.user_id, identity.email, identity.claims, utc(identity.created_at),
+        )
+
+    async def find_identity(self, realm: str, issuer: str, subject: str) -> ExternalIdentity | None:
+        row = await self._fetchrow(
+            "SELECT * FROM external_identities WHERE realm = $1 AND issuer = $2 AND subject = $3",
+            realm, issuer, subject,
+        )
+        return None if row is None else _identity(row)
+
+    async def list_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
+        rows = await self._fetch(
+            "SELECT * FROM external_identities WHERE realm = $1 AND user_id = $2"
+            " ORDER BY created_at, issuer, subject", realm, user_id,
+        )
+        return [_identity(r) for r in rows]
+
+    # refresh-token families
+
+    async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:
+        if first.realm != family.realm or first.family_id != family.id:
+            raise ValueError("the first token must belong to the family it starts")
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO refresh_families (realm, id, client_id, user_id, scope, session_id,"
+                " auth_time, created_at, expires_at, revoked_at, revoked_reason, data)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                family.realm, family.id, family.client_id, family.user_id, family.scope,
+                family.session_id, utc(family.auth_time), utc(family.created_at),
+                utc(family.expires_at), utc_or_none(family.revoked_at), family.revoked_reason,
+                family.data,
+            )
+            await self._insert_token(conn, first)
+
+    @staticmethod
+    async def _insert_token(conn: asyncpg.Connection, token: RefreshToken) -> None:
+        await conn.execute(
+            "INSERT INTO refresh_tokens (realm, token_hash, family_id, created_at, expires_at,"
+            " replaced_by, replaced_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            token.realm, token.token_hash, token.family_id, utc(token.created_at),
+            utc(token.expires_at), token.replaced_by, utc_or_none(token.replaced_at),
+        )
+
+    async def get_refresh_token(
+        self, realm: str, token_hash: str
+    ) -> tuple[RefreshToken, RefreshFamily] | None:
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM refresh_tokens WHERE realm = $1 AND token_hash = $2",
+                realm, token_hash,
+            )
+            if row is None:
+                return None
+            fam = await conn.fetchrow(
+                "SELECT * FROM refresh_families WHERE realm = $1 AND id = $2",
+                realm, row["family_id"],
+            )
+        return _token(row), _family(fam)
+
+    async def rotate_refresh_token(
+        self, realm: str, old_hash: str, new: RefreshToken, now: datetime
+    ) -> RotateResult:
+        now = utc(now)
+        async with self._tx() as conn:
+            # The row lock serialises concurrent rotations of one token: a waiter re-reads
+            # the row after the winner commits and sees replaced_by set.
+            row = await conn.fetchrow(
+                "SELECT * FROM refresh_tokens WHERE realm = $1 AND token_hash = $2 FOR UPDATE",
+                realm, old_hash,
+            )
+            if row is None:
+                return RotateResult("unknown")
+            fam = await conn.fetchrow(
+                "SELECT * FROM refresh_families WHERE realm = $1 AND id = $2",
+                realm, row["family_id"],
+            )
+            token, family = _token(row), _family(fam)
+            verdict = rotation_verdict(token, family, now)
+            if verdict is not None:
+                return RotateResult(verdict, token, family)
+            check_successor(realm, token, new)
+            changed = _count(await conn.execute(
+                "UPDATE refresh_tokens SET replaced_by = $3, replaced_at = $4"
+                " WHERE realm = $1 AND token_hash = $2 AND replaced_by IS NULL",
+                realm, old_hash, new.token_hash, now,
+            ))
+            if changed != 1:  # unreachable while the row is locked; kept as the safety net
+                row = await conn.fetchrow(
+                    "SELECT * FROM refresh_tokens WHERE realm = $1 AND token_hash = $2",
+                    realm, old_hash,
+                )
+                return RotateResult("already_rotated", _token(row), family)
+            await self._insert_token(conn, new)
+        return RotateResult("rotated", replace(token, replaced_by=new.token_hash, replaced_at=now), family)
+
+    async def revoke_family(self, realm: str, family_id: str, reason: str, now: datetime) -> bool:
+        changed = await self._execute(
+            "UPDATE refresh_families SET revoked_at = $3, revoked_reason = $4"
+            " WHERE realm = $1 AND id = $2 AND revoked_at IS NULL",
+            realm, family_id, utc(now), reason,
+        )
+        return changed == 1
+
+    async def revoke_families(
+        self,
+        realm: str,
+        now: datetime,
+        reason: str,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+    ) -> int:
+        """Filters combine: with both given, only the user's families of that session."""
+        if user_id is None and session_id is None:
+            raise ValueError("revoke_families needs user_id and/or session_id")
+        return await self._execute(
+            "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3"
+            " WHERE realm = $1 AND revoked_at IS NULL"
+            " AND ($4::text IS NULL OR user_id = $4) AND ($5::text IS NULL OR session_id = $5)",
+            realm, utc(now), reason, user_id, session_id,
+        )
+
+    # consents
+
+    async def get_consent(self, realm: str, user_id: str, client_id: str) -> Consent | None:
+        row = await self._fetchrow(
+            "SELECT * FROM consents WHERE realm = $1 AND user_id = $2 AND client_id = $3",
+            realm, user_id, client_id,
+        )
+        if row is None:
+            return None
+        return Consent(realm, user_id, client_id, frozenset(row["scopes"].split()),
+                       row["updated_at"])
+
+    async def save_consent(self, consent: Consent) -> None:
+        await self._execute(
+            "INSERT INTO consents (realm, user_id, client_id, scopes, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (realm, user_id, client_id) DO UPDATE SET"
+            " scopes = excluded.scopes, updated_at = excluded.updated_at",
+            consent.realm, consent.user_id, consent.client_id, scopes_text(consent.scopes),
+            utc(consent.updated_at),
+        )
+
+    # signing keys
+
+    async def list_signing_keys(self, realm: str) -> list[SigningKey]:
+        rows = await self._fetch(
+            "SELECT * FROM signing_keys WHERE realm = $1 ORDER BY created_at, kid", realm
+        )
+        return [_key(r) for r in rows]
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        await self._execute(
+            "INSERT INTO signing_keys (realm, kid, alg, status, public_jwk, private_jwk,"
+            " created_at, activated_at, retire_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            key.realm, key.kid, key.alg, key.status, key.public_jwk, bytes(key.private_jwk),
+            utc(key.created_at), utc_or_none(key.activated_at), utc_or_none(key.retire_after),
+        )
+
+    async def update_signing_key(
+        self,
+        realm: str,
+        kid: str,
+        *,
+        status: KeyStatus,
+        expect_status: KeyStatus | None = None,
+        activated_at: datetime | None = None,
+        retire_after: datetime | None = None,
+    ) -> bool:
+        changed = await self._execute(
+            "UPDATE signing_keys SET status = $3, activated_at = COALESCE($4, activated_at),"
+            " retire_after = COALESCE($5, retire_after)"
+            " WHERE realm = $1 AND kid = $2 AND ($6::text IS NULL OR status = $6)",
+            realm, kid, status, utc_or_none(activated_at), utc_or_none(retire_after),
+            expect_status,
+        )
+        return changed == 1
+
+    # audit
+
+    async def append_event(self, event: AuditEvent) -> None:
+        await self._execute(
+            "INSERT INTO audit_events (realm, type, at, user_id, client_id, ip, data)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            event.realm, event.type, utc(event.at), event.user_id, event.client_id, event.ip,
+            event.data,
+        )
+
+    async def list_events(
+        self, realm: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditEvent]:
+        rows = await self._fetch(
+            "SELECT * FROM audit_events WHERE realm = $1"
+            " AND ($2::timestamptz IS NULL OR at >= $2) ORDER BY at, id LIMIT $3",
+            realm, utc_or_none(since), limit,
+        )
+        return [_event(r) for r in rows]

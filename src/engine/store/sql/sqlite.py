@@ -1,0 +1,523 @@
+"""Embedded durable store: SQLite through aiosqlite.
+
+One connection in WAL mode. An `asyncio.Lock` serialises every operation on it, because
+coroutines sharing one connection would otherwise interleave inside each other's
+transactions. Writes run in `BEGIN IMMEDIATE` transactions (the write lock is taken up
+front) and conditional updates, so another process on the same file stays safe too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.store.protocols import (
+    AlreadyExists,
+    AuditEvent,
+    Consent,
+    Credential,
+    ExternalIdentity,
+    KeyStatus,
+    RefreshFamily,
+    RefreshToken,
+    RotateResult,
+    SigningKey,
+    StoreUnavailable,
+    User,
+)
+from engine.store.sql import (
+    check_successor,
+    email_key,
+    rotation_verdict,
+    scopes_text,
+    utc,
+)
+from engine.store.sql.migrate import CREATE_SCHEMA_MIGRATIONS, load_migrations, split_statements
+
+_UNIQUE_CODES = {2067, 1555}  # SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
+# SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN (primary codes)
+_UNAVAILABLE_CODES = {5, 6, 10, 13, 14}
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if getattr(exc, "sqlite_errorcode", None) in _UNIQUE_CODES:
+            raise AlreadyExists(str(exc)) from exc
+        raise
+    except sqlite3.Error as exc:
+        if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF in _UNAVAILABLE_CODES:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+        raise
+    except OSError as exc:
+        raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+
+def _ts(value: datetime | None) -> str | None:
+    """Fixed-width UTC text, so comparing the text compares the times."""
+    if value is None:
+        return None
+    return utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _user(r: sqlite3.Row) -> User:
+    return User(
+        id=r["id"],
+        realm=r["realm"],
+        email=r["email"],
+        email_verified=bool(r["email_verified"]),
+        profile=json.loads(r["profile"]),
+        created_at=_dt(r["created_at"]),
+        disabled=bool(r["disabled"]),
+    )
+
+
+def _identity(r: sqlite3.Row) -> ExternalIdentity:
+    return ExternalIdentity(
+        realm=r["realm"],
+        provider_id=r["provider_id"],
+        issuer=r["issuer"],
+        subject=r["subject"],
+        user_id=r["user_id"],
+        email=r["email"],
+        claims=json.loads(r["claims"]),
+        created_at=_dt(r["created_at"]),
+    )
+
+
+def _family(r: sqlite3.Row) -> RefreshFamily:
+    return RefreshFamily(
+        id=r["id"],
+        realm=r["realm"],
+        client_id=r["client_id"],
+        user_id=r["user_id"],
+        scope=r["scope"],
+        session_id=r["session_id"],
+        auth_time=_dt(r["auth_time"]),
+        created_at=_dt(r["created_at"]),
+        expires_at=_dt(r["expires_at"]),
+        revoked_at=_dt(r["revoked_at"]),
+        revoked_reason=r["revoked_reason"],
+        data=json.loads(r["data"]),
+    )
+
+
+def _token(r: sqlite3.Row) -> RefreshToken:
+    return RefreshToken(
+        token_hash=r["token_hash"],
+        family_id=r["family_id"],
+        realm=r["realm"],
+        created_at=_dt(r["created_at"]),
+        expires_at=_dt(r["expires_at"]),
+        replaced_by=r["replaced_by"],
+        replaced_at=_dt(r["replaced_at"]),
+    )
+
+
+def _key(r: sqlite3.Row) -> SigningKey:
+    return SigningKey(
+        realm=r["realm"],
+        kid=r["kid"],
+        alg=r["alg"],
+        status=r["status"],
+        public_jwk=json.loads(r["public_jwk"]),
+        private_jwk=bytes(r["private_jwk"]),
+        created_at=_dt(r["created_at"]),
+        activated_at=_dt(r["activated_at"]),
+        retire_after=_dt(r["retire_after"]),
+    )
+
+
+def _event(r: sqlite3.Row) -> AuditEvent:
+    return AuditEvent(
+        id=r["id"],
+        realm=r["realm"],
+        type=r["type"],
+        at=_dt(r["at"]),
+        user_id=r["user_id"],
+        client_id=r["client_id"],
+        ip=r["ip"],
+        data=json.loads(r["data"]),
+    )
+
+
+async def _one(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+    async with db.execute(sql, params) as cursor:
+        return await cursor.fetchone()
+
+
+async def _all(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+    async with db.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def _changed(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    async with db.execute(sql, params) as cursor:
+        return cursor.rowcount
+
+
+class SqliteDurableStore:
+    """`DurableStore` on one SQLite file (or `:memory:`). Open with `SqliteDurableStore.open`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: str):
+        self._db = db
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str, *, busy_timeout_ms: int = 5000) -> SqliteDurableStore:
+        with _mapped_errors():
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, isolation_level=None)
+            try:
+                db.row_factory = sqlite3.Row
+                await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                if path != ":memory:":
+                    await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("PRAGMA synchronous = NORMAL")
+                await db.execute("PRAGMA foreign_keys = ON")
+            except BaseException:
+                await db.close()
+                raise
+        return cls(db, path)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            with _mapped_errors():
+                yield self._db
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            with _mapped_errors():
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    await self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        await self._db.execute("ROLLBACK")
+                    raise
+
+    async def ping(self) -> None:
+        async with self._read() as db:
+            await _one(db, "SELECT 1", ())
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    async def migrate(self) -> list[str]:
+        migrations = load_migrations("sqlite")
+        async with self._write() as db:
+            await db.execute(CREATE_SCHEMA_MIGRATIONS["sqlite"])
+            done = {r[0] for r in await _all(db, "SELECT version FROM schema_migrations", ())}
+            applied = []
+            for migration in migrations:
+                if migration.version in done:
+                    continue
+                for statement in split_statements(migration.sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (migration.version, _ts(datetime.now(UTC))),
+                )
+                applied.append(migration.version)
+        return applied
+
+    # users and credentials
+
+    async def create_user(self, user: User) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO users (realm, id, email, email_lower, email_verified, profile,"
+                " created_at, disabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (user.realm, user.id, user.email, email_key(user.email), user.email_verified,
+                 json.dumps(user.profile), _ts(user.created_at), user.disabled),
+            )
+
+    async def get_user(self, realm: str, user_id: str) -> User | None:
+        async with self._read() as db:
+            row = await _one(db, "SELECT * FROM users WHERE realm = ? AND id = ?", (realm, user_id))
+        return None if row is None else _user(row)
+
+    async def get_user_by_email(self, realm: str, email: str) -> User | None:
+        async with self._read() as db:
+            row = await _one(
+                db, "SELECT * FROM users WHERE realm = ? AND email_lower = ?",
+                (realm, email_key(email)),
+            )
+        return None if row is None else _user(row)
+
+    async def update_user(
+        self,
+        realm: str,
+        user_id: str,
+        *,
+        email_verified: bool | None = None,
+        profile: dict[str, Any] | None = None,
+        disabled: bool | None = None,
+    ) -> User | None:
+        changes: dict[str, Any] = {}
+        if email_verified is not None:
+            changes["email_verified"] = email_verified
+        if profile is not None:
+            changes["profile"] = json.dumps(profile)
+        if disabled is not None:
+            changes["disabled"] = disabled
+        async with self._write() as db:
+            if changes:
+                assignments = ", ".join(f"{column} = ?" for column in changes)
+                await db.execute(
+                    f"UPDATE users SET {assignments} WHERE realm = ? AND id = ?",
+                    (*changes.values(), realm, user_id),
+                )
+            row = await _one(db, "SELECT * FROM users WHERE realm = ? AND id = ?", (realm, user_id))
+        return None if row is None else _user(row)
+
+    async def set_credential(self, realm: str, credential: Credential) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO credentials (realm, user_id, kind, secret_hash, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, user_id, kind) DO UPDATE SET"
+                " secret_hash = excluded.secret_hash, updated_at = excluded.updated_at",
+                (realm, credential.user_id, credential.kind, credential.secret_hash,
+                 _ts(credential.updated_at)),
+            )
+
+    async def get_credential(self, realm: str, user_id: str, kind: str) -> Credential | None:
+        async with self._read() as db:
+            row = await _one(
+                db, "SELECT * FROM credentials WHERE realm = ? AND user_id = ? AND kind = ?",
+                (realm, user_id, kind),
+            )
+        if row is None:
+            return None
+        return Credential(row["user_id"], row["kind"], row["secret_hash"], _dt(row["updated_at"]))
+
+    # external identities
+
+    async def link_identity(self, identity: ExternalIdentity) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO external_identities (realm, issuer, subject, provider_id, user_id,"
+                " email, claims, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (identity.realm, identity.issuer, identity.subject, identity.provider_id,
+                 identity.user_id, identity.email, json.dumps(identity.claims),
+                 _ts(identity.created_at)),
+            )
+
+    async def find_identity(self, realm: str, issuer: str, subject: str) -> ExternalIdentity | None:
+        async with self._read() as db:
+            row = await _one(
+                db, "SELECT * FROM external_identities WHERE realm = ? AND issuer = ? AND subject = ?",
+                (realm, issuer, subject),
+            )
+        return None if row is None else _identity(row)
+
+    async def list_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
+        async with self._read() as db:
+            rows = await _all(
+                db, "SELECT * FROM external_identities WHERE realm = ? AND user_id = ?"
+                " ORDER BY created_at, issuer, subject", (realm, user_id),
+            )
+        return [_identity(r) for r in rows]
+
+    # refresh-token families
+
+    async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:
+        if first.realm != family.realm or first.family_id != family.id:
+            raise ValueError("the first token must belong to the family it starts")
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO refresh_families (realm, id, client_id, user_id, scope, session_id,"
+                " auth_time, created_at, expires_at, revoked_at, revoked_reason, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (family.realm, family.id, family.client_id, family.user_id, family.scope,
+                 family.session_id, _ts(family.auth_time), _ts(family.created_at),
+                 _ts(family.expires_at), _ts(family.revoked_at), family.revoked_reason,
+                 json.dumps(family.data)),
+            )
+            await self._insert_token(db, first)
+
+    @staticmethod
+    async def _insert_token(db: aiosqlite.Connection, token: RefreshToken) -> None:
+        await db.execute(
+            "INSERT INTO refresh_tokens (realm, token_hash, family_id, created_at, expires_at,"
+            " replaced_by, replaced_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (token.realm, token.token_hash, token.family_id, _ts(token.created_at),
+             _ts(token.expires_at), token.replaced_by, _ts(token.replaced_at)),
+        )
+
+    @staticmethod
+    async def _token_and_family(
+        db: aiosqlite.Connection, realm: str, token_hash: str
+    ) -> tuple[RefreshToken, RefreshFamily] | None:
+        row = await _one(
+            db, "SELECT * FROM refresh_tokens WHERE realm = ? AND token_hash = ?", (realm, token_hash)
+        )
+        if row is None:
+            return None
+        fam = await _one(
+            db, "SELECT * FROM refresh_families WHERE realm = ? AND id = ?", (realm, row["family_id"])
+        )
+        return _token(row), _family(fam)
+
+    async def get_refresh_token(
+        self, realm: str, token_hash: str
+    ) -> tuple[RefreshToken, RefreshFamily] | None:
+        async with self._read() as db:
+            return await self._token_and_family(db, realm, token_hash)
+
+    async def rotate_refresh_token(
+        self, realm: str, old_hash: str, new: RefreshToken, now: datetime
+    ) -> RotateResult:
+        now = utc(now)
+        async with self._write() as db:
+            found = await self._token_and_family(db, realm, old_hash)
+            if found is None:
+                return RotateResult("unknown")
+            token, family = found
+            verdict = rotation_verdict(token, family, now)
+            if verdict is not None:
+                return RotateResult(verdict, token, family)
+            check_successor(realm, token, new)
+            changed = await _changed(
+                db, "UPDATE refresh_tokens SET replaced_by = ?, replaced_at = ?"
+                " WHERE realm = ? AND token_hash = ? AND replaced_by IS NULL",
+                (new.token_hash, _ts(now), realm, old_hash),
+            )
+            if changed != 1:  # unreachable under BEGIN IMMEDIATE; kept as the safety net
+                token, family = await self._token_and_family(db, realm, old_hash)
+                return RotateResult("already_rotated", token, family)
+            await self._insert_token(db, new)
+        return RotateResult("rotated", replace(token, replaced_by=new.token_hash, replaced_at=now), family)
+
+    async def revoke_family(self, realm: str, family_id: str, reason: str, now: datetime) -> bool:
+        async with self._write() as db:
+            changed = await _changed(
+                db, "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ?"
+                " WHERE realm = ? AND id = ? AND revoked_at IS NULL",
+                (_ts(now), reason, realm, family_id),
+            )
+        return changed == 1
+
+    async def revoke_families(
+        self,
+        realm: str,
+        now: datetime,
+        reason: str,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+    ) -> int:
+        """Filters combine: with both given, only the user's families of that session."""
+        if user_id is None and session_id is None:
+            raise ValueError("revoke_families needs user_id and/or session_id")
+        async with self._write() as db:
+            return await _changed(
+                db, "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ?"
+                " WHERE realm = ? AND revoked_at IS NULL"
+                " AND (? IS NULL OR user_id = ?) AND (? IS NULL OR session_id = ?)",
+                (_ts(now), reason, realm, user_id, user_id, session_id, session_id),
+            )
+
+    # consents
+
+    async def get_consent(self, realm: str, user_id: str, client_id: str) -> Consent | None:
+        async with self._read() as db:
+            row = await _one(
+                db, "SELECT * FROM consents WHERE realm = ? AND user_id = ? AND client_id = ?",
+                (realm, user_id, client_id),
+            )
+        if row is None:
+            return None
+        return Consent(realm, user_id, client_id, frozenset(row["scopes"].split()),
+                       _dt(row["updated_at"]))
+
+    async def save_consent(self, consent: Consent) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO consents (realm, user_id, client_id, scopes, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, user_id, client_id) DO UPDATE SET"
+                " scopes = excluded.scopes, updated_at = excluded.updated_at",
+                (consent.realm, consent.user_id, consent.client_id, scopes_text(consent.scopes),
+                 _ts(consent.updated_at)),
+            )
+
+    # signing keys
+
+    async def list_signing_keys(self, realm: str) -> list[SigningKey]:
+        async with self._read() as db:
+            rows = await _all(
+                db, "SELECT * FROM signing_keys WHERE realm = ? ORDER BY created_at, kid", (realm,)
+            )
+        return [_key(r) for r in rows]
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO signing_keys (realm, kid, alg, status, public_jwk, private_jwk,"
+                " created_at, activated_at, retire_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key.realm, key.kid, key.alg, key.status, json.dumps(key.public_jwk),
+                 bytes(key.private_jwk), _ts(key.created_at), _ts(key.activated_at),
+                 _ts(key.retire_after)),
+            )
+
+    async def update_signing_key(
+        self,
+        realm: str,
+        kid: str,
+        *,
+        status: KeyStatus,
+        expect_status: KeyStatus | None = None,
+        activated_at: datetime | None = None,
+        retire_after: datetime | None = None,
+    ) -> bool:
+        async with self._write() as db:
+            changed = await _changed(
+                db, "UPDATE signing_keys SET status = ?,"
+                " activated_at = COALESCE(?, activated_at), retire_after = COALESCE(?, retire_after)"
+                " WHERE realm = ? AND kid = ? AND (? IS NULL OR status = ?)",
+                (status, _ts(activated_at), _ts(retire_after), realm, kid,
+                 expect_status, expect_status),
+            )
+        return changed == 1
+
+    # audit
+
+    async def append_event(self, event: AuditEvent) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO audit_events (realm, type, at, user_id, client_id, ip, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event.realm, event.type, _ts(event.at), event.user_id, event.client_id,
+                 event.ip, json.dumps(event.data)),
+            )
+
+    async def list_events(
+        self, realm: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditEvent]:
+        async with self._read() as db:
+            rows = await _all(
+                db, "SELECT * FROM audit_events WHERE realm = ? AND (? IS NULL OR at >= ?)"
+                " ORDER BY at, id LIMIT ?", (realm, _ts(since), _ts(since), limit),
+            )
+        return [_event(r) for r in rows]

@@ -1,0 +1,1 @@
+"""Tokens: JWT minting and verifying, signing keys and rotation, refresh families."""

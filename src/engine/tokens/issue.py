@@ -1,0 +1,160 @@
+"""Minting and checking the realm's JWTs.
+
+- Access tokens: RFC 9068 (`typ: at+jwt`; `iss`, `sub`, `aud`, `client_id`, `scope`,
+  `exp`, `iat`, `jti`, `auth_time` when a user is present).
+- ID tokens: OIDC Core §2 and §3.1.3.6 (`iss`, `sub`, `aud`, `azp`, `exp`, `iat`,
+  `auth_time`, `nonce`, `at_hash`, `sid`, plus claims of the granted scopes, §5.4).
+- Revocation of an access token is a deny-listed `jti` in the ephemeral store until the
+  token's own expiry (shared by every instance).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config import Client
+from engine.errors import InvalidToken
+from engine.realm import Realm
+from engine.secrets_util import random_token
+from engine.store.protocols import User
+from engine.tokens import jwt
+
+ACCESS_TOKEN_TYP = "at+jwt"
+
+# OIDC Core §3.1.3.6: at_hash uses the hash of the ID token's alg; Ed25519 → SHA-512.
+_HASH_FOR_ALG = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "EdDSA": hashlib.sha512}
+
+
+def half_hash(value: str, alg: str) -> str:
+    digest = _HASH_FOR_ALG[alg](value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+def denied_jti_key(realm: str, jti: str) -> str:
+    return f"{realm}:jti:{jti}"
+
+
+def scope_claims(realm: Realm, user: User, scopes: set[str]) -> dict[str, Any]:
+    """Claims of `user` released by the granted scopes through the realm's claim mapping."""
+    released: dict[str, Any] = {}
+    mapping = realm.config.claims_for_scope()
+    for scope in scopes:
+        for claim in mapping.get(scope, ()):
+            if claim == "email":
+                if user.email is not None:
+                    released["email"] = user.email
+            elif claim == "email_verified":
+                released["email_verified"] = user.email_verified
+            elif claim in user.profile and user.profile[claim] is not None:
+                released[claim] = user.profile[claim]
+    return released
+
+
+@dataclass(frozen=True)
+class Minted:
+    token: str
+    claims: dict[str, Any]
+
+
+class TokenService:
+    """Signs and checks tokens for any realm with the realm's active keys."""
+
+    def __init__(self, services: Any):
+        self.services = services
+
+    async def _signer(self, realm: Realm, alg: str | None) -> tuple[str, str, Any]:
+        alg = alg or realm.config.signing.default_alg
+        keys = await self.services.keys.realm_keys(realm.name, realm.config.signing.algs)
+        kid, key = keys.signers[alg]
+        return alg, kid, key
+
+    async def access_token(
+        self,
+        realm: Realm,
+        client: Client,
+        *,
+        subject: str,
+        scope: str,
+        audience: list[str] | None = None,
+        auth_time: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Minted:
+        now = self.services.clock.timestamp()
+        aud = audience or list(client.audience) or [client.client_id]
+        claims: dict[str, Any] = {
+            "iss": realm.issuer,
+            "sub": subject,
+            "aud": aud[0] if len(aud) == 1 else aud,
+            "client_id": client.client_id,
+            "scope": scope,
+            "iat": now,
+            "exp": now + int(realm.config.lifetimes.access_token.total_seconds()),
+            "jti": random_token(16),
+        }
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        if extra:
+            claims.update(extra)
+        alg, kid, key = await self._signer(realm, client.access_token_alg)
+        return Minted(jwt.sign(claims, key, kid, alg, typ=ACCESS_TOKEN_TYP), claims)
+
+    async def id_token(
+        self,
+        realm: Realm,
+        client: Client,
+        user: User,
+        *,
+        scopes: set[str],
+        auth_time: int,
+        nonce: str | None = None,
+        access_token: str | None = None,
+        session_id: str | None = None,
+    ) -> Minted:
+        now = self.services.clock.timestamp()
+        alg, kid, key = await self._signer(realm, client.id_token_alg)
+        claims: dict[str, Any] = {
+            "iss": realm.issuer,
+            "sub": user.id,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "iat": now,
+            "exp": now + int(realm.config.lifetimes.id_token.total_seconds()),
+            "auth_time": auth_time,
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            claims["at_hash"] = half_hash(access_token, alg)
+        if session_id is not None:
+            claims["sid"] = session_id
+        claims.update(scope_claims(realm, user, scopes))
+        return Minted(jwt.sign(claims, key, kid, alg), claims)
+
+    async def verify_signed(self, realm: Realm, token: str, *, typ: str | None = None, leeway: int = 0) -> dict[str, Any]:
+        """Signature with a published key of this realm, `iss`, `exp` (InvalidToken otherwise)."""
+        keys = await self.services.keys.realm_keys(realm.name, realm.config.signing.algs)
+        return jwt.verify(
+            token,
+            keys.verify_set,
+            list(realm.config.signing.algs),
+            now=self.services.clock.timestamp(),
+            issuer=realm.issuer,
+            typ=typ,
+            leeway=leeway,
+        )
+
+    async def verify_access_token(self, realm: Realm, token: str) -> dict[str, Any]:
+        """A live access token of this realm: signed, unexpired, right `typ`, not revoked."""
+        claims = await self.verify_signed(realm, token, typ=ACCESS_TOKEN_TYP)
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or await self.services.ephemeral.get(denied_jti_key(realm.name, jti)):
+            raise InvalidToken("the token has been revoked")
+        return claims
+
+    async def deny_access_token(self, realm: Realm, jti: str, exp: int) -> None:
+        """Deny-list `jti` until the token would have expired anyway."""
+        ttl = max(1, exp - self.services.clock.timestamp() + 5)
+        await self.services.ephemeral.put(denied_jti_key(realm.name, jti), {"exp": exp}, ttl)

@@ -1,0 +1,253 @@
+"""Per-realm signing keys: lazy creation, encryption at rest, JWKS, rotation.
+
+Keys are made on a realm's first use (10,000 realms must not cost 30,000 key generations
+at start-up) and persisted in the durable store with the private JWK encrypted under the
+key-encryption key (AES-256-GCM, the realm and kid bound as associated data).
+
+Rotation (RFC 7517 practice, DESIGN.md "Scale"): a new key is published as `next` for at
+least the verifiers' JWKS cache TTL before it signs; the key it replaces is `retiring`,
+still published until every token it signed has expired, then `retired`. Every instance
+reads the same rows, and status changes are compare-and-set, so concurrent rotations
+have one winner. The in-process cache has a short explicit TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+
+from engine.clock import Clock
+from engine.store.protocols import AlreadyExists, DurableStore, SigningKey
+from engine.cached_body import CachedBody
+
+log = logging.getLogger(__name__)
+
+# joserfc 1.8 warns on every use of "EdDSA" (RFC 9864 prefers "Ed25519"); OIDC relying
+# parties still know it as EdDSA, so we publish and sign with EdDSA on purpose.
+warnings.filterwarnings("ignore", message=".*EdDSA is deprecated.*")
+
+PUBLISHED = ("next", "active", "retiring")
+CACHE_TTL = timedelta(seconds=30)
+
+
+def generate_key(alg: str) -> Any:
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True)
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", parameters={"use": "sig", "alg": "ES256"}, auto_kid=True)
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", parameters={"use": "sig"}, auto_kid=True)
+    raise ValueError(f"unsupported signing algorithm {alg}")
+
+
+def import_private(jwk: dict[str, Any]) -> Any:
+    kty = jwk["kty"]
+    cls = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}[kty]
+    return cls.import_key(jwk)
+
+
+class KeyEncryption:
+    """AES-256-GCM under the key-encryption key; the associated data binds realm and kid."""
+
+    def __init__(self, kek: bytes):
+        if len(kek) != 32:
+            raise ValueError("the key-encryption key must be 32 bytes (base64url-encoded)")
+        self._aead = AESGCM(kek)
+
+    def encrypt(self, realm: str, kid: str, plaintext: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, plaintext, f"{realm}\0{kid}".encode())
+
+    def decrypt(self, realm: str, kid: str, blob: bytes) -> bytes:
+        return self._aead.decrypt(blob[:12], blob[12:], f"{realm}\0{kid}".encode())
+
+
+def derive_key(kek: bytes, purpose: bytes) -> bytes:
+    """A separate 32-byte key for `purpose`, derived from the KEK (HKDF-SHA256)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(kek)
+
+
+def decode_kek(value: str) -> bytes:
+    padded = value.strip() + "=" * (-len(value.strip()) % 4)
+    return base64.urlsafe_b64decode(padded)
+
+
+def load_or_create_kek(environ: dict[str, str] | os._Environ[str], data_dir: Path) -> tuple[bytes, str]:
+    """The KEK from IDP_KEY_ENCRYPTION_KEY, else (embedded default) from
+    `<data_dir>/key-encryption-key`, generated with mode 0600 on first start.
+    Returns the key and a sentence saying where it came from (for the log)."""
+    if value := environ.get("IDP_KEY_ENCRYPTION_KEY"):
+        return decode_kek(value), "key-encryption key from IDP_KEY_ENCRYPTION_KEY"
+    path = data_dir / "key-encryption-key"
+    if path.exists():
+        return decode_kek(path.read_text()), f"key-encryption key from {path}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(base64.urlsafe_b64encode(key).decode().rstrip("="))
+    return key, (
+        f"generated a new key-encryption key in {path} (mode 0600); in production set"
+        " IDP_KEY_ENCRYPTION_KEY instead"
+    )
+
+
+@dataclass(frozen=True)
+class RealmKeys:
+    """A realm's keys as of one read: signers by alg, the public JWKS, a verification set."""
+
+    signers: dict[str, tuple[str, Any]]  # alg -> (kid, private key)
+    jwks: dict[str, Any]
+    verify_set: KeySet
+    read_at: datetime
+    jwks_body: CachedBody
+
+
+class KeyManager:
+    def __init__(
+        self,
+        store: DurableStore,
+        encryption: KeyEncryption,
+        clock: Clock,
+        *,
+        verifier_cache_ttl: timedelta = timedelta(minutes=15),
+        on_event: Any = None,
+    ):
+        self.store = store
+        self.encryption = encryption
+        self.clock = clock
+        self.verifier_cache_ttl = verifier_cache_ttl
+        self._cache: dict[str, RealmKeys] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._on_event = on_event
+
+    async def realm_keys(self, realm: str, algs: list[str]) -> RealmKeys:
+        """The realm's current keys, created on first use; cached for CACHE_TTL."""
+        cached = self._cache.get(realm)
+        now = self.clock.now()
+        if cached is not None and now - cached.read_at < CACHE_TTL and all(a in cached.signers for a in algs):
+            return cached
+        lock = self._locks.setdefault(realm, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(realm)
+            if cached is not None and now - cached.read_at < CACHE_TTL and all(a in cached.signers for a in algs):
+                return cached
+            rows = await self.store.list_signing_keys(realm)
+            missing = [a for a in algs if not any(r.alg == a and r.status == "active" for r in rows)]
+            if missing:
+                for alg in missing:
+                    await self._create(realm, alg, status="active")
+                rows = await self.store.list_signing_keys(realm)
+            keys = self._build(realm, rows, now)
+            self._cache[realm] = keys
+            return keys
+
+    def invalidate(self, realm: str | None = None) -> None:
+        if realm is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(realm, None)
+
+    async def _create(self, realm: str, alg: str, *, status: str) -> SigningKey:
+        key = await asyncio.to_thread(generate_key, alg)
+        public = key.as_dict(private=False)
+        public.setdefault("alg", alg)
+        public.setdefault("use", "sig")
+        private = json.dumps(key.as_dict(private=True)).encode()
+        now = self.clock.now()
+        row = SigningKey(
+            realm=realm,
+            kid=key.kid,
+            alg=alg,
+            status=status,  # type: ignore[arg-type]
+            public_jwk=public,
+            private_jwk=self.encryption.encrypt(realm, key.kid, private),
+            created_at=now,
+            activated_at=now if status == "active" else None,
+        )
+        try:
+            await self.store.add_signing_key(row)
+        except AlreadyExists:  # astronomically unlikely: same thumbprint
+            pass
+        self._emit(realm, "key_created", {"kid": key.kid, "alg": alg, "status": status})
+        return row
+
+    def _build(self, realm: str, rows: list[SigningKey], now: datetime) -> RealmKeys:
+        published = [r for r in rows if r.status in PUBLISHED]
+        signers: dict[str, tuple[str, Any]] = {}
+        # Several instances may have created a first key at once: every instance picks the
+        # same one (oldest, then smallest kid), and all of them stay published.
+        for row in sorted(published, key=lambda r: (r.activated_at or r.created_at, r.kid)):
+            if row.status == "active" and row.alg not in signers:
+                plain = self.encryption.decrypt(realm, row.kid, row.private_jwk)
+                signers[row.alg] = (row.kid, import_private(json.loads(plain)))
+        jwks = {"keys": [r.public_jwk for r in published]}
+        return RealmKeys(
+            signers=signers,
+            jwks=jwks,
+            verify_set=KeySet.import_key_set(jwks),
+            read_at=now,
+            jwks_body=CachedBody.of(jwks),
+        )
+
+    async def rotate(self, realm: str, algs: list[str], *, max_token_lifetime: timedelta) -> list[str]:
+        """One step of rotation for each alg; returns what changed (for logs and the CLI).
+
+        - no `next` key: create one (published now, signs after `verifier_cache_ttl`);
+        - a `next` key older than `verifier_cache_ttl`: it becomes `active`, the old
+          active key becomes `retiring` until `max_token_lifetime` from now;
+        - `retiring` keys past their `retire_after`: `retired` (unpublished).
+        Safe to run from several instances at once: each transition is compare-and-set.
+        """
+        changes: list[str] = []
+        now = self.clock.now()
+        rows = await self.store.list_signing_keys(realm)
+        for row in rows:
+            if row.status == "retiring" and row.retire_after is not None and row.retire_after <= now:
+                if await self.store.update_signing_key(realm, row.kid, status="retired", expect_status="retiring"):
+                    changes.append(f"retired {row.alg} {row.kid}")
+        for alg in algs:
+            of_alg = [r for r in rows if r.alg == alg]
+            pending = [r for r in of_alg if r.status == "next"]
+            if not pending:
+                new = await self._create(realm, alg, status="next")
+                changes.append(f"published next {alg} {new.kid}")
+                continue
+            candidate = min(pending, key=lambda r: (r.created_at, r.kid))
+            if now - candidate.created_at < self.verifier_cache_ttl:
+                continue
+            if not await self.store.update_signing_key(
+                realm, candidate.kid, status="active", expect_status="next", activated_at=now
+            ):
+                continue  # another instance promoted it
+            for old in of_alg:
+                if old.status == "active":
+                    await self.store.update_signing_key(
+                        realm, old.kid, status="retiring", expect_status="active",
+                        retire_after=now + max_token_lifetime,
+                    )
+                    changes.append(f"retiring {alg} {old.kid}")
+            changes.append(f"activated {alg} {candidate.kid}")
+            self._emit(realm, "key_rotated", {"kid": candidate.kid, "alg": alg})
+        if changes:
+            self.invalidate(realm)
+        return changes
+
+    def _emit(self, realm: str, kind: str, data: dict[str, Any]) -> None:
+        if self._on_event is not None:
+            self._on_event(realm, kind, data)

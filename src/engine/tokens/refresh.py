@@ -1,0 +1,121 @@
+"""Rotating refresh tokens in families (RFC 6749 §6 and §10.4, OAuth 2.0 Security BCP §4.14).
+
+Every use replaces the token with a successor; presenting a replaced token again is
+treated as theft and revokes the whole family (that device's login only).
+
+The successor of a token is derived from it: `HMAC-SHA256(secret, token)`. It is as
+random as the token itself, only its hash is stored, and a client that lost a response
+can, within its `reuse_grace`, get *the same* successor back instead of killing its
+family: retries and concurrent rotations can never fork a family into two live tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from engine.config import Client
+from engine.errors import InvalidGrant
+from engine.realm import Realm
+from engine.secrets_util import random_token, sha256_hex
+from engine.store.protocols import RefreshFamily, RefreshToken
+
+PREFIX = "rt_"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    token: str  # the successor, plaintext, for the response only
+    family: RefreshFamily
+
+
+class ReuseDetected(InvalidGrant):
+    """A replaced refresh token came back: the family has been revoked."""
+
+
+class RefreshTokens:
+    def __init__(self, services: Any, secret: bytes):
+        self.services = services
+        self._secret = secret
+
+    def successor(self, token: str) -> str:
+        mac = hmac.new(self._secret, token.encode(), hashlib.sha256).digest()
+        return PREFIX + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    async def start_family(
+        self,
+        realm: Realm,
+        client: Client,
+        *,
+        user_id: str,
+        scope: str,
+        auth_time: int,
+        session_id: str | None,
+        data: dict[str, Any] | None = None,
+    ) -> tuple[str, RefreshFamily]:
+        now = self.services.clock.now()
+        family = RefreshFamily(
+            id="fam_" + random_token(16),
+            realm=realm.name,
+            client_id=client.client_id,
+            user_id=user_id,
+            scope=scope,
+            session_id=session_id,
+            auth_time=_from_timestamp(auth_time),
+            created_at=now,
+            expires_at=now + realm.config.lifetimes.refresh_token,
+            data=data or {},
+        )
+        token = PREFIX + random_token(32)
+        first = RefreshToken(
+            token_hash=sha256_hex(token), family_id=family.id, realm=realm.name,
+            created_at=now, expires_at=family.expires_at,
+        )
+        await self.services.durable.create_refresh_family(family, first)
+        return token, family
+
+    async def rotate(self, realm: Realm, client: Client, token: str) -> Rotation:
+        """Replace `token` by its successor; InvalidGrant (ReuseDetected on reuse) otherwise."""
+        durable = self.services.durable
+        now = self.services.clock.now()
+        old_hash = sha256_hex(token)
+        found = await durable.get_refresh_token(realm.name, old_hash)
+        if found is None or found[1].client_id != client.client_id:
+            # RFC 6749 §10.4: a token is bound to the client it was issued to.
+            raise InvalidGrant("the refresh token is invalid, expired or revoked")
+        family = found[1]
+        new_token = self.successor(token)
+        new = RefreshToken(
+            token_hash=sha256_hex(new_token), family_id=family.id, realm=realm.name,
+            created_at=now, expires_at=family.expires_at,
+        )
+        result = await durable.rotate_refresh_token(realm.name, old_hash, new, now)
+        if result.status == "rotated":
+            return Rotation(new_token, result.family or family)
+        if result.status == "already_rotated" and result.token is not None:
+            replaced_at = result.token.replaced_at or now
+            if now - replaced_at <= client.reuse_grace and result.token.replaced_by == new.token_hash:
+                current = await durable.get_refresh_token(realm.name, new.token_hash)
+                if current is not None and current[0].replaced_by is None and current[1].revoked_at is None:
+                    return Rotation(new_token, current[1])
+            await durable.revoke_family(realm.name, family.id, "refresh_reuse", now)
+            await self.services.audit(
+                realm.name, "refresh_reuse_detected", user_id=family.user_id,
+                client_id=client.client_id, family_id=family.id,
+            )
+            raise ReuseDetected("the refresh token was already used; its family has been revoked")
+        raise InvalidGrant("the refresh token is invalid, expired or revoked")
+
+
+def _from_timestamp(value: int):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(value, UTC)
+
+
+def seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())

@@ -1,0 +1,1 @@
+"""The web layer: app factory, realm routing, middlewares, templates."""

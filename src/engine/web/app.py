@@ -1,0 +1,100 @@
+"""`create_app(config)`: the one constructor of the aiohttp application (no singletons).
+
+Stores open in `cleanup_ctx` (and close in reverse order); the realm routes come from the
+endpoint modules; errors are rendered by one middleware."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from engine.accounts.passwords import PasswordService
+from engine.accounts.users import Accounts
+from engine.clock import Clock
+from engine.config import Config
+from engine.oauth.discovery import discovery
+from engine.oauth.jwks import jwks
+from engine.oauth.token import token
+from engine.plugins import Plugins
+from engine.realm import build_runtime
+from engine.services import Services
+from engine.store import open_durable, open_ephemeral
+from engine.tokens.issue import TokenService
+from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_create_kek
+from engine.tokens.refresh import RefreshTokens
+from engine.web.appkeys import SERVICES
+from engine.web.health import healthz, readyz
+from engine.web.middleware import error_middleware
+from engine.web.routing import add_realm_route
+
+log = logging.getLogger("engine")
+
+
+def resolve_sqlite(url: str, base: Path) -> str:
+    """`sqlite:///var/x.db` is relative to the directory of idp.yaml (`sqlite:////abs` is absolute)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and not url.endswith(":memory:"):
+        return prefix + str((base / url[len(prefix):]).resolve())
+    return url
+
+
+def create_app(
+    config: Config,
+    *,
+    plugins: Plugins | None = None,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    ephemeral_prefix: str = "tessera:",
+    extra_routes: Iterable[Any] = (),
+) -> web.Application:
+    environ = os.environ if environ is None else environ
+    plugins = plugins or Plugins()
+    services = Services(plugins=plugins, clock=clock or Clock(), runtime=None)  # type: ignore[arg-type]
+    services.runtime = build_runtime(config, plugins, services)
+    services.tokens = TokenService(services)
+    services.passwords = PasswordService(plugins.hashers)
+    services.accounts = Accounts(services)
+    base_dir = config.path.parent
+    storage = config.server.storage
+
+    async def stores(app: web.Application) -> AsyncIterator[None]:
+        services.durable = await open_durable(resolve_sqlite(storage.durable, base_dir))
+        try:
+            applied = await services.durable.migrate()
+            if applied:
+                log.info("applied migrations: %s", ", ".join(applied))
+            services.ephemeral = await open_ephemeral(storage.ephemeral, prefix=ephemeral_prefix)
+            try:
+                data_dir = base_dir / config.server.keys.data_dir
+                kek, origin = load_or_create_kek(dict(environ), data_dir)
+                log.info("%s", origin)
+                services.keys = KeyManager(
+                    services.durable,
+                    KeyEncryption(kek),
+                    services.clock,
+                    verifier_cache_ttl=config.server.keys.verifier_cache_ttl,
+                )
+                services.refresh = RefreshTokens(services, derive_key(kek, b"tessera refresh successor"))
+                yield
+            finally:
+                await services.ephemeral.close()
+        finally:
+            await services.durable.close()
+
+    app = web.Application(middlewares=[error_middleware])
+    app[SERVICES] = services
+    app.cleanup_ctx.append(stores)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    add_realm_route(app, ["GET"], "/.well-known/openid-configuration", discovery)
+    add_realm_route(app, ["GET"], "/.well-known/jwks.json", jwks)
+    add_realm_route(app, ["GET"], "/jwks.json", jwks)
+    add_realm_route(app, ["POST"], "/token", token)
+    for register in extra_routes:
+        register(app)
+    return app

@@ -1,0 +1,122 @@
+"""An IdP under test: a realm config on disk, `create_app` on the parametrised storage
+backends (the `backend` fixture of tests/conftest.py), a frozen clock, and helpers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from engine.clock import FrozenClock
+from engine.config import load_config
+from engine.plugins import Plugins
+from engine.web.app import create_app
+from engine.web.appkeys import SERVICES
+
+WORKER_SECRET = "worker-secret-" + "w" * 32
+WEB_SECRET = "web-secret-" + "x" * 32
+SPA_REDIRECT = "http://localhost:3000/callback"
+WEB_REDIRECT = "https://web.example.com/cb"
+
+ACME = f"""\
+name: acme
+display_name: ACME
+scopes:
+  videos.read: {{description: Read videos}}
+providers:
+  - id: password
+    type: password
+    argon2: {{memory_cost: 1024, time_cost: 1, parallelism: 1}}
+clients:
+  - client_id: spa
+    type: public
+    redirect_uris: ["{SPA_REDIRECT}"]
+    post_logout_redirect_uris: ["http://localhost:3000/"]
+    scopes: [openid, profile, email, offline_access]
+    consent: implicit
+  - client_id: web
+    type: confidential
+    secret: ${{WEB_SECRET}}
+    redirect_uris: ["{WEB_REDIRECT}"]
+    scopes: [openid, profile, email, offline_access, videos.read]
+    consent: required
+    reuse_grace: 30s
+  - client_id: worker
+    type: confidential
+    secret_sha256: {hashlib.sha256(WORKER_SECRET.encode()).hexdigest()}
+    grant_types: [client_credentials]
+    scopes: [videos.read]
+    audience: [videos-api, photos-api]
+"""
+OTHER = f"""\
+name: other
+providers:
+  - {{id: password, type: password, argon2: {{memory_cost: 1024, time_cost: 1, parallelism: 1}}}}
+clients:
+  - client_id: spa
+    type: public
+    redirect_uris: ["{SPA_REDIRECT}"]
+    scopes: [openid, profile, email, offline_access]
+    consent: implicit
+"""
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+@dataclass
+class Idp:
+    client: Any  # aiohttp TestClient
+    services: Any
+    clock: FrozenClock
+    root: str = "/realms/acme"
+
+    @property
+    def issuer(self) -> str:
+        return str(self.client.make_url("/")).rstrip("/")  # acme is the root realm
+
+    def realm(self, name: str = "acme"):
+        return self.services.runtime.realms[name]
+
+    async def add_user(self, email: str = "alice@example.com", password: str = "correct horse battery",
+                       *, verified: bool = True, realm: str = "acme", **profile: Any):
+        from engine.accounts.users import create_user
+
+        return await create_user(self.services, self.realm(realm), email=email, password=password,
+                                 email_verified=verified, profile=profile or {"name": "Alice"})
+
+
+def write_config(tmp_path, backend, realms: dict[str, str], base_url: str) -> Any:
+    (tmp_path / "realms").mkdir()
+    for name, text in realms.items():
+        (tmp_path / "realms" / f"{name}.yaml").write_text(textwrap.dedent(text))
+    (tmp_path / "idp.yaml").write_text(
+        f"base_url: {base_url}\nrealms: realms/\nroot_realm: acme\n"
+        f"storage: {{durable: '{backend.durable_url}', ephemeral: '{backend.ephemeral_url}'}}\n"
+    )
+    return load_config(tmp_path / "idp.yaml", Plugins().providers.settings_models(),
+                       environ={"WEB_SECRET": WEB_SECRET})
+
+
+@pytest.fixture
+async def idp(tmp_path, backend, aiohttp_client, aiohttp_unused_port) -> Idp:
+    port = aiohttp_unused_port()
+    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
+    clock = FrozenClock()
+    app = create_app(config, clock=clock, ephemeral_prefix=backend.ephemeral_prefix,
+                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
+    client = await aiohttp_client(app, server_kwargs={"port": port})
+    return Idp(client=client, services=app[SERVICES], clock=clock)
