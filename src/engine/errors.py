@@ -116,6 +116,25 @@ class InvalidToken(OAuthError):
         super().__init__(description, headers={"WWW-Authenticate": challenge})
 
 
+class BearerTokenMissing(InvalidToken):
+    """RFC 6750 §3.1: no access token was sent, so the challenge carries no error code
+    (`WWW-Authenticate: Bearer realm="..."`); the JSON body still says `invalid_token`."""
+
+    def __init__(self, realm: str, description: str = "an access token is required"):
+        OAuthError.__init__(self, description, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
+
+
+class InsufficientScope(OAuthError):
+    """RFC 6750 §3.1: the token is valid but lacks `scope`: 403 with a challenge naming it."""
+
+    error = INSUFFICIENT_SCOPE
+    status = 403
+
+    def __init__(self, scope: str, description: str | None = None):
+        challenge = f'Bearer error="{self.error}", scope="{scope}"'
+        super().__init__(description, headers={"WWW-Authenticate": challenge})
+
+
 class NotFound(OAuthError):
     error = NOT_FOUND
     status = 404

@@ -112,11 +112,41 @@ def write_config(tmp_path, backend, realms: dict[str, str], base_url: str) -> An
 
 
 @pytest.fixture
-async def idp(tmp_path, backend, aiohttp_client, aiohttp_unused_port) -> Idp:
-    port = aiohttp_unused_port()
+async def idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory) -> Idp:
+    port = unused_tcp_port_factory()
     config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
     clock = FrozenClock()
     app = create_app(config, clock=clock, ephemeral_prefix=backend.ephemeral_prefix,
                      environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
     client = await aiohttp_client(app, server_kwargs={"port": port})
     return Idp(client=client, services=app[SERVICES], clock=clock)
+
+
+def basic_auth(client_id: str, secret: str) -> dict[str, str]:
+    """An `Authorization: Basic` header (RFC 6749 §2.3.1; ids and secrets here need no escaping)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+async def issue_user_tokens(idp: Idp, user: Any, client_id: str = "web",
+                            scope: str = "openid profile email offline_access",
+                            realm: str = "acme") -> dict[str, Any]:
+    """A token response for `user` as the code grant would give it, minted directly
+    (access, ID and refresh token of a new family), for tests that do not drive /authorize."""
+    services, the_realm = idp.services, idp.realm(realm)
+    client = the_realm.clients[client_id]
+    auth_time = idp.clock.timestamp()
+    access = await services.tokens.access_token(the_realm, client, subject=user.id, scope=scope,
+                                                auth_time=auth_time)
+    scopes = set(scope.split())
+    id_token = await services.tokens.id_token(the_realm, client, user, scopes=scopes,
+                                              auth_time=auth_time, access_token=access.token)
+    refresh_token, _family = await services.refresh.start_family(
+        the_realm, client, user_id=user.id, scope=scope, auth_time=auth_time, session_id=None)
+    return {
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": access.claims["exp"] - access.claims["iat"],
+        "scope": scope,
+        "id_token": id_token.token,
+        "refresh_token": refresh_token,
+    }

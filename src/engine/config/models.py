@@ -182,6 +182,8 @@ class ProviderSettings(Strict):
 class RealmBase(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     display_name: str | None = None
+    logo_url: str | None = None
+    templates: str | None = Field(None, description="directory of templates overriding the defaults")
     lifetimes: Lifetimes = Lifetimes()
     signing: Signing = Signing()
     scopes: dict[str, Scope] = {}

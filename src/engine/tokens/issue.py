@@ -133,7 +133,9 @@ class TokenService:
         claims.update(scope_claims(realm, user, scopes))
         return Minted(jwt.sign(claims, key, kid, alg), claims)
 
-    async def verify_signed(self, realm: Realm, token: str, *, typ: str | None = None, leeway: int = 0) -> dict[str, Any]:
+    async def verify_signed(
+        self, realm: Realm, token: str, *, typ: str | None = None, leeway: int = 0, check_exp: bool = True
+    ) -> dict[str, Any]:
         """Signature with a published key of this realm, `iss`, `exp` (InvalidToken otherwise)."""
         keys = await self.services.keys.realm_keys(realm.name, realm.config.signing.algs)
         return jwt.verify(
@@ -144,6 +146,7 @@ class TokenService:
             issuer=realm.issuer,
             typ=typ,
             leeway=leeway,
+            check_exp=check_exp,
         )
 
     async def verify_access_token(self, realm: Realm, token: str) -> dict[str, Any]:

@@ -98,7 +98,10 @@ class RefreshTokens:
             return Rotation(new_token, result.family or family)
         if result.status == "already_rotated" and result.token is not None:
             replaced_at = result.token.replaced_at or now
-            if now - replaced_at <= client.reuse_grace and result.token.replaced_by == new.token_hash:
+            # A zero grace means none: with a frozen (or coarse) clock `now - replaced_at`
+            # is 0, and `0 <= 0` would hand every concurrent replay the live successor.
+            in_grace = client.reuse_grace > timedelta(0) and now - replaced_at <= client.reuse_grace
+            if in_grace and result.token.replaced_by == new.token_hash:
                 current = await durable.get_refresh_token(realm.name, new.token_hash)
                 if current is not None and current[0].replaced_by is None and current[1].revoked_at is None:
                     return Rotation(new_token, current[1])

@@ -17,9 +17,16 @@ from engine.accounts.passwords import PasswordService
 from engine.accounts.users import Accounts
 from engine.clock import Clock
 from engine.config import Config
+from engine.accounts.login import credentials_login, login_page
+from engine.oauth.authorize import authorize, resume
+from engine.oauth.consent import consent_decision, consent_page
 from engine.oauth.discovery import discovery
+from engine.oauth.introspect import introspect
+from engine.oauth.logout import logout
 from engine.oauth.jwks import jwks
+from engine.oauth.revoke import revoke
 from engine.oauth.token import token
+from engine.oauth.userinfo import userinfo
 from engine.plugins import Plugins
 from engine.realm import build_runtime
 from engine.services import Services
@@ -95,6 +102,17 @@ def create_app(
     add_realm_route(app, ["GET"], "/.well-known/jwks.json", jwks)
     add_realm_route(app, ["GET"], "/jwks.json", jwks)
     add_realm_route(app, ["POST"], "/token", token)
+    add_realm_route(app, ["GET", "POST"], "/userinfo", userinfo)
+    add_realm_route(app, ["POST"], "/introspect", introspect)
+    add_realm_route(app, ["POST"], "/revoke", revoke)
+    add_realm_route(app, ["POST"], "/revocation", revoke)
+    add_realm_route(app, ["GET", "POST"], "/authorize", authorize, browser=True)
+    add_realm_route(app, ["GET"], "/authorize/resume", resume, browser=True)
+    add_realm_route(app, ["GET"], "/login", login_page, browser=True)
+    add_realm_route(app, ["POST"], "/login/{provider}", credentials_login, browser=True)
+    add_realm_route(app, ["GET"], "/consent", consent_page, browser=True)
+    add_realm_route(app, ["POST"], "/consent", consent_decision, browser=True)
+    add_realm_route(app, ["GET", "POST"], "/logout", logout, browser=True)
     for register in extra_routes:
         register(app)
     return app

@@ -6,12 +6,19 @@ an account."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine import ExternalIdentity, LoginFailed, ProviderContext
 from plugins.password.hasher import Argon2Hasher
 
 
+TEMPLATES = Path(__file__).parent / "templates"
+
+
 class PasswordProvider:
     kind = "credentials"
+    templates_dir = TEMPLATES
+    form_template = "password_form.html"
 
     def __init__(self, settings, context: ProviderContext):
         self.settings = settings

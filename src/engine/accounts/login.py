@@ -1,0 +1,80 @@
+"""The sign-in pages: `GET /login?flow=…` lists the realm's providers (credentials forms
+and buttons for redirect providers); `POST /login/<provider>` checks what the user typed.
+
+Every failure shows the same generic message (no user enumeration), and attempts are
+rate-limited per client IP and per account, counters shared through the ephemeral store."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine import events
+from engine.accounts.sessions import current_session, start_session
+from engine.errors import NotFound, RateLimited
+from engine.oauth.authorize import continue_flow, realm_base
+from engine.oauth.flows import load_flow, save_flow
+from engine.oauth.params import form_params
+from engine.oauth.ratelimit import client_ip, hit
+from engine.providers import LoginFailed
+from engine.realm import Realm
+from engine.secrets_util import sha256_hex
+from engine.web.appkeys import SERVICES
+from engine.web.templates import render
+
+GENERIC_FAILURE = "The email or password is not correct."
+
+
+def _login_page(request: web.Request, realm: Realm, flow, *, error: str | None = None, status: int = 200,
+                login_hint: str | None = None) -> web.Response:
+    services = request.app[SERVICES]
+    client = realm.clients[flow.data["client_id"]]
+    providers = list(realm.providers.values())
+    return render(
+        request, realm, services, "login.html", status=status, flow=flow, error=error,
+        base=realm_base(request, realm), client_name=client.name or client.client_id,
+        credentials_providers=[p for p in providers if getattr(p, "kind", "") == "credentials"],
+        redirect_providers=[p for p in providers if getattr(p, "kind", "") == "redirect"],
+        login_hint=login_hint if login_hint is not None else flow.data.get("login_hint"),
+    )
+
+
+async def login_page(request: web.Request, realm: Realm) -> web.Response:
+    services = request.app[SERVICES]
+    flow = await load_flow(request, services, realm, request.query.get("flow"))
+    return _login_page(request, realm, flow)
+
+
+async def credentials_login(request: web.Request, realm: Realm) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    provider_id = request.match_info["provider"]
+    provider = realm.providers.get(provider_id)
+    if provider is None or getattr(provider, "kind", "") != "credentials":
+        raise NotFound("no such sign-in method")
+    params = await form_params(request)
+    flow = await load_flow(request, services, realm, params.get("flow"), csrf=params.get("csrf"), check_csrf=True)
+    email = params.get("email", "").strip()
+    password = params.get("password", "")
+    ip = client_ip(request)
+    limits = realm.config.rate_limits
+    wait = await hit(services, realm, "login_ip", ip, limits.login_per_ip)
+    account_wait = await hit(services, realm, "login_account", sha256_hex(email.lower()), limits.login_per_account)
+    wait = max(wait or 0, account_wait or 0) or None
+    if wait is not None:
+        raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
+    if not email or not password or len(password) > 1024:
+        return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
+    try:
+        identity = await provider.login(email, password)
+    except LoginFailed:
+        await services.audit(realm.name, events.LOGIN_FAILED, ip=ip, client_id=flow.data["client_id"],
+                             provider=provider_id)
+        return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
+    response = web.Response(status=303)
+    previous = await current_session(request, services, realm)
+    session = await start_session(response, services, realm, user_id=identity.user_id, amr=["pwd"],
+                                  provider=provider_id, previous=previous)
+    await services.audit(realm.name, events.LOGIN, user_id=identity.user_id, ip=ip,
+                         client_id=flow.data["client_id"], provider=provider_id)
+    flow.data["login_at"] = session.auth_time
+    await save_flow(services, realm, flow)
+    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response)

@@ -1,0 +1,82 @@
+"""Browser sessions (single sign-on within a realm), kept in the ephemeral store behind an
+`HttpOnly`, `SameSite=Lax` cookie (`Secure` whenever the base URL is https).
+
+The cookie carries a random secret; the store key is its SHA-256, so a leaked store dump
+is no cookie. `sid` is a separate public id that goes into ID tokens and refresh
+families, so logout can end exactly the tokens issued in this session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from engine.realm import Realm
+from engine.secrets_util import random_token, sha256_hex
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    key: str
+    sid: str
+    user_id: str
+    auth_time: int
+    amr: list[str]
+    provider: str
+
+
+def cookie_name(realm: Realm) -> str:
+    return f"tessera_session_{realm.name}"
+
+
+def _key(realm: Realm, secret: str) -> str:
+    return f"{realm.name}:sess:{sha256_hex(secret)}"
+
+
+def secure_cookies(services: Any) -> bool:
+    return services.runtime.config.server.base_url.startswith("https://")
+
+
+async def current_session(request: web.Request, services: Any, realm: Realm) -> BrowserSession | None:
+    secret = request.cookies.get(cookie_name(realm))
+    if not secret or len(secret) > 100:
+        return None
+    key = _key(realm, secret)
+    data = await services.ephemeral.get(key)
+    if data is None or data["exp"] <= services.clock.timestamp():
+        return None
+    return BrowserSession(key=key, sid=data["sid"], user_id=data["user_id"], auth_time=data["auth_time"],
+                          amr=data.get("amr", []), provider=data.get("provider", ""))
+
+
+async def start_session(
+    response: web.StreamResponse,
+    services: Any,
+    realm: Realm,
+    *,
+    user_id: str,
+    amr: list[str],
+    provider: str,
+    previous: BrowserSession | None = None,
+) -> BrowserSession:
+    """A new session (a new cookie secret every login: no session fixation)."""
+    if previous is not None:
+        await services.ephemeral.delete(previous.key)
+    secret = random_token(32)
+    now = services.clock.timestamp()
+    lifetime = int(realm.config.lifetimes.session.total_seconds())
+    sid = random_token(16)
+    data = {"sid": sid, "user_id": user_id, "auth_time": now, "amr": amr, "provider": provider, "exp": now + lifetime}
+    key = _key(realm, secret)
+    await services.ephemeral.put(key, data, lifetime)
+    response.set_cookie(
+        cookie_name(realm), secret, max_age=lifetime, path="/", httponly=True,
+        samesite="Lax", secure=secure_cookies(services),
+    )
+    return BrowserSession(key=key, sid=sid, user_id=user_id, auth_time=now, amr=amr, provider=provider)
+
+
+async def end_session(response: web.StreamResponse, services: Any, realm: Realm, session: BrowserSession) -> None:
+    await services.ephemeral.delete(session.key)
+    response.del_cookie(cookie_name(realm), path="/")

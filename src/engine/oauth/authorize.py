@@ -1,0 +1,236 @@
+"""The authorization endpoint: RFC 6749 §4.1.1–4.1.2, OIDC Core §3.1.2, PKCE (RFC 7636),
+the `iss` response parameter (RFC 9207).
+
+Order matters (§4.1.2.1): until `client_id` and `redirect_uri` are known good, every
+error is an HTML page and never a redirect; after that, errors go back to the client
+with `state` and `iss`. What the user must still do (log in, consent) is kept
+server-side as a flow (engine.oauth.flows); `continue_flow` is where every path ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from aiohttp import web
+
+from engine import errors
+from engine.accounts.sessions import BrowserSession, current_session
+from engine.config import Client
+from engine.errors import InvalidRequest, OAuthError
+from engine.oauth import pkce
+from engine.oauth.codes import issue_code
+from engine.oauth.flows import Flow, finish_flow, load_flow, start_flow
+from engine.oauth.grants.common import parse_scope
+from engine.oauth.params import form_params
+from engine.oauth.ratelimit import client_ip, enforce
+from engine.realm import Realm
+from engine.web.appkeys import SERVICES
+
+PROMPTS = {"none", "login", "consent", "select_account"}
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+class ClientError(OAuthError):
+    """An error to redirect back to the client with (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, error: str, description: str):
+        super().__init__(description)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Redirect:
+    client: Client
+    redirect_uri: str
+    state: str | None
+    issuer: str
+
+    def to(self, **params: str | None) -> web.Response:
+        """303 to the client's redirect URI with `params`, `state` and `iss` added."""
+        params = {**params, "state": self.state, "iss": self.issuer}
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        parts = urlsplit(self.redirect_uri)
+        joined = f"{parts.query}&{query}" if parts.query else query
+        return see_other(urlunsplit((parts.scheme, parts.netloc, parts.path, joined, "")))
+
+    def error(self, exc: OAuthError) -> web.Response:
+        return self.to(error=exc.error, error_description=exc.description)
+
+
+def check_client_and_redirect(realm: Realm, params: dict[str, str]) -> Redirect:
+    """§4.1.2.1: the two checks whose failure must never redirect."""
+    client = realm.client(params.get("client_id"))
+    if client is None:
+        raise InvalidRequest("unknown client_id: the application that sent you here is not registered")
+    redirect_uri = params.get("redirect_uri")
+    if redirect_uri is None:
+        # §3.1.2.3: optional only when exactly one is registered; OIDC always requires it.
+        if len(client.redirect_uris) != 1 or "openid" in parse_scope(params.get("scope")):
+            raise InvalidRequest("redirect_uri is required")
+        redirect_uri = client.redirect_uris[0]
+    elif redirect_uri not in client.redirect_uris:  # exact string match, no normalisation
+        raise InvalidRequest("redirect_uri is not registered for this client")
+    return Redirect(client, redirect_uri, params.get("state"), realm.issuer)
+
+
+def validate_request(realm: Realm, redirect: Redirect, params: dict[str, str]) -> dict[str, Any]:
+    """Everything else about the request; ClientError (redirected) on failure."""
+    client = redirect.client
+    if "request" in params:
+        raise ClientError("request_not_supported", "request objects are not supported")
+    if "request_uri" in params:
+        raise ClientError("request_uri_not_supported", "request_uri is not supported")
+    response_type = params.get("response_type")
+    if not response_type:
+        raise ClientError(errors.INVALID_REQUEST, "response_type is required")
+    if response_type != "code":
+        raise ClientError(errors.UNSUPPORTED_RESPONSE_TYPE, "only response_type=code is supported")
+    if params.get("response_mode", "query") != "query":
+        raise ClientError(errors.INVALID_REQUEST, "only response_mode=query is supported")
+    if "authorization_code" not in client.grant_types:
+        raise ClientError(errors.UNAUTHORIZED_CLIENT, "this client may not use the authorization code grant")
+    scopes = parse_scope(params.get("scope"))
+    if not scopes:
+        raise ClientError(errors.INVALID_SCOPE, "scope is required")
+    if unknown := [s for s in scopes if s not in client.scopes]:
+        raise ClientError(errors.INVALID_SCOPE, f"scope not allowed for this client: {' '.join(unknown)}")
+    try:
+        challenge = pkce.check_challenge(
+            params.get("code_challenge"), params.get("code_challenge_method"),
+            required=client.type == "public",
+        )
+    except InvalidRequest as exc:
+        raise ClientError(errors.INVALID_REQUEST, exc.description or "invalid PKCE parameters") from None
+    prompt = set(parse_scope(params.get("prompt")))
+    if not prompt <= PROMPTS:
+        raise ClientError(errors.INVALID_REQUEST, "unsupported prompt value")
+    if "none" in prompt and len(prompt) > 1:
+        raise ClientError(errors.INVALID_REQUEST, "prompt=none cannot be combined with other values")
+    max_age = params.get("max_age")
+    if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
+        raise ClientError(errors.INVALID_REQUEST, "max_age must be a non-negative integer")
+    resource = params.get("resource")
+    if resource is not None and resource not in client.audience:
+        raise ClientError(errors.INVALID_TARGET, "resource is not one of this client's audiences")
+    return {
+        "client_id": client.client_id,
+        "redirect_uri": redirect.redirect_uri,
+        "redirect_uri_sent": "redirect_uri" in params,
+        "state": redirect.state,
+        "scope": " ".join(scopes),
+        "nonce": params.get("nonce"),
+        "code_challenge": challenge,
+        "prompt": sorted(prompt),
+        "max_age": int(max_age) if max_age is not None else None,
+        "login_hint": params.get("login_hint"),
+        "resource": resource,
+    }
+
+
+async def authorize(request: web.Request, realm: Realm) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    await enforce(services, realm, "authorize", client_ip(request), realm.config.rate_limits.authorize_per_ip)
+    params = await form_params(request, query=True)
+    redirect = check_client_and_redirect(realm, params)
+    try:
+        authz = validate_request(realm, redirect, params)
+    except ClientError as exc:
+        return redirect.error(exc)
+    session = await current_session(request, services, realm)
+    return await continue_flow(request, realm, authz, session, flow=None)
+
+
+def realm_base(request: web.Request, realm: Realm) -> str:
+    """The URL prefix of the realm as this request reached it (`/realms/x` or root)."""
+    return f"/realms/{realm.name}" if "realm" in request.match_info else ""
+
+
+async def continue_flow(
+    request: web.Request,
+    realm: Realm,
+    authz: dict[str, Any],
+    session: BrowserSession | None,
+    *,
+    flow: Flow | None,
+    response: web.StreamResponse | None = None,
+) -> web.StreamResponse:
+    """Decide the next step: log in, consent, or the code back to the client."""
+    services = request.app[SERVICES]
+    client = realm.clients[authz["client_id"]]
+    redirect = Redirect(client, authz["redirect_uri"], authz["state"], realm.issuer)
+    prompt = set(authz["prompt"])
+    now = services.clock.timestamp()
+    # A login completed inside this flow satisfies prompt=login and max_age.
+    fresh = flow is not None and session is not None and flow.data.get("login_at") == session.auth_time
+
+    needs_login = session is None
+    if not fresh and session is not None:
+        if authz["max_age"] is not None and now - session.auth_time > authz["max_age"]:
+            needs_login = True
+        if "login" in prompt:
+            needs_login = True
+    user = None
+    if session is not None and not needs_login:
+        user = await services.durable.get_user(realm.name, session.user_id)
+        if user is None or user.disabled:
+            needs_login = True
+    if needs_login:
+        if "none" in prompt:
+            return redirect.error(ClientError(errors.LOGIN_REQUIRED, "the user is not signed in"))
+        return await _interact(request, realm, authz, flow, "login", response)
+
+    scopes = set(authz["scope"].split())
+    if client.consent == "required":
+        consented = (flow is not None and flow.data.get("consented_by") == user.id)
+        if not consented:
+            remembered = await services.durable.get_consent(realm.name, user.id, client.client_id)
+            covered = remembered is not None and scopes <= remembered.scopes
+            if "consent" in prompt or not covered:
+                if "none" in prompt:
+                    return redirect.error(ClientError(errors.CONSENT_REQUIRED, "the user has not consented"))
+                return await _interact(request, realm, authz, flow, "consent", response)
+
+    code = await issue_code(services, realm, {
+        "client_id": client.client_id,
+        "redirect_uri": authz["redirect_uri"],
+        "redirect_uri_sent": authz["redirect_uri_sent"],
+        "scope": authz["scope"],
+        "user_id": user.id,
+        "auth_time": session.auth_time,
+        "nonce": authz["nonce"],
+        "code_challenge": authz["code_challenge"],
+        "session_id": session.sid,
+        "resource": authz["resource"],
+    })
+    if flow is not None:
+        await finish_flow(services, realm, flow)
+    result = redirect.to(code=code)
+    if response is not None:  # carry cookies set earlier in this request (new session)
+        for morsel in response.cookies.values():
+            result.cookies[morsel.key] = morsel
+    return result
+
+
+async def _interact(request, realm, authz, flow, step: str, response) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    result = see_other("")
+    if response is not None:
+        for morsel in response.cookies.values():
+            result.cookies[morsel.key] = morsel
+    if flow is None:
+        flow = await start_flow(result, request, services, realm, authz)
+    result.headers["Location"] = f"{realm_base(request, realm)}/{step}?flow={flow.id}"
+    return result
+
+
+async def resume(request: web.Request, realm: Realm) -> web.StreamResponse:
+    """GET /authorize/resume?flow=…: pick a flow up again (e.g. after federation)."""
+    services = request.app[SERVICES]
+    flow = await load_flow(request, services, realm, request.query.get("flow"))
+    session = await current_session(request, services, realm)
+    return await continue_flow(request, realm, flow.data, session, flow=flow)

@@ -1,0 +1,77 @@
+"""Pending authorization requests ("flows"), kept server-side in the ephemeral store while
+the user logs in and consents. The browser holds only the flow id (in URLs) and a binding
+cookie; a login or consent POST must come with both and with the flow's CSRF token, so a
+flow cannot be finished from another browser (no login CSRF)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from engine.errors import OAuthError
+from engine.realm import Realm
+from engine.secrets_util import random_token, sha256_hex
+
+FLOW_LIFETIME = 30 * 60
+
+
+class FlowExpired(OAuthError):
+    error = "invalid_request"
+    status = 400
+
+
+@dataclass
+class Flow:
+    id: str
+    data: dict[str, Any]  # the validated authorization request, plus csrf and created
+
+    @property
+    def csrf(self) -> str:
+        return self.data["csrf"]
+
+
+def binding_cookie(realm: Realm) -> str:
+    return f"tessera_flow_{realm.name}"
+
+
+def _key(realm: Realm, flow_id: str) -> str:
+    return f"{realm.name}:flow:{flow_id}"
+
+
+async def start_flow(response: web.StreamResponse, request: web.Request, services: Any, realm: Realm,
+                     data: dict[str, Any]) -> Flow:
+    binding = request.cookies.get(binding_cookie(realm))
+    if not binding or len(binding) > 100:
+        binding = random_token(24)
+    flow = Flow(random_token(24), {**data, "csrf": random_token(24), "binding": sha256_hex(binding),
+                                   "created": services.clock.timestamp()})
+    await services.ephemeral.put(_key(realm, flow.id), flow.data, FLOW_LIFETIME)
+    response.set_cookie(binding_cookie(realm), binding, path="/", httponly=True, samesite="Lax",
+                        secure=services.runtime.config.server.base_url.startswith("https://"))
+    return flow
+
+
+async def load_flow(request: web.Request, services: Any, realm: Realm, flow_id: str | None,
+                    *, csrf: str | None = None, check_csrf: bool = False) -> Flow:
+    """The flow, if it exists, belongs to this browser, and (for POSTs) the CSRF token matches."""
+    if not flow_id or len(flow_id) > 64:
+        raise FlowExpired("this sign-in link is incomplete; start again from the application")
+    data = await services.ephemeral.get(_key(realm, flow_id))
+    binding = request.cookies.get(binding_cookie(realm), "")
+    if data is None or not hmac.compare_digest(sha256_hex(binding), data["binding"]):
+        raise FlowExpired("this sign-in request has expired or was started in another browser;"
+                          " start again from the application")
+    if check_csrf and not (csrf and hmac.compare_digest(csrf, data["csrf"])):
+        raise FlowExpired("the form was not submitted from this sign-in page; start again")
+    return Flow(flow_id, data)
+
+
+async def save_flow(services: Any, realm: Realm, flow: Flow) -> None:
+    await services.ephemeral.put(_key(realm, flow.id), flow.data, FLOW_LIFETIME)
+
+
+async def finish_flow(services: Any, realm: Realm, flow: Flow) -> None:
+    await services.ephemeral.delete(_key(realm, flow.id))

@@ -1,0 +1,85 @@
+"""RFC 7662 token introspection: may a resource server accept this token, and what does it
+carry.
+
+- The caller is an authenticated confidential client of the realm (§2.1, §4: no anonymous
+  probing of tokens).
+- `token_type_hint` is only a hint (§2.1): the two kinds are told apart by their form
+  (refresh tokens are opaque `rt_...`, access tokens are JWTs), so a wrong hint is harmless.
+- Anything not currently usable (expired, revoked, replaced, malformed, of another realm,
+  or a refresh token of another client) is exactly `{"active": false}` (§2.2): the answer
+  never says why, and a client learns nothing about refresh tokens that are not its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from engine.config import Client
+from engine.errors import InvalidRequest, InvalidToken
+from engine.oauth.clients import authenticate_client
+from engine.oauth.params import form_params
+from engine.realm import Realm
+from engine.secrets_util import sha256_hex
+from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
+from engine.web.appkeys import SERVICES
+from engine.web.middleware import NO_STORE
+
+INACTIVE: dict[str, Any] = {"active": False}
+ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time")
+
+
+async def introspect(request: web.Request, realm: Realm) -> web.Response:
+    services = request.app[SERVICES]
+    params = await form_params(request)
+    client = authenticate_client(request, realm, params, allow_public=False)
+    token = params.get("token")
+    if not token:
+        raise InvalidRequest("token is required")
+    if token.startswith(REFRESH_PREFIX):
+        body = await refresh_token_info(services, realm, client, token)
+    else:
+        body = await access_token_info(services, realm, token)
+    return web.json_response(body, headers=NO_STORE)
+
+
+async def access_token_info(services: Any, realm: Realm, token: str) -> dict[str, Any]:
+    """A live access token of this realm (signature, `iss`, `exp`, `typ`, deny list)."""
+    try:
+        claims = await services.tokens.verify_access_token(realm, token)
+    except InvalidToken:
+        return INACTIVE
+    info: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+    info.update({name: claims[name] for name in ACCESS_TOKEN_CLAIMS if name in claims})
+    return info
+
+
+async def refresh_token_info(services: Any, realm: Realm, client: Client, token: str) -> dict[str, Any]:
+    """A refresh token that `client` could redeem right now: its own, latest of a live family."""
+    found = await services.durable.get_refresh_token(realm.name, sha256_hex(token))
+    if found is None:
+        return INACTIVE
+    refresh_token, family = found
+    now = services.clock.now()
+    if (
+        family.client_id != client.client_id  # RFC 6749 §10.4: bound to its client
+        or refresh_token.replaced_by is not None
+        or family.revoked_at is not None
+        or now >= refresh_token.expires_at
+        or now >= family.expires_at
+    ):
+        return INACTIVE
+    user = await services.durable.get_user(realm.name, family.user_id)
+    if user is None or user.disabled:
+        return INACTIVE  # the token endpoint would refuse it too
+    return {
+        "active": True,
+        "scope": family.scope,
+        "client_id": family.client_id,
+        "sub": family.user_id,
+        "iss": realm.issuer,
+        "exp": int(min(refresh_token.expires_at, family.expires_at).timestamp()),
+        "iat": int(refresh_token.created_at.timestamp()),
+        "token_type": "refresh_token",
+    }

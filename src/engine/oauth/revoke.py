@@ -1,0 +1,72 @@
+"""RFC 7009 token revocation (served at `/revoke` and `/revocation`).
+
+- Clients authenticate as at the token endpoint (§2.1); public clients send `client_id`.
+- A refresh token revokes its whole family, i.e. that grant (§2.1); an access token (a JWT
+  of this realm) is deny-listed by `jti` until it expires, so userinfo and introspection
+  refuse it. Access tokens already minted from a revoked family live on until they
+  expire (10 minutes by default): their `jti`s are not tracked per family.
+- Only the client a token was issued to can revoke it. Any other token (unknown, garbage,
+  expired, another client's, another realm's) gets the same empty 200 (§2.2): the answer
+  tells the caller nothing about the token.
+- `token_type_hint` is only a hint (§2.1): the form of the token decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from engine import events
+from engine.config import Client
+from engine.errors import InvalidRequest, InvalidToken
+from engine.oauth.clients import authenticate_client
+from engine.oauth.params import form_params
+from engine.oauth.ratelimit import client_ip
+from engine.realm import Realm
+from engine.secrets_util import sha256_hex
+from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
+from engine.web.appkeys import SERVICES
+from engine.web.middleware import NO_STORE
+
+
+async def revoke(request: web.Request, realm: Realm) -> web.Response:
+    services = request.app[SERVICES]
+    params = await form_params(request)
+    client = authenticate_client(request, realm, params)
+    token = params.get("token")
+    if not token:
+        raise InvalidRequest("token is required")
+    if token.startswith(REFRESH_PREFIX):
+        await revoke_refresh_token(services, realm, client, token, client_ip(request))
+    else:
+        await revoke_access_token(services, realm, client, token, client_ip(request))
+    return web.Response(status=200, headers=NO_STORE)
+
+
+async def revoke_refresh_token(services: Any, realm: Realm, client: Client, token: str, ip: str) -> None:
+    found = await services.durable.get_refresh_token(realm.name, sha256_hex(token))
+    if found is None or found[1].client_id != client.client_id:
+        return
+    family = found[1]
+    if await services.durable.revoke_family(realm.name, family.id, "revoked", services.clock.now()):
+        await services.audit(
+            realm.name, events.REVOCATION, user_id=family.user_id, client_id=client.client_id, ip=ip,
+            token_type="refresh_token", family_id=family.id,
+        )
+
+
+async def revoke_access_token(services: Any, realm: Realm, client: Client, token: str, ip: str) -> None:
+    try:
+        claims = await services.tokens.verify_access_token(realm, token)
+    except InvalidToken:
+        return  # garbage, foreign, expired or already revoked: nothing to do
+    if claims.get("client_id") != client.client_id:
+        return
+    await services.tokens.deny_access_token(realm, claims["jti"], int(claims["exp"]))
+    subject = claims.get("sub")
+    user_id = subject if subject != client.client_id else None  # client credentials: no user
+    await services.audit(
+        realm.name, events.REVOCATION, user_id=user_id, client_id=client.client_id, ip=ip,
+        token_type="access_token", jti=claims["jti"],
+    )

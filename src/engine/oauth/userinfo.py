@@ -1,0 +1,62 @@
+"""OpenID Connect Core §5.3 the UserInfo endpoint: claims about the user an access token
+was issued for, limited to the token's scopes (§5.4).
+
+The token is a Bearer token (RFC 6750): in the `Authorization` header (§2.1) or, on POST,
+as the `access_token` form parameter (§2.2); never in the query string (§2.3 is optional
+and leaks tokens into logs). Errors follow RFC 6750 §3.1, as OIDC Core §5.3.3 says:
+
+- no token → 401, bare `Bearer realm=...` challenge (no error code when none was sent);
+- invalid, expired, revoked token, or a user that is gone or disabled → 401 `invalid_token`;
+- a valid token without the `openid` scope → 403 `insufficient_scope`. That includes
+  client-credentials tokens (their `sub` is the client), which never carry `openid`:
+  the token is sound, it just does not grant access to this resource.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine.errors import BearerTokenMissing, InsufficientScope, InvalidRequest, InvalidToken
+from engine.oauth.params import form_params
+from engine.realm import Realm
+from engine.tokens.issue import scope_claims
+from engine.web.appkeys import SERVICES
+from engine.web.middleware import NO_STORE
+
+OPENID = "openid"
+
+
+def header_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1)."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None  # absent, or another scheme: "no credentials" for us (§3.1)
+    return value.strip() or None
+
+
+async def bearer_token(request: web.Request, realm: Realm) -> str:
+    """The one token the request carries; RFC 6750 §2: a client uses one method, not two."""
+    token = header_token(request)
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        posted = (await form_params(request)).get("access_token")
+        if posted is not None:
+            if token is not None:
+                raise InvalidRequest("send the access token in the header or the body, not both")
+            token = posted
+    if not token:
+        raise BearerTokenMissing(realm.name)
+    return token
+
+
+async def userinfo(request: web.Request, realm: Realm) -> web.Response:
+    services = request.app[SERVICES]
+    claims = await services.tokens.verify_access_token(realm, await bearer_token(request, realm))
+    scopes = set(str(claims.get("scope", "")).split())
+    if OPENID not in scopes:
+        raise InsufficientScope(OPENID, "the access token was not granted the openid scope")
+    subject = claims.get("sub")
+    user = await services.durable.get_user(realm.name, subject) if isinstance(subject, str) else None
+    if user is None or user.disabled:
+        raise InvalidToken("the token's user no longer exists or is disabled")
+    body = {**scope_claims(realm, user, scopes), "sub": user.id}
+    return web.json_response(body, headers=NO_STORE)
