@@ -150,3 +150,34 @@ async def issue_user_tokens(idp: Idp, user: Any, client_id: str = "web",
         "id_token": id_token.token,
         "refresh_token": refresh_token,
     }
+
+
+def b64url_json(value: dict[str, Any]) -> str:
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims of a JWT, unverified (for assertions only)."""
+    import json
+
+    def decode(part: str) -> dict[str, Any]:
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+    header, claims, _signature = token.split(".")
+    return decode(header), decode(claims)
+
+
+def tampered(token: str) -> str:
+    """`token` with one signature character changed (not the last: its low bits may be padding)."""
+    header, claims, signature = token.split(".")
+    index = len(signature) // 2
+    swapped = "A" if signature[index] != "A" else "B"
+    return ".".join([header, claims, signature[:index] + swapped + signature[index + 1:]])
+
+
+def unsigned(token: str) -> str:
+    """The claims of `token` re-wrapped as an `alg: none` JWT with an empty signature."""
+    header, claims = jwt_parts(token)
+    return b64url_json({**header, "alg": "none"}) + "." + b64url_json(claims) + "."

@@ -72,6 +72,18 @@ async def exchange(idp, code, verifier, *, client_id="spa", redirect_uri=SPA_RED
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, **extra}
     if verifier is not None:
         data["code_verifier"] = verifier
+    headers = {}
     if auth is None:
         data["client_id"] = client_id
-    return await idp.client.post(f"{prefix}/token", data=data, auth=auth)
+    else:
+        headers["Authorization"] = basic(*auth)
+    return await idp.client.post(f"{prefix}/token", data=data, headers=headers)
+
+
+def basic(client_id: str, secret: str) -> str:
+    """RFC 6749 §2.3.1: form-urlencode, then base64."""
+    import base64
+    from urllib.parse import quote_plus
+
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode()

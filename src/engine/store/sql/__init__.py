@@ -5,9 +5,21 @@ Helpers shared by both backends live here so the two behave identically.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from engine.store.protocols import RefreshFamily, RefreshToken, RotateStatus
+from engine.store.protocols import (
+    AuditEvent,
+    Consent,
+    Credential,
+    ExternalIdentity,
+    RefreshFamily,
+    RefreshToken,
+    RotateStatus,
+    SigningKey,
+    User,
+)
 
 
 def utc(value: datetime) -> datetime:
@@ -31,7 +43,9 @@ def scopes_text(scopes: frozenset[str]) -> str:
     return " ".join(sorted(scopes))
 
 
-def rotation_verdict(token: RefreshToken, family: RefreshFamily, now: datetime) -> RotateStatus | None:
+def rotation_verdict(
+    token: RefreshToken, family: RefreshFamily, now: datetime
+) -> RotateStatus | None:
     """Why `token` cannot be rotated at `now` (None: it can). Order: revoked, expired, replaced."""
     now = utc(now)
     if family.revoked_at is not None:
@@ -50,3 +64,60 @@ def check_successor(realm: str, old: RefreshToken, new: RefreshToken) -> None:
             f"rotated token must belong to realm {realm!r} and family {old.family_id!r}, "
             f"got realm {new.realm!r} and family {new.family_id!r}"
         )
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class Rows:
+    """Database row -> dataclass, given how the backend stores times (`dt` decodes one) and
+    JSON (`js` decodes one); PostgreSQL's driver already returns both decoded."""
+
+    def __init__(self, dt: Callable[[Any], Any] = _same, js: Callable[[Any], Any] = _same):
+        self.dt, self.js = dt, js
+
+    def user(self, r: Mapping[str, Any]) -> User:
+        return User(id=r["id"], realm=r["realm"], email=r["email"],
+                    email_verified=bool(r["email_verified"]), profile=self.js(r["profile"]),
+                    created_at=self.dt(r["created_at"]), disabled=bool(r["disabled"]))
+
+    def credential(self, r: Mapping[str, Any]) -> Credential:
+        return Credential(user_id=r["user_id"], kind=r["kind"], secret_hash=r["secret_hash"],
+                          updated_at=self.dt(r["updated_at"]))
+
+    def identity(self, r: Mapping[str, Any]) -> ExternalIdentity:
+        return ExternalIdentity(realm=r["realm"], provider_id=r["provider_id"],
+                                issuer=r["issuer"], subject=r["subject"], user_id=r["user_id"],
+                                email=r["email"], claims=self.js(r["claims"]),
+                                created_at=self.dt(r["created_at"]))
+
+    def family(self, r: Mapping[str, Any]) -> RefreshFamily:
+        dt = self.dt
+        return RefreshFamily(id=r["id"], realm=r["realm"], client_id=r["client_id"],
+                             user_id=r["user_id"], scope=r["scope"], session_id=r["session_id"],
+                             auth_time=dt(r["auth_time"]), created_at=dt(r["created_at"]),
+                             expires_at=dt(r["expires_at"]), revoked_at=dt(r["revoked_at"]),
+                             revoked_reason=r["revoked_reason"], data=self.js(r["data"]))
+
+    def token(self, r: Mapping[str, Any]) -> RefreshToken:
+        return RefreshToken(token_hash=r["token_hash"], family_id=r["family_id"],
+                            realm=r["realm"], created_at=self.dt(r["created_at"]),
+                            expires_at=self.dt(r["expires_at"]), replaced_by=r["replaced_by"],
+                            replaced_at=self.dt(r["replaced_at"]))
+
+    def consent(self, r: Mapping[str, Any]) -> Consent:
+        return Consent(realm=r["realm"], user_id=r["user_id"], client_id=r["client_id"],
+                       scopes=frozenset(r["scopes"].split()), updated_at=self.dt(r["updated_at"]))
+
+    def key(self, r: Mapping[str, Any]) -> SigningKey:
+        dt = self.dt
+        return SigningKey(realm=r["realm"], kid=r["kid"], alg=r["alg"], status=r["status"],
+                          public_jwk=self.js(r["public_jwk"]), private_jwk=bytes(r["private_jwk"]),
+                          created_at=dt(r["created_at"]), activated_at=dt(r["activated_at"]),
+                          retire_after=dt(r["retire_after"]))
+
+    def event(self, r: Mapping[str, Any]) -> AuditEvent:
+        return AuditEvent(id=r["id"], realm=r["realm"], type=r["type"], at=self.dt(r["at"]),
+                          user_id=r["user_id"], client_id=r["client_id"], ip=r["ip"],
+                          data=self.js(r["data"]))

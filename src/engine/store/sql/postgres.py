@@ -32,6 +32,7 @@ from engine.store.protocols import (
     User,
 )
 from engine.store.sql import (
+    Rows,
     check_successor,
     email_key,
     rotation_verdict,
@@ -71,36 +72,7 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-def _user(r: asyncpg.Record) -> User:
-    return User(r["id"], r["realm"], r["email"], r["email_verified"], r["profile"],
-                r["created_at"], r["disabled"])
-
-
-def _identity(r: asyncpg.Record) -> ExternalIdentity:
-    return ExternalIdentity(r["realm"], r["provider_id"], r["issuer"], r["subject"],
-                            r["user_id"], r["email"], r["claims"], r["created_at"])
-
-
-def _family(r: asyncpg.Record) -> RefreshFamily:
-    return RefreshFamily(r["id"], r["realm"], r["client_id"], r["user_id"], r["scope"],
-                         r["session_id"], r["auth_time"], r["created_at"], r["expires_at"],
-                         r["revoked_at"], r["revoked_reason"], r["data"])
-
-
-def _token(r: asyncpg.Record) -> RefreshToken:
-    return RefreshToken(r["token_hash"], r["family_id"], r["realm"], r["created_at"],
-                        r["expires_at"], r["replaced_by"], r["replaced_at"])
-
-
-def _key(r: asyncpg.Record) -> SigningKey:
-    return SigningKey(r["realm"], r["kid"], r["alg"], r["status"], r["public_jwk"],
-                      bytes(r["private_jwk"]), r["created_at"], r["activated_at"],
-                      r["retire_after"])
-
-
-def _event(r: asyncpg.Record) -> AuditEvent:
-    return AuditEvent(r["realm"], r["type"], r["at"], r["user_id"], r["client_id"], r["ip"],
-                      r["data"], r["id"])
+ROWS = Rows()
 
 
 class PostgresDurableStore:
@@ -179,13 +151,13 @@ class PostgresDurableStore:
 
     async def get_user(self, realm: str, user_id: str) -> User | None:
         row = await self._fetchrow("SELECT * FROM users WHERE realm = $1 AND id = $2", realm, user_id)
-        return None if row is None else _user(row)
+        return None if row is None else ROWS.user(row)
 
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
         row = await self._fetchrow(
             "SELECT * FROM users WHERE realm = $1 AND email_lower = $2", realm, email_key(email)
         )
-        return None if row is None else _user(row)
+        return None if row is None else ROWS.user(row)
 
     async def update_user(
         self,
@@ -210,7 +182,7 @@ class PostgresDurableStore:
             f"UPDATE users SET {assignments} WHERE realm = $1 AND id = $2 RETURNING *",
             realm, user_id, *changes.values(),
         )
-        return None if row is None else _user(row)
+        return None if row is None else ROWS.user(row)
 
     async def set_credential(self, realm: str, credential: Credential) -> None:
         await self._execute(
@@ -226,9 +198,7 @@ class PostgresDurableStore:
             "SELECT * FROM credentials WHERE realm = $1 AND user_id = $2 AND kind = $3",
             realm, user_id, kind,
         )
-        if row is None:
-            return None
-        return Credential(row["user_id"], row["kind"], row["secret_hash"], row["updated_at"])
+        return None if row is None else ROWS.credential(row)
 
     # external identities
 
@@ -245,14 +215,14 @@ class PostgresDurableStore:
             "SELECT * FROM external_identities WHERE realm = $1 AND issuer = $2 AND subject = $3",
             realm, issuer, subject,
         )
-        return None if row is None else _identity(row)
+        return None if row is None else ROWS.identity(row)
 
     async def list_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
         rows = await self._fetch(
             "SELECT * FROM external_identities WHERE realm = $1 AND user_id = $2"
             " ORDER BY created_at, issuer, subject", realm, user_id,
         )
-        return [_identity(r) for r in rows]
+        return [ROWS.identity(r) for r in rows]
 
     # refresh-token families
 
@@ -294,7 +264,7 @@ class PostgresDurableStore:
                 "SELECT * FROM refresh_families WHERE realm = $1 AND id = $2",
                 realm, row["family_id"],
             )
-        return _token(row), _family(fam)
+        return ROWS.token(row), ROWS.family(fam)
 
     async def rotate_refresh_token(
         self, realm: str, old_hash: str, new: RefreshToken, now: datetime
@@ -313,7 +283,7 @@ class PostgresDurableStore:
                 "SELECT * FROM refresh_families WHERE realm = $1 AND id = $2",
                 realm, row["family_id"],
             )
-            token, family = _token(row), _family(fam)
+            token, family = ROWS.token(row), ROWS.family(fam)
             verdict = rotation_verdict(token, family, now)
             if verdict is not None:
                 return RotateResult(verdict, token, family)
@@ -328,7 +298,7 @@ class PostgresDurableStore:
                     "SELECT * FROM refresh_tokens WHERE realm = $1 AND token_hash = $2",
                     realm, old_hash,
                 )
-                return RotateResult("already_rotated", _token(row), family)
+                return RotateResult("already_rotated", ROWS.token(row), family)
             await self._insert_token(conn, new)
         return RotateResult("rotated", replace(token, replaced_by=new.token_hash, replaced_at=now), family)
 
@@ -366,10 +336,7 @@ class PostgresDurableStore:
             "SELECT * FROM consents WHERE realm = $1 AND user_id = $2 AND client_id = $3",
             realm, user_id, client_id,
         )
-        if row is None:
-            return None
-        return Consent(realm, user_id, client_id, frozenset(row["scopes"].split()),
-                       row["updated_at"])
+        return None if row is None else ROWS.consent(row)
 
     async def save_consent(self, consent: Consent) -> None:
         await self._execute(
@@ -386,7 +353,7 @@ class PostgresDurableStore:
         rows = await self._fetch(
             "SELECT * FROM signing_keys WHERE realm = $1 ORDER BY created_at, kid", realm
         )
-        return [_key(r) for r in rows]
+        return [ROWS.key(r) for r in rows]
 
     async def add_signing_key(self, key: SigningKey) -> None:
         await self._execute(
@@ -433,4 +400,4 @@ class PostgresDurableStore:
             " AND ($2::timestamptz IS NULL OR at >= $2) ORDER BY at, id LIMIT $3",
             realm, utc_or_none(since), limit,
         )
-        return [_event(r) for r in rows]
+        return [ROWS.event(r) for r in rows]

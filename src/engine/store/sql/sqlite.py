@@ -34,13 +34,7 @@ from engine.store.protocols import (
     StoreUnavailable,
     User,
 )
-from engine.store.sql import (
-    check_successor,
-    email_key,
-    rotation_verdict,
-    scopes_text,
-    utc,
-)
+from engine.store.sql import Rows, check_successor, email_key, rotation_verdict, scopes_text, utc
 from engine.store.sql.migrate import CREATE_SCHEMA_MIGRATIONS, load_migrations, split_statements
 
 _UNIQUE_CODES = {2067, 1555}  # SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
@@ -75,85 +69,7 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
-def _user(r: sqlite3.Row) -> User:
-    return User(
-        id=r["id"],
-        realm=r["realm"],
-        email=r["email"],
-        email_verified=bool(r["email_verified"]),
-        profile=json.loads(r["profile"]),
-        created_at=_dt(r["created_at"]),
-        disabled=bool(r["disabled"]),
-    )
-
-
-def _identity(r: sqlite3.Row) -> ExternalIdentity:
-    return ExternalIdentity(
-        realm=r["realm"],
-        provider_id=r["provider_id"],
-        issuer=r["issuer"],
-        subject=r["subject"],
-        user_id=r["user_id"],
-        email=r["email"],
-        claims=json.loads(r["claims"]),
-        created_at=_dt(r["created_at"]),
-    )
-
-
-def _family(r: sqlite3.Row) -> RefreshFamily:
-    return RefreshFamily(
-        id=r["id"],
-        realm=r["realm"],
-        client_id=r["client_id"],
-        user_id=r["user_id"],
-        scope=r["scope"],
-        session_id=r["session_id"],
-        auth_time=_dt(r["auth_time"]),
-        created_at=_dt(r["created_at"]),
-        expires_at=_dt(r["expires_at"]),
-        revoked_at=_dt(r["revoked_at"]),
-        revoked_reason=r["revoked_reason"],
-        data=json.loads(r["data"]),
-    )
-
-
-def _token(r: sqlite3.Row) -> RefreshToken:
-    return RefreshToken(
-        token_hash=r["token_hash"],
-        family_id=r["family_id"],
-        realm=r["realm"],
-        created_at=_dt(r["created_at"]),
-        expires_at=_dt(r["expires_at"]),
-        replaced_by=r["replaced_by"],
-        replaced_at=_dt(r["replaced_at"]),
-    )
-
-
-def _key(r: sqlite3.Row) -> SigningKey:
-    return SigningKey(
-        realm=r["realm"],
-        kid=r["kid"],
-        alg=r["alg"],
-        status=r["status"],
-        public_jwk=json.loads(r["public_jwk"]),
-        private_jwk=bytes(r["private_jwk"]),
-        created_at=_dt(r["created_at"]),
-        activated_at=_dt(r["activated_at"]),
-        retire_after=_dt(r["retire_after"]),
-    )
-
-
-def _event(r: sqlite3.Row) -> AuditEvent:
-    return AuditEvent(
-        id=r["id"],
-        realm=r["realm"],
-        type=r["type"],
-        at=_dt(r["at"]),
-        user_id=r["user_id"],
-        client_id=r["client_id"],
-        ip=r["ip"],
-        data=json.loads(r["data"]),
-    )
+ROWS = Rows(dt=_dt, js=json.loads)
 
 
 async def _one(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
@@ -256,7 +172,7 @@ class SqliteDurableStore:
     async def get_user(self, realm: str, user_id: str) -> User | None:
         async with self._read() as db:
             row = await _one(db, "SELECT * FROM users WHERE realm = ? AND id = ?", (realm, user_id))
-        return None if row is None else _user(row)
+        return None if row is None else ROWS.user(row)
 
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
         async with self._read() as db:
@@ -264,7 +180,7 @@ class SqliteDurableStore:
                 db, "SELECT * FROM users WHERE realm = ? AND email_lower = ?",
                 (realm, email_key(email)),
             )
-        return None if row is None else _user(row)
+        return None if row is None else ROWS.user(row)
 
     async def update_user(
         self,
@@ -290,7 +206,7 @@ class SqliteDurableStore:
                     (*changes.values(), realm, user_id),
                 )
             row = await _one(db, "SELECT * FROM users WHERE realm = ? AND id = ?", (realm, user_id))
-        return None if row is None else _user(row)
+        return None if row is None else ROWS.user(row)
 
     async def set_credential(self, realm: str, credential: Credential) -> None:
         async with self._write() as db:
@@ -308,9 +224,7 @@ class SqliteDurableStore:
                 db, "SELECT * FROM credentials WHERE realm = ? AND user_id = ? AND kind = ?",
                 (realm, user_id, kind),
             )
-        if row is None:
-            return None
-        return Credential(row["user_id"], row["kind"], row["secret_hash"], _dt(row["updated_at"]))
+        return None if row is None else ROWS.credential(row)
 
     # external identities
 
@@ -330,7 +244,7 @@ class SqliteDurableStore:
                 db, "SELECT * FROM external_identities WHERE realm = ? AND issuer = ? AND subject = ?",
                 (realm, issuer, subject),
             )
-        return None if row is None else _identity(row)
+        return None if row is None else ROWS.identity(row)
 
     async def list_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
         async with self._read() as db:
@@ -338,7 +252,7 @@ class SqliteDurableStore:
                 db, "SELECT * FROM external_identities WHERE realm = ? AND user_id = ?"
                 " ORDER BY created_at, issuer, subject", (realm, user_id),
             )
-        return [_identity(r) for r in rows]
+        return [ROWS.identity(r) for r in rows]
 
     # refresh-token families
 
@@ -378,7 +292,7 @@ class SqliteDurableStore:
         fam = await _one(
             db, "SELECT * FROM refresh_families WHERE realm = ? AND id = ?", (realm, row["family_id"])
         )
-        return _token(row), _family(fam)
+        return ROWS.token(row), ROWS.family(fam)
 
     async def get_refresh_token(
         self, realm: str, token_hash: str
@@ -447,10 +361,7 @@ class SqliteDurableStore:
                 db, "SELECT * FROM consents WHERE realm = ? AND user_id = ? AND client_id = ?",
                 (realm, user_id, client_id),
             )
-        if row is None:
-            return None
-        return Consent(realm, user_id, client_id, frozenset(row["scopes"].split()),
-                       _dt(row["updated_at"]))
+        return None if row is None else ROWS.consent(row)
 
     async def save_consent(self, consent: Consent) -> None:
         async with self._write() as db:
@@ -469,7 +380,7 @@ class SqliteDurableStore:
             rows = await _all(
                 db, "SELECT * FROM signing_keys WHERE realm = ? ORDER BY created_at, kid", (realm,)
             )
-        return [_key(r) for r in rows]
+        return [ROWS.key(r) for r in rows]
 
     async def add_signing_key(self, key: SigningKey) -> None:
         async with self._write() as db:
@@ -520,4 +431,4 @@ class SqliteDurableStore:
                 db, "SELECT * FROM audit_events WHERE realm = ? AND (? IS NULL OR at >= ?)"
                 " ORDER BY at, id LIMIT ?", (realm, _ts(since), _ts(since), limit),
             )
-        return [_event(r) for r in rows]
+        return [ROWS.event(r) for r in rows]

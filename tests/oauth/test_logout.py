@@ -1,0 +1,58 @@
+"""OpenID Connect RP-Initiated Logout 1.0: session ended, refresh tokens of the session
+revoked, post_logout_redirect_uri only if registered, state echoed."""
+
+from __future__ import annotations
+
+from tests.oauth.conftest import query_of
+from tests.oauth.flow import authorize, exchange, form_fields, login_for_code
+
+POST_LOGOUT = "http://localhost:3000/"
+
+
+async def tokens(idp):
+    await idp.add_user()
+    code, verifier, _ = await login_for_code(idp)
+    return await (await exchange(idp, code, verifier)).json()
+
+
+async def test_logout_with_hint_ends_session_revokes_refresh_and_redirects(idp):
+    body = await tokens(idp)
+    resp = await idp.client.get("/logout", params={"id_token_hint": body["id_token"],
+                                                   "post_logout_redirect_uri": POST_LOGOUT, "state": "bye"},
+                                allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith(POST_LOGOUT)
+    assert query_of(resp.headers["Location"])["state"] == "bye"
+    again, _ = await authorize(idp, prompt="none")
+    assert query_of(again.headers["Location"])["error"] == "login_required"
+    refresh = await idp.client.post("/token", data={"grant_type": "refresh_token", "client_id": "spa",
+                                                     "refresh_token": body["refresh_token"]})
+    assert (await refresh.json())["error"] == "invalid_grant"
+
+
+async def test_unregistered_post_logout_redirect_is_refused(idp):
+    body = await tokens(idp)
+    resp = await idp.client.get("/logout", params={"id_token_hint": body["id_token"],
+                                                   "post_logout_redirect_uri": "https://evil.example/"},
+                                allow_redirects=False)
+    assert resp.status == 400 and "Location" not in resp.headers
+
+
+async def test_logout_without_hint_asks_for_confirmation(idp):
+    await tokens(idp)
+    page = await idp.client.get("/logout", allow_redirects=False)
+    assert page.status == 200 and "Sign out of" in await page.text()
+    session_still, _ = await authorize(idp, prompt="none")
+    assert "code" in query_of(session_still.headers["Location"])
+    fields = form_fields(await page.text())
+    resp = await idp.client.post("/logout", data={**fields, "confirm": "yes"}, allow_redirects=False)
+    assert resp.status == 200 and "You are signed out" in await resp.text()
+    after, _ = await authorize(idp, prompt="none")
+    assert query_of(after.headers["Location"])["error"] == "login_required"
+
+
+async def test_forged_id_token_hint_is_refused(idp):
+    body = await tokens(idp)
+    head, payload, sig = body["id_token"].split(".")
+    resp = await idp.client.get("/logout", params={"id_token_hint": f"{head}.{payload}.{sig[:-4]}AAAA"},
+                                allow_redirects=False)
+    assert resp.status == 400
