@@ -96,7 +96,8 @@ async def drop_database(url: str) -> None:
     try:
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()", name,
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
         )
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:

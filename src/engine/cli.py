@@ -167,6 +167,48 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return _with_stores(config, plugins, work)
 
 
+def _read_password(prompt: str = "Password: ") -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass(prompt)
+        if getpass.getpass("Repeat password: ") != first:
+            print("passwords do not match", file=sys.stderr)
+            raise SystemExit(2)
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from engine.accounts.users import create_user
+    from engine.store.protocols import AlreadyExists
+
+    plugins = Plugins()
+    config = _load(args.config, plugins)
+    _realm_or_exit(config, args.realm)
+    password = _read_password()
+    if len(password) < 8:
+        print("the password must have at least 8 characters", file=sys.stderr)
+        return 2
+
+    async def work(services: Any) -> int:
+        realm = services.runtime.realms[args.realm]
+        profile = {"name": args.name} if args.name else {}
+        try:
+            user = await create_user(services, realm, email=args.email, password=password,
+                                     email_verified=not args.unverified, profile=profile)
+        except AlreadyExists:
+            print(f"{args.email} already has an account in realm {args.realm}", file=sys.stderr)
+            return 1
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        print(f"created {user.id} <{user.email}> in realm {args.realm}")
+        return 0
+
+    return _with_stores(config, plugins, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp", description="Tessera identity provider")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     keys = command("keys", cmd_keys, "list or rotate signing keys")
     keys.add_argument("action", choices=["list", "rotate"])
     keys.add_argument("--realm")
+    users = command("users", cmd_users, "manage users (password read from a prompt or stdin)")
+    users.add_argument("action", choices=["add"])
+    users.add_argument("--realm", required=True)
+    users.add_argument("--email", required=True)
+    users.add_argument("--name")
+    users.add_argument("--unverified", action="store_true", help="leave the email unverified")
     return parser
 
 

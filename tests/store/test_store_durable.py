@@ -17,8 +17,6 @@ from engine.store import (
     Credential,
     DurableStore,
     ExternalIdentity,
-    RefreshFamily,
-    RefreshToken,
     SigningKey,
     User,
     open_durable,
@@ -29,30 +27,27 @@ _ids = itertools.count(1)
 
 
 def user(realm: str = "main", email: str | None = "Alice@Example.com", **kw) -> User:
-    fields = dict(id=f"u{next(_ids)}", realm=realm, email=email, email_verified=False,
-                  profile={"name": "Alice", "address": {"country": "FR"}}, created_at=T0)
+    fields = dict(
+        id=f"u{next(_ids)}",
+        realm=realm,
+        email=email,
+        email_verified=False,
+        profile={"name": "Alice", "address": {"country": "FR"}},
+        created_at=T0,
+    )
     return User(**{**fields, **kw})
 
 
-def family(fid: str = "fam1", *, realm: str = "main", user_id: str = "u1",
-           session_id: str | None = "s1", expires_at: datetime = T0 + timedelta(days=30),
-           ) -> RefreshFamily:
-    return RefreshFamily(id=fid, realm=realm, client_id="app", user_id=user_id,
-                         scope="openid offline_access", session_id=session_id,
-                         auth_time=T0 - timedelta(minutes=5), created_at=T0,
-                         expires_at=expires_at, data={"amr": ["pwd"], "acr": "1"})
-
-
-def token(token_hash: str, fid: str = "fam1", *, realm: str = "main",
-          expires_at: datetime = T0 + timedelta(days=1)) -> RefreshToken:
-    return RefreshToken(token_hash=token_hash, family_id=fid, realm=realm, created_at=T0,
-                        expires_at=expires_at)
-
-
 def key(kid: str, status="next", *, realm: str = "main", created_at: datetime = T0) -> SigningKey:
-    return SigningKey(realm=realm, kid=kid, alg="ES256", status=status,
-                      public_jwk={"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": kid},
-                      private_jwk=b"\x00encrypted\xff" + kid.encode(), created_at=created_at)
+    return SigningKey(
+        realm=realm,
+        kid=kid,
+        alg="ES256",
+        status=status,
+        public_jwk={"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": kid},
+        private_jwk=b"\x00encrypted\xff" + kid.encode(),
+        created_at=created_at,
+    )
 
 
 # users and credentials
@@ -101,8 +96,9 @@ async def test_update_user_changes_only_given_fields(durable: DurableStore):
     """update_user writes the given fields, keeps the others, and returns the new user."""
     alice = user()
     await durable.create_user(alice)
-    updated = await durable.update_user("main", alice.id, email_verified=True,
-                                        profile={"name": "Alice B."})
+    updated = await durable.update_user(
+        "main", alice.id, email_verified=True, profile={"name": "Alice B."}
+    )
     assert updated == replace(alice, email_verified=True, profile={"name": "Alice B."})
     assert await durable.get_user("main", alice.id) == updated
     disabled = await durable.update_user("main", alice.id, disabled=True)
@@ -129,10 +125,19 @@ async def test_credentials_set_replace_get(durable: DurableStore):
 
 async def test_identities_link_find_list_and_duplicate(durable: DurableStore):
     """Identities are found by (issuer, subject), listed per user, and linked only once."""
-    google = ExternalIdentity("main", "google", "https://accounts.google.com", "g-1", "u1",
-                              "a@gmail.com", {"hd": "example.com", "groups": ["a"]}, T0)
-    github = ExternalIdentity("main", "github", "https://github.com", "42", "u1", None, {},
-                              T0 + timedelta(seconds=1))
+    google = ExternalIdentity(
+        "main",
+        "google",
+        "https://accounts.google.com",
+        "g-1",
+        "u1",
+        "a@gmail.com",
+        {"hd": "example.com", "groups": ["a"]},
+        T0,
+    )
+    github = ExternalIdentity(
+        "main", "github", "https://github.com", "42", "u1", None, {}, T0 + timedelta(seconds=1)
+    )
     await durable.link_identity(google)
     await durable.link_identity(github)
     await durable.link_identity(replace(google, subject="g-2", user_id="u2"))
@@ -143,174 +148,6 @@ async def test_identities_link_find_list_and_duplicate(durable: DurableStore):
     assert await durable.list_identities("main", "nobody") == []
     with pytest.raises(AlreadyExists):
         await durable.link_identity(replace(google, user_id="u3"))
-
-
-# refresh-token families
-
-
-async def test_refresh_family_create_and_get(durable: DurableStore):
-    """A family and its first token read back together; duplicates are refused."""
-    fam, first = family(), token("h1")
-    await durable.create_refresh_family(fam, first)
-    assert await durable.get_refresh_token("main", "h1") == (first, fam)
-    assert await durable.get_refresh_token("other", "h1") is None
-    assert await durable.get_refresh_token("main", "nope") is None
-    with pytest.raises(AlreadyExists):
-        await durable.create_refresh_family(fam, token("h2"))
-    with pytest.raises(AlreadyExists):
-        await durable.create_refresh_family(family("fam2"), token("h1", "fam2"))
-    assert await durable.get_refresh_token("main", "h2") is None  # the failed insert left nothing
-
-
-async def test_rotate_replaces_live_token(durable: DurableStore):
-    """Rotation marks the old token replaced and stores the live successor."""
-    await durable.create_refresh_family(family(), token("h1"))
-    now = T0 + timedelta(minutes=10)
-    result = await durable.rotate_refresh_token("main", "h1", token("h2"), now)
-    assert result.status == "rotated"
-    assert result.token == replace(token("h1"), replaced_by="h2", replaced_at=now)
-    assert result.family == family()
-    old, _ = await durable.get_refresh_token("main", "h1")
-    assert (old.replaced_by, old.replaced_at) == ("h2", now)
-    new, fam = await durable.get_refresh_token("main", "h2")
-    assert new == token("h2") and fam == family()
-    again = await durable.rotate_refresh_token("main", "h2", token("h3"), now)
-    assert again.status == "rotated"
-
-
-async def test_rotate_twice_reports_already_rotated(durable: DurableStore):
-    """A second rotation of the same token writes nothing and shows the first successor."""
-    await durable.create_refresh_family(family(), token("h1"))
-    first_at = T0 + timedelta(minutes=1)
-    await durable.rotate_refresh_token("main", "h1", token("h2"), first_at)
-    result = await durable.rotate_refresh_token("main", "h1", token("h3"), first_at + timedelta(seconds=5))
-    assert result.status == "already_rotated"
-    assert (result.token.replaced_by, result.token.replaced_at) == ("h2", first_at)
-    assert result.family == family()
-    assert await durable.get_refresh_token("main", "h3") is None
-
-
-async def test_rotate_in_revoked_family_reports_revoked(durable: DurableStore):
-    """Tokens of a revoked family cannot rotate, replaced or not."""
-    await durable.create_refresh_family(family(), token("h1"))
-    await durable.rotate_refresh_token("main", "h1", token("h2"), T0)
-    assert await durable.revoke_family("main", "fam1", "reuse", T0 + timedelta(seconds=1))
-    for old in ("h1", "h2"):
-        result = await durable.rotate_refresh_token("main", old, token("h3"), T0 + timedelta(seconds=2))
-        assert result.status == "revoked"
-        assert result.family.revoked_reason == "reuse"
-    assert await durable.get_refresh_token("main", "h3") is None
-
-
-async def test_rotate_expired_token_or_family_reports_expired(durable: DurableStore):
-    """A token past its own expiry, or in a family past its expiry, cannot rotate."""
-    await durable.create_refresh_family(family(), token("h1", expires_at=T0 + timedelta(hours=1)))
-    at_expiry = await durable.rotate_refresh_token("main", "h1", token("x"), T0 + timedelta(hours=1))
-    assert at_expiry.status == "expired"
-    assert at_expiry.token.replaced_by is None
-    just_before = T0 + timedelta(hours=1) - timedelta(microseconds=1)
-    assert (await durable.rotate_refresh_token("main", "h1", token("h2"), just_before)).status == "rotated"
-
-    await durable.create_refresh_family(
-        family("fam2", expires_at=T0 + timedelta(hours=2)),
-        token("f2", "fam2", expires_at=T0 + timedelta(days=1)),
-    )
-    late = await durable.rotate_refresh_token("main", "f2", token("f3", "fam2"), T0 + timedelta(hours=3))
-    assert late.status == "expired"
-    assert await durable.get_refresh_token("main", "f3") is None
-    assert await durable.get_refresh_token("main", "x") is None
-
-
-async def test_rotate_unknown_token(durable: DurableStore):
-    """An unknown hash, or one of another realm, is `unknown`."""
-    await durable.create_refresh_family(family(), token("h1"))
-    result = await durable.rotate_refresh_token("main", "nope", token("h2"), T0)
-    assert (result.status, result.token, result.family) == ("unknown", None, None)
-    assert (await durable.rotate_refresh_token("other", "h1", token("h2", realm="other"), T0)).status == "unknown"
-
-
-async def test_rotate_refuses_a_successor_in_another_family(durable: DurableStore):
-    """The successor must stay in the family; a mismatch raises and writes nothing."""
-    await durable.create_refresh_family(family(), token("h1"))
-    with pytest.raises(ValueError):
-        await durable.rotate_refresh_token("main", "h1", token("h2", "elsewhere"), T0)
-    old, _ = await durable.get_refresh_token("main", "h1")
-    assert old.replaced_by is None
-
-
-async def test_concurrent_rotations_have_exactly_one_winner(durable: DurableStore, backend):
-    """100 concurrent rotations of one token, over two store instances (two connections
-    or pools): exactly one `rotated`, 99 `already_rotated`, one successor stored."""
-    await durable.create_refresh_family(family(), token("h0"))
-    second = await open_durable(backend.durable_url)
-    try:
-        stores = [durable, second]
-        results = await asyncio.gather(*(
-            stores[i % 2].rotate_refresh_token("main", "h0", token(f"n{i}"), T0)
-            for i in range(100)
-        ))
-    finally:
-        await second.close()
-    winners = [i for i, r in enumerate(results) if r.status == "rotated"]
-    assert len(winners) == 1
-    assert sorted({r.status for r in results}) == ["already_rotated", "rotated"]
-    assert {r.token.replaced_by for r in results} == {f"n{winners[0]}"}
-    stored = [i for i in range(100) if await durable.get_refresh_token("main", f"n{i}")]
-    assert stored == winners
-
-
-async def test_revoke_family(durable: DurableStore):
-    """revoke_family records when and why, and is True only for a live family."""
-    await durable.create_refresh_family(family(), token("h1"))
-    assert await durable.revoke_family("main", "fam1", "logout", T0 + timedelta(seconds=3))
-    assert not await durable.revoke_family("main", "fam1", "again", T0 + timedelta(seconds=4))
-    assert not await durable.revoke_family("main", "unknown", "logout", T0)
-    _, fam = await durable.get_refresh_token("main", "h1")
-    assert (fam.revoked_at, fam.revoked_reason) == (T0 + timedelta(seconds=3), "logout")
-
-
-async def _families(durable: DurableStore) -> None:
-    specs = [("a", "main", "u1", "s1"), ("b", "main", "u1", "s2"), ("c", "main", "u2", "s1"),
-             ("d", "main", "u2", None), ("e", "other", "u1", "s1")]
-    for fid, realm, uid, sid in specs:
-        await durable.create_refresh_family(
-            family(fid, realm=realm, user_id=uid, session_id=sid), token(f"t-{fid}", fid, realm=realm)
-        )
-
-
-async def _revoked(durable: DurableStore) -> set[str]:
-    out = set()
-    for fid, realm in [("a", "main"), ("b", "main"), ("c", "main"), ("d", "main"), ("e", "other")]:
-        _, fam = await durable.get_refresh_token(realm, f"t-{fid}")
-        if fam.revoked_at is not None:
-            out.add(fid)
-    return out
-
-
-async def test_revoke_families_by_user(durable: DurableStore):
-    """Every live family of the user in the realm is revoked; others are untouched."""
-    await _families(durable)
-    assert await durable.revoke_families("main", T0, "password_changed", user_id="u1") == 2
-    assert await _revoked(durable) == {"a", "b"}
-    assert await durable.revoke_families("main", T0, "again", user_id="u1") == 0
-    _, fam = await durable.get_refresh_token("main", "t-a")
-    assert fam.revoked_reason == "password_changed"
-
-
-async def test_revoke_families_by_session(durable: DurableStore):
-    """Every live family of the browser session in the realm is revoked; others untouched."""
-    await _families(durable)
-    assert await durable.revoke_families("main", T0, "logout", session_id="s1") == 2
-    assert await _revoked(durable) == {"a", "c"}
-
-
-async def test_revoke_families_with_both_filters_needs_both(durable: DurableStore):
-    """With user and session, only families matching both are revoked; no filter is an error."""
-    await _families(durable)
-    assert await durable.revoke_families("main", T0, "logout", user_id="u1", session_id="s1") == 1
-    assert await _revoked(durable) == {"a"}
-    with pytest.raises(ValueError):
-        await durable.revoke_families("main", T0, "everything")
 
 
 # consents
@@ -337,8 +174,9 @@ async def test_consents_save_replace_get(durable: DurableStore):
 async def test_signing_keys_add_list_and_duplicate(durable: DurableStore):
     """Keys list oldest first with their encrypted bytes intact; a duplicate kid is refused."""
     newer = key("k2", created_at=T0 + timedelta(days=1))
-    older = replace(key("k1", "active", created_at=T0), activated_at=T0,
-                    retire_after=T0 + timedelta(days=90))
+    older = replace(
+        key("k1", "active", created_at=T0), activated_at=T0, retire_after=T0 + timedelta(days=90)
+    )
     await durable.add_signing_key(newer)
     await durable.add_signing_key(older)
     await durable.add_signing_key(key("k1", realm="other"))
@@ -352,15 +190,22 @@ async def test_update_signing_key_compare_and_set(durable: DurableStore):
     """The status changes only when the key is in `expect_status`; times given are set,
     times not given are kept."""
     await durable.add_signing_key(key("k1", "next"))
-    assert not await durable.update_signing_key("main", "k1", status="retired", expect_status="active")
+    assert not await durable.update_signing_key(
+        "main", "k1", status="retired", expect_status="active"
+    )
     assert (await durable.list_signing_keys("main"))[0].status == "next"
-    assert await durable.update_signing_key("main", "k1", status="active", expect_status="next",
-                                            activated_at=T0 + timedelta(hours=1))
-    assert await durable.update_signing_key("main", "k1", status="retiring",
-                                            retire_after=T0 + timedelta(days=2))
+    assert await durable.update_signing_key(
+        "main", "k1", status="active", expect_status="next", activated_at=T0 + timedelta(hours=1)
+    )
+    assert await durable.update_signing_key(
+        "main", "k1", status="retiring", retire_after=T0 + timedelta(days=2)
+    )
     [k1] = await durable.list_signing_keys("main")
     assert (k1.status, k1.activated_at, k1.retire_after) == (
-        "retiring", T0 + timedelta(hours=1), T0 + timedelta(days=2))
+        "retiring",
+        T0 + timedelta(hours=1),
+        T0 + timedelta(days=2),
+    )
     assert not await durable.update_signing_key("main", "missing", status="active")
     assert not await durable.update_signing_key("other", "k1", status="active")
 
@@ -368,11 +213,18 @@ async def test_update_signing_key_compare_and_set(durable: DurableStore):
 async def test_concurrent_key_compare_and_set_has_one_winner(durable: DurableStore):
     """Of 50 concurrent next->active compare-and-sets exactly one succeeds."""
     await durable.add_signing_key(key("k1", "next"))
-    results = await asyncio.gather(*(
-        durable.update_signing_key("main", "k1", status="active", expect_status="next",
-                                   activated_at=T0 + timedelta(seconds=i))
-        for i in range(50)
-    ))
+    results = await asyncio.gather(
+        *(
+            durable.update_signing_key(
+                "main",
+                "k1",
+                status="active",
+                expect_status="next",
+                activated_at=T0 + timedelta(seconds=i),
+            )
+            for i in range(50)
+        )
+    )
     assert results.count(True) == 1
     [k1] = await durable.list_signing_keys("main")
     assert k1.status == "active"
@@ -386,18 +238,30 @@ async def test_audit_events_append_and_list(durable: DurableStore):
     """Events list oldest first per realm, `since` is inclusive, `limit` caps the count."""
     times = [T0 + timedelta(minutes=m) for m in (3, 0, 2, 1, 4)]
     for i, at in enumerate(times):
-        await durable.append_event(AuditEvent("main", f"e{i}", at, user_id="u1", client_id="app",
-                                              ip="203.0.113.9", data={"n": i, "ok": True}))
+        await durable.append_event(
+            AuditEvent(
+                "main",
+                f"e{i}",
+                at,
+                user_id="u1",
+                client_id="app",
+                ip="203.0.113.9",
+                data={"n": i, "ok": True},
+            )
+        )
     await durable.append_event(AuditEvent("other", "x", T0))
     events = await durable.list_events("main")
     assert [e.at for e in events] == sorted(times)
     assert [e.type for e in events] == ["e1", "e3", "e2", "e0", "e4"]
     assert all(e.id is not None for e in events)
-    assert events[0] == AuditEvent("main", "e1", T0, "u1", "app", "203.0.113.9",
-                                   {"n": 1, "ok": True}, events[0].id)
+    assert events[0] == AuditEvent(
+        "main", "e1", T0, "u1", "app", "203.0.113.9", {"n": 1, "ok": True}, events[0].id
+    )
     since = await durable.list_events("main", since=T0 + timedelta(minutes=2))
     assert [e.type for e in since] == ["e2", "e0", "e4"]
-    assert [e.type for e in await durable.list_events("main", since=T0 + timedelta(minutes=2), limit=2)] == ["e2", "e0"]
+    assert [
+        e.type for e in await durable.list_events("main", since=T0 + timedelta(minutes=2), limit=2)
+    ] == ["e2", "e0"]
     assert [e.type for e in await durable.list_events("other")] == ["x"]
 
 

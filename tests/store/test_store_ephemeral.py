@@ -103,9 +103,9 @@ async def test_concurrent_takes_have_exactly_one_winner(ephemeral: EphemeralStor
 async def test_concurrent_only_if_absent_has_one_winner(ephemeral: EphemeralStore):
     """Of 50 concurrent only_if_absent puts exactly one writes, and its value is kept."""
     await asyncio.gather(*(ephemeral.ping() for _ in range(50)))
-    results = await asyncio.gather(*(
-        ephemeral.put("lock", {"owner": i}, 60, only_if_absent=True) for i in range(50)
-    ))
+    results = await asyncio.gather(
+        *(ephemeral.put("lock", {"owner": i}, 60, only_if_absent=True) for i in range(50))
+    )
     assert results.count(True) == 1
     assert await ephemeral.get("lock") == {"owner": results.index(True)}
 
@@ -127,7 +127,10 @@ async def test_redis_keys_carry_the_prefix(ephemeral: EphemeralStore, backend):
         keys = sorted([k async for k in client.scan_iter(match=backend.ephemeral_prefix + "*")])
     finally:
         await client.aclose()
-    assert keys == [backend.ephemeral_prefix + "main:rl:1", backend.ephemeral_prefix + "main:sess:1"]
+    assert keys == [
+        backend.ephemeral_prefix + "main:rl:1",
+        backend.ephemeral_prefix + "main:sess:1",
+    ]
 
 
 # memory expiry, on a clock the test moves

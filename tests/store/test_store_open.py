@@ -32,7 +32,9 @@ def test_sqlite_url_paths(url: str, path: str):
     assert sqlite_path(url) == path
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://host/db", "sqlite:///x?mode=ro"])
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///", "sqlite://host/db", "sqlite:///x?mode=ro"]
+)
 def test_bad_sqlite_urls_are_refused(url: str):
     """SQLite URLs without a usable path are a ValueError naming the accepted forms."""
     with pytest.raises(ValueError, match="sqlite:///"):

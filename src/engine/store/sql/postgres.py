@@ -150,7 +150,9 @@ class PostgresDurableStore:
         )
 
     async def get_user(self, realm: str, user_id: str) -> User | None:
-        row = await self._fetchrow("SELECT * FROM users WHERE realm = $1 AND id = $2", realm, user_id)
+        row = await self._fetchrow(
+            "SELECT * FROM users WHERE realm = $1 AND id = $2", realm, user_id
+        )
         return None if row is None else ROWS.user(row)
 
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
@@ -160,13 +162,8 @@ class PostgresDurableStore:
         return None if row is None else ROWS.user(row)
 
     async def update_user(
-        self,
-        realm: str,
-        user_id: str,
-        *,
-        email_verified: bool | None = None,
-        profile: dict[str, Any] | None = None,
-        disabled: bool | None = None,
+        self, realm: str, user_id: str, *, email_verified: bool | None = None,
+        profile: dict[str, Any] | None = None, disabled: bool | None = None,
     ) -> User | None:
         changes = {
             column: value
@@ -300,7 +297,8 @@ class PostgresDurableStore:
                 )
                 return RotateResult("already_rotated", ROWS.token(row), family)
             await self._insert_token(conn, new)
-        return RotateResult("rotated", replace(token, replaced_by=new.token_hash, replaced_at=now), family)
+        rotated = replace(token, replaced_by=new.token_hash, replaced_at=now)
+        return RotateResult("rotated", rotated, family)
 
     async def revoke_family(self, realm: str, family_id: str, reason: str, now: datetime) -> bool:
         changed = await self._execute(
@@ -311,12 +309,7 @@ class PostgresDurableStore:
         return changed == 1
 
     async def revoke_families(
-        self,
-        realm: str,
-        now: datetime,
-        reason: str,
-        *,
-        user_id: str | None = None,
+        self, realm: str, now: datetime, reason: str, *, user_id: str | None = None,
         session_id: str | None = None,
     ) -> int:
         """Filters combine: with both given, only the user's families of that session."""
@@ -364,14 +357,8 @@ class PostgresDurableStore:
         )
 
     async def update_signing_key(
-        self,
-        realm: str,
-        kid: str,
-        *,
-        status: KeyStatus,
-        expect_status: KeyStatus | None = None,
-        activated_at: datetime | None = None,
-        retire_after: datetime | None = None,
+        self, realm: str, kid: str, *, status: KeyStatus, expect_status: KeyStatus | None = None,
+        activated_at: datetime | None = None, retire_after: datetime | None = None,
     ) -> bool:
         changed = await self._execute(
             "UPDATE signing_keys SET status = $3, activated_at = COALESCE($4, activated_at),"

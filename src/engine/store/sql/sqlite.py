@@ -35,7 +35,12 @@ from engine.store.protocols import (
     User,
 )
 from engine.store.sql import Rows, check_successor, email_key, rotation_verdict, scopes_text, utc
-from engine.store.sql.migrate import CREATE_SCHEMA_MIGRATIONS, load_migrations, split_statements
+from engine.store.sql.migrate import (
+    CREATE_SCHEMA_MIGRATIONS,
+    load_migrations,
+    pending,
+    split_statements,
+)
 
 _UNIQUE_CODES = {2067, 1555}  # SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
 # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN (primary codes)
@@ -72,19 +77,48 @@ def _dt(value: str | None) -> datetime | None:
 ROWS = Rows(dt=_dt, js=json.loads)
 
 
-async def _one(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-    async with db.execute(sql, params) as cursor:
-        return await cursor.fetchone()
+class _Tx:
+    """Statements on the connection; the caller holds the store's lock."""
 
+    def __init__(self, db: aiosqlite.Connection):
+        self.db = db
 
-async def _all(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
-    async with db.execute(sql, params) as cursor:
-        return list(await cursor.fetchall())
+    @staticmethod
+    def _params(params: tuple[Any, ...]) -> Any:
+        return params[0] if len(params) == 1 and isinstance(params[0], dict) else params
 
+    async def row(self, sql: str, *params: Any) -> sqlite3.Row | None:
+        async with self.db.execute(sql, self._params(params)) as cursor:
+            return await cursor.fetchone()
 
-async def _changed(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    async with db.execute(sql, params) as cursor:
-        return cursor.rowcount
+    async def rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+        async with self.db.execute(sql, self._params(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def exec(self, sql: str, *params: Any) -> int:
+        async with self.db.execute(sql, self._params(params)) as cursor:
+            return cursor.rowcount
+
+    async def insert_token(self, token: RefreshToken) -> None:
+        await self.exec(
+            "INSERT INTO refresh_tokens (realm, token_hash, family_id, created_at, expires_at,"
+            " replaced_by, replaced_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            token.realm, token.token_hash, token.family_id, _ts(token.created_at),
+            _ts(token.expires_at), token.replaced_by, _ts(token.replaced_at),
+        )
+
+    async def token_and_family(
+        self, realm: str, token_hash: str
+    ) -> tuple[RefreshToken, RefreshFamily] | None:
+        row = await self.row(
+            "SELECT * FROM refresh_tokens WHERE realm = ? AND token_hash = ?", realm, token_hash
+        )
+        if row is None:
+            return None
+        fam = await self.row(
+            "SELECT * FROM refresh_families WHERE realm = ? AND id = ?", realm, row["family_id"]
+        )
+        return ROWS.token(row), ROWS.family(fam)
 
 
 class SqliteDurableStore:
@@ -100,7 +134,7 @@ class SqliteDurableStore:
         with _mapped_errors():
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(path, isolation_level=None)
+            db = await aiosqlite.connect(path, isolation_level=None)  # we issue BEGIN ourselves
             try:
                 db.row_factory = sqlite3.Row
                 await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -114,27 +148,37 @@ class SqliteDurableStore:
         return cls(db, path)
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            with _mapped_errors():
-                yield self._db
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _tx(self) -> AsyncIterator[_Tx]:
+        """A write transaction holding the connection (and SQLite's write lock) throughout."""
         async with self._lock:
             with _mapped_errors():
                 await self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self._db
+                    yield _Tx(self._db)
                     await self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
                         await self._db.execute("ROLLBACK")
                     raise
 
+    async def _row(self, sql: str, *params: Any) -> sqlite3.Row | None:
+        async with self._lock:
+            with _mapped_errors():
+                return await _Tx(self._db).row(sql, *params)
+
+    async def _rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+        async with self._lock:
+            with _mapped_errors():
+                return await _Tx(self._db).rows(sql, *params)
+
+    async def _exec(self, sql: str, *params: Any) -> int:
+        """One statement, atomic on its own (autocommit); returns the rows changed."""
+        async with self._lock:
+            with _mapped_errors():
+                return await _Tx(self._db).exec(sql, *params)
+
     async def ping(self) -> None:
-        async with self._read() as db:
-            await _one(db, "SELECT 1", ())
+        await self._row("SELECT 1")
 
     async def close(self) -> None:
         async with self._lock:
@@ -142,18 +186,16 @@ class SqliteDurableStore:
 
     async def migrate(self) -> list[str]:
         migrations = load_migrations("sqlite")
-        async with self._write() as db:
-            await db.execute(CREATE_SCHEMA_MIGRATIONS["sqlite"])
-            done = {r[0] for r in await _all(db, "SELECT version FROM schema_migrations", ())}
+        async with self._tx() as tx:
+            await tx.exec(CREATE_SCHEMA_MIGRATIONS["sqlite"])
+            done = {r[0] for r in await tx.rows("SELECT version FROM schema_migrations")}
             applied = []
-            for migration in migrations:
-                if migration.version in done:
-                    continue
+            for migration in pending(migrations, done):
                 for statement in split_statements(migration.sql):
-                    await db.execute(statement)
-                await db.execute(
+                    await tx.exec(statement)
+                await tx.exec(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (migration.version, _ts(datetime.now(UTC))),
+                    migration.version, _ts(datetime.now(UTC)),
                 )
                 applied.append(migration.version)
         return applied
@@ -161,97 +203,80 @@ class SqliteDurableStore:
     # users and credentials
 
     async def create_user(self, user: User) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO users (realm, id, email, email_lower, email_verified, profile,"
-                " created_at, disabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (user.realm, user.id, user.email, email_key(user.email), user.email_verified,
-                 json.dumps(user.profile), _ts(user.created_at), user.disabled),
-            )
+        await self._exec(
+            "INSERT INTO users (realm, id, email, email_lower, email_verified, profile,"
+            " created_at, disabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            user.realm, user.id, user.email, email_key(user.email), user.email_verified,
+            json.dumps(user.profile), _ts(user.created_at), user.disabled,
+        )
 
     async def get_user(self, realm: str, user_id: str) -> User | None:
-        async with self._read() as db:
-            row = await _one(db, "SELECT * FROM users WHERE realm = ? AND id = ?", (realm, user_id))
+        row = await self._row("SELECT * FROM users WHERE realm = ? AND id = ?", realm, user_id)
         return None if row is None else ROWS.user(row)
 
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
-        async with self._read() as db:
-            row = await _one(
-                db, "SELECT * FROM users WHERE realm = ? AND email_lower = ?",
-                (realm, email_key(email)),
-            )
+        row = await self._row(
+            "SELECT * FROM users WHERE realm = ? AND email_lower = ?", realm, email_key(email)
+        )
         return None if row is None else ROWS.user(row)
 
     async def update_user(
-        self,
-        realm: str,
-        user_id: str,
-        *,
-        email_verified: bool | None = None,
-        profile: dict[str, Any] | None = None,
-        disabled: bool | None = None,
+        self, realm: str, user_id: str, *, email_verified: bool | None = None,
+        profile: dict[str, Any] | None = None, disabled: bool | None = None,
     ) -> User | None:
-        changes: dict[str, Any] = {}
-        if email_verified is not None:
-            changes["email_verified"] = email_verified
-        if profile is not None:
-            changes["profile"] = json.dumps(profile)
-        if disabled is not None:
-            changes["disabled"] = disabled
-        async with self._write() as db:
+        changes = {
+            column: value
+            for column, value in (("email_verified", email_verified), ("disabled", disabled),
+                                  ("profile", None if profile is None else json.dumps(profile)))
+            if value is not None
+        }
+        async with self._tx() as tx:
             if changes:
                 assignments = ", ".join(f"{column} = ?" for column in changes)
-                await db.execute(
-                    f"UPDATE users SET {assignments} WHERE realm = ? AND id = ?",
-                    (*changes.values(), realm, user_id),
-                )
-            row = await _one(db, "SELECT * FROM users WHERE realm = ? AND id = ?", (realm, user_id))
+                await tx.exec(f"UPDATE users SET {assignments} WHERE realm = ? AND id = ?",
+                              *changes.values(), realm, user_id)
+            row = await tx.row("SELECT * FROM users WHERE realm = ? AND id = ?", realm, user_id)
         return None if row is None else ROWS.user(row)
 
     async def set_credential(self, realm: str, credential: Credential) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO credentials (realm, user_id, kind, secret_hash, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, user_id, kind) DO UPDATE SET"
-                " secret_hash = excluded.secret_hash, updated_at = excluded.updated_at",
-                (realm, credential.user_id, credential.kind, credential.secret_hash,
-                 _ts(credential.updated_at)),
-            )
+        await self._exec(
+            "INSERT INTO credentials (realm, user_id, kind, secret_hash, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, user_id, kind) DO UPDATE SET"
+            " secret_hash = excluded.secret_hash, updated_at = excluded.updated_at",
+            realm, credential.user_id, credential.kind, credential.secret_hash,
+            _ts(credential.updated_at),
+        )
 
     async def get_credential(self, realm: str, user_id: str, kind: str) -> Credential | None:
-        async with self._read() as db:
-            row = await _one(
-                db, "SELECT * FROM credentials WHERE realm = ? AND user_id = ? AND kind = ?",
-                (realm, user_id, kind),
-            )
+        row = await self._row(
+            "SELECT * FROM credentials WHERE realm = ? AND user_id = ? AND kind = ?",
+            realm, user_id, kind,
+        )
         return None if row is None else ROWS.credential(row)
 
     # external identities
 
     async def link_identity(self, identity: ExternalIdentity) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO external_identities (realm, issuer, subject, provider_id, user_id,"
-                " email, claims, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (identity.realm, identity.issuer, identity.subject, identity.provider_id,
-                 identity.user_id, identity.email, json.dumps(identity.claims),
-                 _ts(identity.created_at)),
-            )
+        await self._exec(
+            "INSERT INTO external_identities (realm, issuer, subject, provider_id, user_id,"
+            " email, claims, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            identity.realm, identity.issuer, identity.subject, identity.provider_id,
+            identity.user_id, identity.email, json.dumps(identity.claims),
+            _ts(identity.created_at),
+        )
 
     async def find_identity(self, realm: str, issuer: str, subject: str) -> ExternalIdentity | None:
-        async with self._read() as db:
-            row = await _one(
-                db, "SELECT * FROM external_identities WHERE realm = ? AND issuer = ? AND subject = ?",
-                (realm, issuer, subject),
-            )
+        row = await self._row(
+            "SELECT * FROM external_identities WHERE realm = ? AND issuer = ? AND subject = ?",
+            realm, issuer, subject,
+        )
         return None if row is None else ROWS.identity(row)
 
     async def list_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
-        async with self._read() as db:
-            rows = await _all(
-                db, "SELECT * FROM external_identities WHERE realm = ? AND user_id = ?"
-                " ORDER BY created_at, issuer, subject", (realm, user_id),
-            )
+        rows = await self._rows(
+            "SELECT * FROM external_identities WHERE realm = ? AND user_id = ?"
+            " ORDER BY created_at, issuer, subject", realm, user_id,
+        )
         return [ROWS.identity(r) for r in rows]
 
     # refresh-token families
@@ -259,53 +284,31 @@ class SqliteDurableStore:
     async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:
         if first.realm != family.realm or first.family_id != family.id:
             raise ValueError("the first token must belong to the family it starts")
-        async with self._write() as db:
-            await db.execute(
+        async with self._tx() as tx:
+            await tx.exec(
                 "INSERT INTO refresh_families (realm, id, client_id, user_id, scope, session_id,"
                 " auth_time, created_at, expires_at, revoked_at, revoked_reason, data)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (family.realm, family.id, family.client_id, family.user_id, family.scope,
-                 family.session_id, _ts(family.auth_time), _ts(family.created_at),
-                 _ts(family.expires_at), _ts(family.revoked_at), family.revoked_reason,
-                 json.dumps(family.data)),
+                family.realm, family.id, family.client_id, family.user_id, family.scope,
+                family.session_id, _ts(family.auth_time), _ts(family.created_at),
+                _ts(family.expires_at), _ts(family.revoked_at), family.revoked_reason,
+                json.dumps(family.data),
             )
-            await self._insert_token(db, first)
-
-    @staticmethod
-    async def _insert_token(db: aiosqlite.Connection, token: RefreshToken) -> None:
-        await db.execute(
-            "INSERT INTO refresh_tokens (realm, token_hash, family_id, created_at, expires_at,"
-            " replaced_by, replaced_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (token.realm, token.token_hash, token.family_id, _ts(token.created_at),
-             _ts(token.expires_at), token.replaced_by, _ts(token.replaced_at)),
-        )
-
-    @staticmethod
-    async def _token_and_family(
-        db: aiosqlite.Connection, realm: str, token_hash: str
-    ) -> tuple[RefreshToken, RefreshFamily] | None:
-        row = await _one(
-            db, "SELECT * FROM refresh_tokens WHERE realm = ? AND token_hash = ?", (realm, token_hash)
-        )
-        if row is None:
-            return None
-        fam = await _one(
-            db, "SELECT * FROM refresh_families WHERE realm = ? AND id = ?", (realm, row["family_id"])
-        )
-        return ROWS.token(row), ROWS.family(fam)
+            await tx.insert_token(first)
 
     async def get_refresh_token(
         self, realm: str, token_hash: str
     ) -> tuple[RefreshToken, RefreshFamily] | None:
-        async with self._read() as db:
-            return await self._token_and_family(db, realm, token_hash)
+        async with self._lock:
+            with _mapped_errors():
+                return await _Tx(self._db).token_and_family(realm, token_hash)
 
     async def rotate_refresh_token(
         self, realm: str, old_hash: str, new: RefreshToken, now: datetime
     ) -> RotateResult:
         now = utc(now)
-        async with self._write() as db:
-            found = await self._token_and_family(db, realm, old_hash)
+        async with self._tx() as tx:
+            found = await tx.token_and_family(realm, old_hash)
             if found is None:
                 return RotateResult("unknown")
             token, family = found
@@ -313,122 +316,105 @@ class SqliteDurableStore:
             if verdict is not None:
                 return RotateResult(verdict, token, family)
             check_successor(realm, token, new)
-            changed = await _changed(
-                db, "UPDATE refresh_tokens SET replaced_by = ?, replaced_at = ?"
+            changed = await tx.exec(
+                "UPDATE refresh_tokens SET replaced_by = ?, replaced_at = ?"
                 " WHERE realm = ? AND token_hash = ? AND replaced_by IS NULL",
-                (new.token_hash, _ts(now), realm, old_hash),
+                new.token_hash, _ts(now), realm, old_hash,
             )
             if changed != 1:  # unreachable under BEGIN IMMEDIATE; kept as the safety net
-                token, family = await self._token_and_family(db, realm, old_hash)
+                token, family = await tx.token_and_family(realm, old_hash)
                 return RotateResult("already_rotated", token, family)
-            await self._insert_token(db, new)
-        return RotateResult("rotated", replace(token, replaced_by=new.token_hash, replaced_at=now), family)
+            await tx.insert_token(new)
+        rotated = replace(token, replaced_by=new.token_hash, replaced_at=now)
+        return RotateResult("rotated", rotated, family)
 
     async def revoke_family(self, realm: str, family_id: str, reason: str, now: datetime) -> bool:
-        async with self._write() as db:
-            changed = await _changed(
-                db, "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ?"
-                " WHERE realm = ? AND id = ? AND revoked_at IS NULL",
-                (_ts(now), reason, realm, family_id),
-            )
+        changed = await self._exec(
+            "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ?"
+            " WHERE realm = ? AND id = ? AND revoked_at IS NULL",
+            _ts(now), reason, realm, family_id,
+        )
         return changed == 1
 
     async def revoke_families(
-        self,
-        realm: str,
-        now: datetime,
-        reason: str,
-        *,
-        user_id: str | None = None,
+        self, realm: str, now: datetime, reason: str, *, user_id: str | None = None,
         session_id: str | None = None,
     ) -> int:
         """Filters combine: with both given, only the user's families of that session."""
         if user_id is None and session_id is None:
             raise ValueError("revoke_families needs user_id and/or session_id")
-        async with self._write() as db:
-            return await _changed(
-                db, "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ?"
-                " WHERE realm = ? AND revoked_at IS NULL"
-                " AND (? IS NULL OR user_id = ?) AND (? IS NULL OR session_id = ?)",
-                (_ts(now), reason, realm, user_id, user_id, session_id, session_id),
-            )
+        return await self._exec(
+            "UPDATE refresh_families SET revoked_at = :now, revoked_reason = :reason"
+            " WHERE realm = :realm AND revoked_at IS NULL"
+            " AND (:user IS NULL OR user_id = :user) AND (:sess IS NULL OR session_id = :sess)",
+            {"now": _ts(now), "reason": reason, "realm": realm, "user": user_id,
+             "sess": session_id},
+        )
 
     # consents
 
     async def get_consent(self, realm: str, user_id: str, client_id: str) -> Consent | None:
-        async with self._read() as db:
-            row = await _one(
-                db, "SELECT * FROM consents WHERE realm = ? AND user_id = ? AND client_id = ?",
-                (realm, user_id, client_id),
-            )
+        row = await self._row(
+            "SELECT * FROM consents WHERE realm = ? AND user_id = ? AND client_id = ?",
+            realm, user_id, client_id,
+        )
         return None if row is None else ROWS.consent(row)
 
     async def save_consent(self, consent: Consent) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO consents (realm, user_id, client_id, scopes, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, user_id, client_id) DO UPDATE SET"
-                " scopes = excluded.scopes, updated_at = excluded.updated_at",
-                (consent.realm, consent.user_id, consent.client_id, scopes_text(consent.scopes),
-                 _ts(consent.updated_at)),
-            )
+        await self._exec(
+            "INSERT INTO consents (realm, user_id, client_id, scopes, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, user_id, client_id) DO UPDATE SET"
+            " scopes = excluded.scopes, updated_at = excluded.updated_at",
+            consent.realm, consent.user_id, consent.client_id, scopes_text(consent.scopes),
+            _ts(consent.updated_at),
+        )
 
     # signing keys
 
     async def list_signing_keys(self, realm: str) -> list[SigningKey]:
-        async with self._read() as db:
-            rows = await _all(
-                db, "SELECT * FROM signing_keys WHERE realm = ? ORDER BY created_at, kid", (realm,)
-            )
+        rows = await self._rows(
+            "SELECT * FROM signing_keys WHERE realm = ? ORDER BY created_at, kid", realm
+        )
         return [ROWS.key(r) for r in rows]
 
     async def add_signing_key(self, key: SigningKey) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO signing_keys (realm, kid, alg, status, public_jwk, private_jwk,"
-                " created_at, activated_at, retire_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key.realm, key.kid, key.alg, key.status, json.dumps(key.public_jwk),
-                 bytes(key.private_jwk), _ts(key.created_at), _ts(key.activated_at),
-                 _ts(key.retire_after)),
-            )
+        await self._exec(
+            "INSERT INTO signing_keys (realm, kid, alg, status, public_jwk, private_jwk,"
+            " created_at, activated_at, retire_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            key.realm, key.kid, key.alg, key.status, json.dumps(key.public_jwk),
+            bytes(key.private_jwk), _ts(key.created_at), _ts(key.activated_at),
+            _ts(key.retire_after),
+        )
 
     async def update_signing_key(
-        self,
-        realm: str,
-        kid: str,
-        *,
-        status: KeyStatus,
-        expect_status: KeyStatus | None = None,
-        activated_at: datetime | None = None,
-        retire_after: datetime | None = None,
+        self, realm: str, kid: str, *, status: KeyStatus, expect_status: KeyStatus | None = None,
+        activated_at: datetime | None = None, retire_after: datetime | None = None,
     ) -> bool:
-        async with self._write() as db:
-            changed = await _changed(
-                db, "UPDATE signing_keys SET status = ?,"
-                " activated_at = COALESCE(?, activated_at), retire_after = COALESCE(?, retire_after)"
-                " WHERE realm = ? AND kid = ? AND (? IS NULL OR status = ?)",
-                (status, _ts(activated_at), _ts(retire_after), realm, kid,
-                 expect_status, expect_status),
-            )
+        changed = await self._exec(
+            "UPDATE signing_keys SET status = :status,"
+            " activated_at = COALESCE(:activated, activated_at),"
+            " retire_after = COALESCE(:retire, retire_after)"
+            " WHERE realm = :realm AND kid = :kid AND (:expect IS NULL OR status = :expect)",
+            {"status": status, "activated": _ts(activated_at), "retire": _ts(retire_after),
+             "realm": realm, "kid": kid, "expect": expect_status},
+        )
         return changed == 1
 
     # audit
 
     async def append_event(self, event: AuditEvent) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO audit_events (realm, type, at, user_id, client_id, ip, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event.realm, event.type, _ts(event.at), event.user_id, event.client_id,
-                 event.ip, json.dumps(event.data)),
-            )
+        await self._exec(
+            "INSERT INTO audit_events (realm, type, at, user_id, client_id, ip, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            event.realm, event.type, _ts(event.at), event.user_id, event.client_id,
+            event.ip, json.dumps(event.data),
+        )
 
     async def list_events(
         self, realm: str, since: datetime | None = None, limit: int = 1000
     ) -> list[AuditEvent]:
-        async with self._read() as db:
-            rows = await _all(
-                db, "SELECT * FROM audit_events WHERE realm = ? AND (? IS NULL OR at >= ?)"
-                " ORDER BY at, id LIMIT ?", (realm, _ts(since), _ts(since), limit),
-            )
+        rows = await self._rows(
+            "SELECT * FROM audit_events WHERE realm = :realm AND (:since IS NULL OR at >= :since)"
+            " ORDER BY at, id LIMIT :limit", {"realm": realm, "since": _ts(since), "limit": limit},
+        )
         return [ROWS.event(r) for r in rows]

@@ -1,0 +1,213 @@
+"""The refresh token grant (RFC 6749 §6) with rotation and reuse detection (§10.4, OAuth 2.0
+Security BCP §4.14): rotated tokens, reuse revokes the family, the client's reuse grace,
+concurrent rotations, scope narrowing, client and realm binding, family expiry."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.oauth.conftest import WEB_SECRET, basic_auth, issue_user_tokens, jwt_parts
+
+DAY = 24 * 3600
+
+
+async def refresh(idp, refresh_token: str, *, client_id: str = "web", path: str = "/token", **extra: str):
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    if client_id == "web":
+        headers = basic_auth("web", WEB_SECRET)
+    else:
+        headers, data["client_id"] = {}, client_id
+    return await idp.client.post(path, data=data, headers=headers)
+
+
+async def assert_invalid_grant(response) -> None:
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"] == "invalid_grant"
+
+
+async def rotated(idp, refresh_token: str, **kwargs) -> dict:
+    response = await refresh(idp, refresh_token, **kwargs)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_rotation_returns_new_tokens(idp):
+    """RFC 6749 §6 and §5.1: a refresh issues a new access token, ID token, and a new
+    refresh token (rotation, §10.4)."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user)
+    idp.clock.advance(60)
+    body = await rotated(idp, tokens["refresh_token"])
+    assert body["refresh_token"].startswith("rt_")
+    assert body["refresh_token"] != tokens["refresh_token"]
+    assert body["access_token"] != tokens["access_token"]
+    assert body["scope"] == tokens["scope"]
+    claims = jwt_parts(body["access_token"])[1]
+    assert claims["sub"] == user.id and claims["client_id"] == "web"
+    assert jwt_parts(body["id_token"])[1]["sub"] == user.id
+    # The successor rotates in turn.
+    assert (await rotated(idp, body["refresh_token"]))["refresh_token"] != body["refresh_token"]
+
+
+async def test_reuse_revokes_the_family_only(idp):
+    """RFC 6749 §10.4 / Security BCP §4.14.2: a replaced token presented again → invalid_grant
+    and its whole family is revoked (the successor too); another family stays usable."""
+    user = await idp.add_user()
+    first = await issue_user_tokens(idp, user, client_id="spa")
+    other = await issue_user_tokens(idp, user, client_id="spa")
+    successor = (await rotated(idp, first["refresh_token"], client_id="spa"))["refresh_token"]
+
+    await assert_invalid_grant(await refresh(idp, first["refresh_token"], client_id="spa"))
+    await assert_invalid_grant(await refresh(idp, successor, client_id="spa"))
+    assert (await rotated(idp, other["refresh_token"], client_id="spa"))["refresh_token"]
+    events = [e.type for e in await idp.services.durable.list_events("acme")]
+    assert "refresh_reuse_detected" in events
+
+
+async def test_retry_within_grace_gets_the_same_successor(idp):
+    """Security BCP §4.14.2 (lost responses): within the client's `reuse_grace` (30 s for
+    `web`) a retry of the old token gets the same successor and the family stays alive."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user)
+    successor = (await rotated(idp, tokens["refresh_token"]))["refresh_token"]
+    idp.clock.advance(29)
+    retried = await rotated(idp, tokens["refresh_token"])
+    assert retried["refresh_token"] == successor
+    assert (await rotated(idp, successor))["refresh_token"]
+
+
+async def test_retry_after_grace_is_reuse(idp):
+    """RFC 6749 §10.4: past the grace window (31 s > 30 s) the old token is reuse → family revoked."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user)
+    successor = (await rotated(idp, tokens["refresh_token"]))["refresh_token"]
+    idp.clock.advance(31)
+    await assert_invalid_grant(await refresh(idp, tokens["refresh_token"]))
+    await assert_invalid_grant(await refresh(idp, successor))
+
+
+async def test_retry_within_grace_after_successor_was_used_is_reuse(idp):
+    """RFC 6749 §10.4: the grace only covers a lost response; once the successor has been
+    used, the old token coming back is theft → family revoked."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user)
+    successor = (await rotated(idp, tokens["refresh_token"]))["refresh_token"]
+    latest = (await rotated(idp, successor))["refresh_token"]
+    await assert_invalid_grant(await refresh(idp, tokens["refresh_token"]))
+    await assert_invalid_grant(await refresh(idp, latest))
+
+
+async def test_zero_grace_reuse_revokes_immediately(idp):
+    """RFC 6749 §10.4: `spa` has no grace: even an instant retry is reuse → family revoked."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user, client_id="spa")
+    successor = (await rotated(idp, tokens["refresh_token"], client_id="spa"))["refresh_token"]
+    await assert_invalid_grant(await refresh(idp, tokens["refresh_token"], client_id="spa"))
+    await assert_invalid_grant(await refresh(idp, successor, client_id="spa"))
+
+
+async def test_concurrent_rotations_with_grace_share_one_successor(idp):
+    """RFC 6749 §10.4 under concurrency: 20 simultaneous refreshes of one token by `web`
+    (grace 30 s) all get the same successor, which is the one live token."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user)
+    responses = await asyncio.gather(*(refresh(idp, tokens["refresh_token"]) for _ in range(20)))
+    bodies = [await r.json() for r in responses]
+    successes = {b["refresh_token"] for r, b in zip(responses, bodies, strict=True) if r.status == 200}
+    assert len(successes) == 1, bodies
+    assert all(r.status == 200 for r in responses), bodies
+    (successor,) = successes
+    assert (await rotated(idp, successor))["refresh_token"]
+
+
+async def test_concurrent_rotations_without_grace_never_fork(idp):
+    """RFC 6749 §10.4 under concurrency: 20 simultaneous refreshes of one `spa` token (no
+    grace) give at most one success, the others are reuse, and no token stays live."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user, client_id="spa")
+    responses = await asyncio.gather(
+        *(refresh(idp, tokens["refresh_token"], client_id="spa") for _ in range(20))
+    )
+    bodies = [await r.json() for r in responses]
+    successes = [b["refresh_token"] for r, b in zip(responses, bodies, strict=True) if r.status == 200]
+    assert len(successes) <= 1, bodies
+    assert all(b["error"] == "invalid_grant" for r, b in zip(responses, bodies, strict=True) if r.status != 200)
+    for successor in successes:  # the reuse revoked the winner's family too
+        await assert_invalid_grant(await refresh(idp, successor, client_id="spa"))
+    await assert_invalid_grant(await refresh(idp, tokens["refresh_token"], client_id="spa"))
+
+
+async def test_scope_may_be_narrowed(idp):
+    """RFC 6749 §6: `scope` may ask for less than originally granted."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user)
+    body = await rotated(idp, tokens["refresh_token"], scope="openid email")
+    assert body["scope"] == "openid email"
+    assert jwt_parts(body["access_token"])[1]["scope"] == "openid email"
+    # The family keeps its original scope (§6: the new refresh token's scope is identical).
+    assert (await rotated(idp, body["refresh_token"]))["scope"] == tokens["scope"]
+
+
+async def test_scope_may_not_be_widened(idp):
+    """RFC 6749 §6 and §5.2: asking for a scope not originally granted → invalid_scope, and
+    the refused request does not consume the token."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user, scope="openid email")
+    response = await refresh(idp, tokens["refresh_token"], scope="openid email profile")
+    assert response.status == 400
+    assert (await response.json())["error"] == "invalid_scope"
+    assert (await rotated(idp, tokens["refresh_token"]))["scope"] == "openid email"
+
+
+async def test_token_of_another_client_is_invalid_grant(idp):
+    """RFC 6749 §6 and §10.4: the refresh token is bound to the client it was issued to;
+    another client's attempt fails and does not burn the owner's token."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user, client_id="spa")
+    await assert_invalid_grant(await refresh(idp, tokens["refresh_token"], client_id="web"))
+    assert (await rotated(idp, tokens["refresh_token"], client_id="spa"))["refresh_token"]
+
+
+async def test_expired_family_is_invalid_grant(idp):
+    """RFC 6749 §5.2: an expired refresh token → invalid_grant (the realm's lifetime is 45 days)."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user)
+    idp.clock.advance(44 * DAY)
+    successor = (await rotated(idp, tokens["refresh_token"]))["refresh_token"]
+    idp.clock.advance(2 * DAY)  # rotation does not extend the family's absolute end
+    await assert_invalid_grant(await refresh(idp, successor))
+
+
+async def test_token_of_another_realm_is_invalid_grant(idp):
+    """RFC 6749 §5.2: a refresh token issued by realm `other` is unknown at realm acme,
+    even for a client with the same id."""
+    user = await idp.add_user(realm="other")
+    tokens = await issue_user_tokens(idp, user, client_id="spa", realm="other")
+    await assert_invalid_grant(await refresh(idp, tokens["refresh_token"], client_id="spa"))
+    await assert_invalid_grant(
+        await refresh(idp, tokens["refresh_token"], client_id="spa", path=f"{idp.root}/token")
+    )
+    body = await rotated(idp, tokens["refresh_token"], client_id="spa", path="/realms/other/token")
+    assert jwt_parts(body["access_token"])[1]["iss"].endswith("/realms/other")
+
+
+async def test_missing_refresh_token_is_invalid_request(idp):
+    """RFC 6749 §6 and §5.2: `refresh_token` is required → invalid_request."""
+    response = await idp.client.post("/token", data={"grant_type": "refresh_token"},
+                                     headers=basic_auth("web", WEB_SECRET))
+    assert response.status == 400
+    assert (await response.json())["error"] == "invalid_request"
+
+
+async def test_unknown_refresh_token_is_invalid_grant(idp):
+    """RFC 6749 §5.2: a refresh token the server never issued → invalid_grant."""
+    await assert_invalid_grant(await refresh(idp, "rt_" + "x" * 43))
+    await assert_invalid_grant(await refresh(idp, "not-a-token"))
+
+
+async def test_disabled_user_cannot_refresh(idp):
+    """RFC 6749 §5.2: a grant whose user was disabled is no longer valid → invalid_grant."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user)
+    await idp.services.durable.update_user("acme", user.id, disabled=True)
+    await assert_invalid_grant(await refresh(idp, tokens["refresh_token"]))
