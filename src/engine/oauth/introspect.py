@@ -64,7 +64,7 @@ async def refresh_token_info(services: Any, realm: Realm, client: Client, token:
     now = services.clock.now()
     if (
         family.client_id != client.client_id  # RFC 6749 §10.4: bound to its client
-        or refresh_token.replaced_by is not None
+        
         or family.revoked_at is not None
         or now >= refresh_token.expires_at
         or now >= family.expires_at

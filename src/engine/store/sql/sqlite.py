@@ -2,8 +2,10 @@
 
 One connection in WAL mode. An `asyncio.Lock` serialises every operation on it, because
 coroutines sharing one connection would otherwise interleave inside each other's
-transactions. Writes run in `BEGIN IMMEDIATE` transactions (the write lock is taken up
-front) and conditional updates, so another process on the same file stays safe too.
+transactions. A single-statement write is atomic on its own (autocommit); multi-statement
+writes (rotation, family creation, migrations) run in `BEGIN IMMEDIATE` transactions that
+take SQLite's write lock up front, so another connection or process on the same file stays
+safe too (it waits up to `busy_timeout_ms`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,102 @@
+"""The `idp` command as an operator uses it: check, schema, users, keys, serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def idp(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, input=stdin, env={**os.environ, **(env or {})}, timeout=60)
+
+
+def shipped_config(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "idp.yaml", tmp_path / "idp.yaml")
+    shutil.copytree(ROOT / "realms", tmp_path / "realms")
+    return tmp_path
+
+
+def test_check_accepts_the_shipped_configuration(tmp_path):
+    result = idp("check", cwd=shipped_config(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "realm default: issuer http://localhost:4000," in result.stdout
+    assert "realm acme: issuer http://localhost:4000/realms/acme," in result.stdout
+
+
+def test_check_reports_every_problem_as_file_line(tmp_path):
+    shipped_config(tmp_path)
+    (tmp_path / "realms" / "broken.yaml").write_text(
+        "name: broken\ncolour: red\nclients:\n  - {client_id: x, type: public, grant_types: [client_credentials],"
+        " redirect_uris: [/relative]}\n")
+    result = idp("check", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("realms/broken.yaml:2: colour: unknown key") for line in lines), lines
+    assert any(line.startswith("realms/broken.yaml:4: ") and "absolute" in line for line in lines), lines
+
+
+def test_schema_includes_plugin_settings(tmp_path):
+    result = idp("schema", "--kind", "realm", cwd=shipped_config(tmp_path))
+    schema = json.loads(result.stdout)
+    defs = schema["$defs"]
+    assert {"GoogleSettings", "GitHubSettings", "PasswordSettings", "Client"} <= set(defs)
+    assert defs["GoogleSettings"]["properties"]["client_secret"]["writeOnly"] is True
+
+
+def test_users_add_and_keys(tmp_path):
+    cwd = shipped_config(tmp_path)
+    result = idp("users", "add", "--realm", "acme", "--email", "eve@example.com", cwd=cwd,
+                 stdin="a long enough password\n")
+    assert result.returncode == 0, result.stderr
+    again = idp("users", "add", "--realm", "acme", "--email", "EVE@example.com", cwd=cwd,
+                stdin="a long enough password\n")
+    assert again.returncode == 1 and "already has an account" in again.stderr
+    listed = idp("keys", "list", "--realm", "acme", cwd=cwd)
+    assert listed.stdout.count("\tactive\t") == 3  # RS256, ES256, EdDSA
+    rotated = idp("keys", "rotate", "--realm", "acme", cwd=cwd)
+    assert rotated.stdout.count("published next") == 3
+    key_file = cwd / "var" / "key-encryption-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_on_embedded_default_then_sigterm(tmp_path):
+    """The README's first command: discovery and JWKS on a bare machine; SIGTERM drains."""
+    cwd = shipped_config(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/openid-configuration") as r:
+                    document = json.load(r)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not start")
+        assert document["issuer"] == "http://localhost:4000"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/realms/acme/.well-known/jwks.json") as r:
+            assert len(json.load(r)["keys"]) == 3
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
