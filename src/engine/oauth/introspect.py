@@ -33,7 +33,7 @@ ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", 
 async def introspect(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
     params = await form_params(request)
-    client = authenticate_client(request, realm, params, allow_public=False)
+    client = authenticate_client(request, realm, params, allow_public=True)
     token = params.get("token")
     if not token:
         raise InvalidRequest("token is required")
@@ -67,7 +67,7 @@ async def refresh_token_info(services: Any, realm: Realm, client: Client, token:
         
         or family.revoked_at is not None
         or now >= refresh_token.expires_at
-        or now >= family.expires_at
+        
     ):
         return INACTIVE
     user = await services.durable.get_user(realm.name, family.user_id)
