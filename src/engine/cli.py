@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -66,7 +67,7 @@ def _serve_one(config_path: str, host: str, port: int, reuse_port: bool) -> None
     _setup_logging()
     plugins = Plugins()
     config = _load(config_path, plugins)
-    app = create_app(config, plugins=plugins)
+    app = create_app(config, plugins=plugins, serving=True)
     web.run_app(
         app, host=host, port=port, reuse_port=reuse_port, shutdown_timeout=15,
         access_log=None, print=lambda msg: logging.getLogger("engine").info(msg.strip()),
@@ -82,22 +83,82 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("--workers > 1 needs a shared ephemeral store (redis://): memory:// is per process",
               file=sys.stderr)
         return 2
-    if args.workers <= 1:
-        _serve_one(args.config, host, port, reuse_port=False)
-        return 0
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_serve_one, args=(args.config, host, port, True), daemon=False)
-        for _ in range(args.workers)
-    ]
-    for worker in workers:
-        worker.start()
+    pid_file = _data_dir(config) / PID_FILE
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(os.getpid()))
     try:
+        if args.workers <= 1:
+            _serve_one(args.config, host, port, reuse_port=False)
+            return 0
+        context = multiprocessing.get_context("spawn")
+        workers = [
+            context.Process(target=_serve_one, args=(args.config, host, port, True), daemon=False)
+            for _ in range(args.workers)
+        ]
+        for worker in workers:
+            worker.start()
+
+        def forward(signum: int, frame: Any) -> None:  # reload and stop reach every worker
+            for worker in workers:
+                if worker.pid is not None and worker.is_alive():
+                    os.kill(worker.pid, signum)
+
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, forward)
         for worker in workers:
             worker.join()
-    except KeyboardInterrupt:
-        pass
-    return max((w.exitcode or 0) for w in workers)
+        return max((w.exitcode or 0) for w in workers)
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+PID_FILE = "idp.pid"
+
+
+def _data_dir(config: Config) -> Path:
+    return config.path.parent / config.server.keys.data_dir
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Ask the running server (its pid file in the data directory) to reload."""
+    plugins = Plugins()
+    config = _load(args.config, plugins)  # refuse to signal a server with a broken config
+    try:
+        pid = int((_data_dir(config) / PID_FILE).read_text())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        print(f"no running server found ({exc})", file=sys.stderr)
+        return 1
+    print(f"sent SIGHUP to {pid}; the server validates and swaps the configuration")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """What deploying `-c` would change against what the server last applied (exit 2 if
+    anything changes, for CI gates)."""
+    from engine.config.plan import diff, read_snapshot, snapshot
+
+    plugins = Plugins()
+    new = _load(args.config, plugins)
+    if args.against:
+        against = Path(args.against)
+        if against.suffix in (".yaml", ".yml"):
+            old = snapshot(_load(str(against), plugins))
+        else:
+            old = read_snapshot(against if against.is_dir() else against.parent)
+    else:
+        # The running server's record: the data directory of the current idp.yaml.
+        current = Path(DEFAULT_CONFIG)
+        old = read_snapshot(_data_dir(_load(str(current), plugins)) if current.exists() else _data_dir(new))
+    if old is None:
+        print("no applied configuration recorded yet (start the server once, or pass --against)",
+              file=sys.stderr)
+        return 1
+    changes = diff(old, snapshot(new))
+    for line in changes:
+        print(line)
+    print(f"{len(changes)} change(s)" if changes else "no changes")
+    return 2 if changes else 0
 
 
 def _with_stores(config: Config, plugins: Plugins, work: Callable[[Any], Awaitable[int]]) -> int:
@@ -228,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--kind", choices=["all", "server", "realm"], default="all")
     schema.add_argument("-o", "--output")
     command("migrate", cmd_migrate, "apply pending database migrations")
+    plan = command("plan", cmd_plan, "show what a configuration change would change (exit 2 if any)")
+    plan.add_argument("--against", help="an idp.yaml, or a data directory with applied-config.json")
+    command("reload", cmd_reload, "make the running server reload its configuration (SIGHUP)")
     keys = command("keys", cmd_keys, "list or rotate signing keys")
     keys.add_argument("action", choices=["list", "rotate"])
     keys.add_argument("--realm")

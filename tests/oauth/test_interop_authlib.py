@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.integrations.base_client.errors import OAuthError as OAuth2Error
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from tests.oauth.conftest import SPA_REDIRECT, WORKER_SECRET
 from tests.oauth.flow import submit_login

@@ -131,7 +131,9 @@ def load_config(
         raise ConfigError(problems)
 
     realm_model = build_realm_model(provider_models)
-    realms_dir = (path.parent / server.realms).resolve() if not Path(server.realms).is_absolute() else Path(server.realms)
+    realms_dir = Path(server.realms)
+    if not realms_dir.is_absolute():
+        realms_dir = (path.parent / realms_dir).resolve()
     realms: dict[str, RealmBase] = {}
     realm_files: dict[str, Path] = {}
     if not realms_dir.is_dir():

@@ -10,8 +10,8 @@ from weakref import WeakKeyDictionary
 
 from aiohttp import web
 
-from engine.realm import Realm
 from engine.cached_body import CachedBody
+from engine.realm import Realm
 
 _cache: WeakKeyDictionary[Realm, CachedBody] = WeakKeyDictionary()
 

@@ -33,7 +33,7 @@ ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", 
 async def introspect(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
     params = await form_params(request)
-    client = authenticate_client(request, realm, params, allow_public=True)
+    client = authenticate_client(request, realm, params, allow_public=False)
     token = params.get("token")
     if not token:
         raise InvalidRequest("token is required")
@@ -64,10 +64,10 @@ async def refresh_token_info(services: Any, realm: Realm, client: Client, token:
     now = services.clock.now()
     if (
         family.client_id != client.client_id  # RFC 6749 §10.4: bound to its client
-        
+        or refresh_token.replaced_by is not None
         or family.revoked_at is not None
         or now >= refresh_token.expires_at
-        
+        or now >= family.expires_at
     ):
         return INACTIVE
     user = await services.durable.get_user(realm.name, family.user_id)

@@ -64,8 +64,10 @@ async def logout(request: web.Request, realm: Realm) -> web.StreamResponse:
                           carry=carry, base=realm_base(request, realm))
 
     if redirect_to is not None:
-        query = urlencode({"state": params["state"]}) if "state" in params else ""
-        response: web.Response = see_other(redirect_to + (("&" if "?" in redirect_to else "?") + query if query else ""))
+        location = redirect_to
+        if "state" in params:
+            location += ("&" if "?" in redirect_to else "?") + urlencode({"state": params["state"]})
+        response: web.Response = see_other(location)
     else:
         response = render(request, realm, services, "logout.html", signed_out=True, base=realm_base(request, realm))
     if session is not None:

@@ -28,9 +28,9 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
+from engine.cached_body import CachedBody
 from engine.clock import Clock
 from engine.store.protocols import AlreadyExists, DurableStore, SigningKey
-from engine.cached_body import CachedBody
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,10 @@ class KeyManager:
             self._cache[realm] = keys
             return keys
 
+    def loaded_realms(self) -> list[str]:
+        """Realms whose keys this instance has used (the scheduler rotates these)."""
+        return list(self._cache)
+
     def invalidate(self, realm: str | None = None) -> None:
         if realm is None:
             self._cache.clear()
@@ -205,10 +209,18 @@ class KeyManager:
             jwks_body=CachedBody.of(jwks),
         )
 
-    async def rotate(self, realm: str, algs: list[str], *, max_token_lifetime: timedelta) -> list[str]:
+    async def rotate(
+        self,
+        realm: str,
+        algs: list[str],
+        *,
+        max_token_lifetime: timedelta,
+        rotate_every: timedelta | None = None,
+    ) -> list[str]:
         """One step of rotation for each alg; returns what changed (for logs and the CLI).
 
-        - no `next` key: create one (published now, signs after `verifier_cache_ttl`);
+        - no `next` key: create one (published now, signs after `verifier_cache_ttl`) — by
+          hand always, on schedule (`rotate_every` given) once the active key is that old;
         - a `next` key older than `verifier_cache_ttl`: it becomes `active`, the old
           active key becomes `retiring` until `max_token_lifetime` from now;
         - `retiring` keys past their `retire_after`: `retired` (unpublished).
@@ -224,6 +236,12 @@ class KeyManager:
         for alg in algs:
             of_alg = [r for r in rows if r.alg == alg]
             pending = [r for r in of_alg if r.status == "next"]
+            active = [r for r in of_alg if r.status == "active"]
+            due = rotate_every is None or not active or all(
+                now - (r.activated_at or r.created_at) >= rotate_every for r in active
+            )
+            if not pending and not due:
+                continue
             if not pending:
                 new = await self._create(realm, alg, status="next")
                 changes.append(f"published next {alg} {new.kid}")

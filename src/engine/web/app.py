@@ -13,17 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.accounts.login import credentials_login, login_page
 from engine.accounts.passwords import PasswordService
 from engine.accounts.users import Accounts
 from engine.clock import Clock
 from engine.config import Config
-from engine.accounts.login import credentials_login, login_page
 from engine.oauth.authorize import authorize, resume
 from engine.oauth.consent import consent_decision, consent_page
 from engine.oauth.discovery import discovery
 from engine.oauth.introspect import introspect
-from engine.oauth.logout import logout
 from engine.oauth.jwks import jwks
+from engine.oauth.logout import logout
 from engine.oauth.revoke import revoke
 from engine.oauth.token import token
 from engine.oauth.userinfo import userinfo
@@ -36,6 +36,7 @@ from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_cr
 from engine.tokens.refresh import RefreshTokens
 from engine.web.appkeys import SERVICES
 from engine.web.health import healthz, readyz
+from engine.web.lifecycle import serving as serving_context
 from engine.web.middleware import error_middleware
 from engine.web.routing import add_realm_route
 
@@ -58,7 +59,10 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     ephemeral_prefix: str = "tessera:",
     extra_routes: Iterable[Any] = (),
+    serving: bool = False,
 ) -> web.Application:
+    """The application. `serving=True` (only `idp serve`) adds SIGHUP reload, the applied
+    configuration snapshot for `idp plan`, and scheduled key rotation."""
     environ = os.environ if environ is None else environ
     plugins = plugins or Plugins()
     services = Services(plugins=plugins, clock=clock or Clock(), runtime=None)  # type: ignore[arg-type]
@@ -96,6 +100,8 @@ def create_app(
     app = web.Application(middlewares=[error_middleware])
     app[SERVICES] = services
     app.cleanup_ctx.append(stores)
+    if serving:
+        app.cleanup_ctx.append(serving_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_realm_route(app, ["GET"], "/.well-known/openid-configuration", discovery)

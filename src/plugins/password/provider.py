@@ -11,7 +11,6 @@ from pathlib import Path
 from engine import ExternalIdentity, LoginFailed, ProviderContext
 from plugins.password.hasher import Argon2Hasher
 
-
 TEMPLATES = Path(__file__).parent / "templates"
 
 
