@@ -1,9 +1,11 @@
 """Tessera's engine. This module is the public API for plugin authors: import from here,
 never from engine internals, and never import pluggy yourself."""
 
+from engine.config.durations import Duration
 from engine.config.models import ProviderSettings
 from engine.events import Event
 from engine.hookspecs import hookimpl
+from engine.http import fetch_json
 from engine.providers import (
     AccessDenied,
     CredentialsProvider,
@@ -18,6 +20,7 @@ from engine.providers import (
 __all__ = [
     "AccessDenied",
     "CredentialsProvider",
+    "Duration",
     "Event",
     "ExternalIdentity",
     "LoginFailed",
@@ -26,5 +29,6 @@ __all__ = [
     "ProviderSettings",
     "RedirectProvider",
     "UpstreamError",
+    "fetch_json",
     "hookimpl",
 ]

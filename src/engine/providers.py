@@ -8,6 +8,7 @@ Opaque upstream data never reaches Tessera's clients: only the mapped claims do.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -28,7 +29,14 @@ class AccessDenied(ProviderError):
 
 
 class UpstreamError(ProviderError):
-    """The upstream is down or answered something unusable; logged, shown generically."""
+    """The upstream is down or answered something unusable; logged, shown generically.
+
+    `status` is the upstream's HTTP status when there was one (e.g. 404 from an optional
+    endpoint a provider may decide to tolerate)."""
+
+    def __init__(self, message: str = "", *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,20 @@ class ProviderContext:
     base_url: str  # the realm's public base URL, e.g. http://localhost:4000/realms/acme
     services: Any = None  # engine services (stores, hashing, http session) for this realm
 
+    @property
+    def http(self) -> Any:
+        """The app's shared `aiohttp.ClientSession` for talking to upstreams (no cookie jar,
+        bounded timeouts). Only available while the app runs."""
+        session = getattr(self.services, "http", None)
+        if session is None:
+            raise UpstreamError("no HTTP client: the application is not running")
+        return session
+
+    def now(self) -> int:
+        """Current time (epoch seconds) from the engine's clock, which tests control."""
+        clock = getattr(self.services, "clock", None)
+        return clock.timestamp() if clock is not None else int(time.time())
+
 
 @runtime_checkable
 class CredentialsProvider(Protocol):
@@ -67,12 +89,25 @@ class CredentialsProvider(Protocol):
 
 @runtime_checkable
 class RedirectProvider(Protocol):
+    """Sends the browser upstream and turns the callback into an identity.
+
+    The engine owns the browser flow: it makes `state` (an unguessable single-use handle
+    bound to the browser), `nonce` and the PKCE pair, keeps them server-side, and checks
+    the callback's `state` (and an upstream `error=access_denied`) before calling
+    `handle_callback`. A provider class also sets ``kind = "redirect"``, which puts a
+    "Continue with ..." button on the login page. A setting ``link_by_verified_email``
+    (default true) lets a realm turn off linking by email for this provider.
+    """
+
     settings: ProviderSettings
 
     async def login_url(self, callback_url: str, state: str, nonce: str, code_challenge: str) -> str:
-        """The upstream authorization URL to send the browser to."""
+        """The upstream authorization URL to send the browser to; `callback_url` is this
+        provider's redirect URI at Tessera, `code_challenge` the S256 PKCE challenge."""
 
     async def handle_callback(
         self, callback_url: str, params: dict[str, str], nonce: str, code_verifier: str
     ) -> ExternalIdentity:
-        """Exchange the callback's code and return who came back; raise AccessDenied or UpstreamError."""
+        """Exchange the callback's code (`params` is its query) and return who came back:
+        a stable (issuer, subject), the email and whether the upstream verified it, and
+        mapped profile claims. Raise AccessDenied or UpstreamError."""

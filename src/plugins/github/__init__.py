@@ -1,10 +1,25 @@
-"""GitHub (OAuth 2, /user and /user/emails) redirect provider (plugin `github`)."""
+"""GitHub (OAuth 2, /user and /user/emails) redirect provider (plugin `github`).
+
+```yaml
+providers:
+  - {id: github, type: github, client_id: "${GITHUB_CLIENT_ID}", client_secret: "${GITHUB_CLIENT_SECRET}"}
+  - id: ghe                        # GitHub Enterprise Server
+    type: github
+    display_name: GitHub Enterprise
+    base_url: https://ghe.example.com
+    api_url: https://ghe.example.com/api/v3
+    client_id: "${GHE_CLIENT_ID}"
+    client_secret: "${GHE_CLIENT_SECRET}"
+```
+The OAuth app's callback URL is `{realm issuer}/login/<id>/callback` (or
+`{realm issuer}/oauth/callback/<id>` with the seed's `/oauth/<id>` entry).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from engine import ProviderSettings, hookimpl
 from plugins.github.provider import GitHubProvider
@@ -12,11 +27,16 @@ from plugins.github.provider import GitHubProvider
 
 class GitHubSettings(ProviderSettings):
     type: Literal["github"]
+    display_name: str | None = "GitHub"
     client_id: str
     client_secret: SecretStr
     base_url: str = "https://github.com"  # GitHub Enterprise Server: https://ghe.example.com
     api_url: str = "https://api.github.com"  # GHES: https://ghe.example.com/api/v3
     scopes: list[str] = ["read:user", "user:email"]
+    link_by_verified_email: bool = Field(
+        True, description="link a first login to the realm user with the same verified primary email"
+    )
+    pkce: bool = Field(True, description="send PKCE (S256); turn off for servers that reject it")
 
 
 @hookimpl

@@ -1,0 +1,40 @@
+"""A generic OAuth 2 sign-in method (provider type `oauth2`): authorization URL, token URL
+and a userinfo URL that says who the user is. Only the public `engine` API is used."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from engine import ProviderSettings, hookimpl
+from tessera_oauth2.provider import OAuth2Provider
+
+
+class OAuth2Settings(ProviderSettings):
+    type: Literal["oauth2"]
+    client_id: str
+    client_secret: SecretStr
+    authorization_url: str
+    token_url: str
+    userinfo_url: str
+    issuer: str | None = Field(
+        None, description="names the upstream in identity links; default: the authorization URL's origin"
+    )
+    scopes: list[str] = []
+    subject_claim: str = Field("sub", description="userinfo member with the stable user id")
+    email_claim: str = "email"
+    email_verified_claim: str | None = Field(
+        None, description="userinfo member saying the email is verified; none: never verified"
+    )
+    claims: dict[str, str] = Field(
+        default_factory=lambda: {"name": "name", "picture": "picture"},
+        description="local claim -> userinfo member",
+    )
+    link_by_verified_email: bool = True
+    pkce: bool = True
+
+
+@hookimpl
+def tessera_register_providers(registry):
+    registry.add("oauth2", OAuth2Settings, OAuth2Provider)

@@ -1,0 +1,246 @@
+"""Federated sign-in through redirect providers (Google, GitHub, any OIDC/OAuth 2 upstream):
+the seed's steps 1–7 and its "Federation mapping".
+
+- `GET /login/<provider>?flow=…`: the button on the login page. The pending authorization
+  request (the flow) stays server-side; the browser is sent upstream.
+- `GET /login/<provider>?client_id=…&redirect_uri=…&state=…` and the seed alias
+  `GET /oauth/<provider>?…`: `/authorize` with the provider chosen. Every `/authorize`
+  check applies (registered redirect URI, PKCE for public clients); seed-style requests
+  may omit `response_type` (only `code` exists) and `scope` (the client's standard OIDC
+  scopes).
+- `GET /login/<provider>/callback` (seed alias `/oauth/callback/<provider>`): where the
+  upstream comes back.
+
+What goes upstream as `state` is only a random handle. The upstream state — flow id,
+nonce, PKCE verifier, callback URL — is kept in the ephemeral store under its hash, taken
+once (atomic `take`), and only honoured by the browser that holds the flow's binding
+cookie. So an unknown, expired, replayed or foreign callback is refused with a page, never
+a redirect. The upstream is told `{realm issuer}/login/<id>/callback`, or
+`{realm issuer}/oauth/callback/<id>` when the login started at the seed's `/oauth/<id>`:
+register the one you use at the upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from engine import errors, events
+from engine.accounts.linking import LinkRefused, user_for_identity
+from engine.accounts.sessions import current_session, start_session
+from engine.errors import AccessDenied as ClientAccessDenied
+from engine.errors import InvalidRequest, NotFound, OAuthError
+from engine.oauth import pkce
+from engine.oauth.authorize import (
+    ClientError,
+    Redirect,
+    check_client_and_redirect,
+    continue_flow,
+    realm_base,
+    see_other,
+    validate_request,
+)
+from engine.oauth.flows import Flow, finish_flow, load_flow, save_flow, start_flow
+from engine.oauth.params import form_params
+from engine.oauth.ratelimit import client_ip, enforce
+from engine.providers import AccessDenied, ProviderError
+from engine.realm import Realm
+from engine.secrets_util import random_token, sha256_hex
+from engine.web.appkeys import SERVICES
+from engine.web.routing import add_realm_route
+from engine.web.templates import render
+
+log = logging.getLogger("engine.federation")
+
+STATE_LIFETIME = 10 * 60  # time the user has at the upstream
+SEED_DEFAULT_SCOPES = ("openid", "profile", "email")
+
+
+class CallbackRefused(OAuthError):
+    """A callback whose `state` is unknown, expired, already used, or from another browser."""
+
+    error = errors.INVALID_REQUEST
+    status = 400
+
+
+def add_federation_routes(app: web.Application) -> None:
+    add_realm_route(app, ["GET"], "/login/{provider}", federated_start, browser=True)
+    add_realm_route(app, ["GET"], "/login/{provider}/callback", federated_callback, browser=True)
+    add_realm_route(app, ["GET"], "/oauth/{provider}", seed_start, browser=True)
+    add_realm_route(app, ["GET"], "/oauth/callback/{provider}", federated_callback, browser=True)
+
+
+def _redirect_provider(realm: Realm, provider_id: str) -> Any:
+    provider = realm.providers.get(provider_id)
+    if provider is None or getattr(provider, "kind", "") != "redirect":
+        raise NotFound("no such sign-in method")
+    return provider
+
+
+def _state_key(realm: Realm, handle: str) -> str:
+    return f"{realm.name}:fedstate:{sha256_hex(handle)}"
+
+
+def callback_url(realm: Realm, provider_id: str, *, seed_style: bool) -> str:
+    if seed_style:
+        return f"{realm.issuer}/oauth/callback/{provider_id}"
+    return f"{realm.issuer}/login/{provider_id}/callback"
+
+
+async def federated_start(request: web.Request, realm: Realm) -> web.StreamResponse:
+    """`GET /login/<provider>`: the upstream comes back to `/login/<provider>/callback`."""
+    return await _start(request, realm, seed_style=False)
+
+
+async def seed_start(request: web.Request, realm: Realm) -> web.StreamResponse:
+    """`GET /oauth/<provider>` (seed): the upstream comes back to `/oauth/callback/<provider>`."""
+    return await _start(request, realm, seed_style=True)
+
+
+async def _start(request: web.Request, realm: Realm, *, seed_style: bool) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    provider_id = request.match_info["provider"]
+    provider = _redirect_provider(realm, provider_id)
+    await enforce(services, realm, "federation_ip", client_ip(request), realm.config.rate_limits.login_per_ip)
+    params = await form_params(request, query=True)
+    response = see_other("")
+
+    flow: Flow | None = None
+    authz: dict[str, Any] | None = None
+    if "client_id" in params:  # seed style: this is /authorize with the provider chosen
+        params.setdefault("response_type", "code")
+        redirect = check_client_and_redirect(realm, params)
+        if "scope" not in params:
+            allowed = redirect.client.scopes
+            params["scope"] = " ".join(s for s in SEED_DEFAULT_SCOPES if s in allowed)
+        try:
+            authz = validate_request(realm, redirect, params)
+        except ClientError as exc:
+            return redirect.error(exc)
+        if "none" in authz["prompt"]:  # no interaction allowed: only an existing session will do
+            session = await current_session(request, services, realm)
+            return await continue_flow(request, realm, authz, session, flow=None)
+    elif "flow" in params:
+        flow = await load_flow(request, services, realm, params["flow"])
+    else:
+        raise InvalidRequest("this sign-in link is incomplete; start again from the application")
+
+    handle, nonce, verifier = random_token(32), random_token(24), random_token(48)
+    url = callback_url(realm, provider_id, seed_style=seed_style)
+    try:
+        upstream_url = await provider.login_url(url, handle, nonce, pkce.s256(verifier))
+    except Exception as exc:  # a provider plugin's bug must not leak as a bare 500
+        _log_upstream_failure(realm, provider_id, "starting the login", exc)
+        if flow is None:
+            raise UpstreamFailed() from None
+        return _upstream_failure_page(request, realm, provider, flow)
+    if flow is None:
+        flow = await start_flow(response, request, services, realm, authz)
+    await services.ephemeral.put(_state_key(realm, handle), {
+        "flow": flow.id,
+        "provider": provider_id,
+        "nonce": nonce,
+        "code_verifier": verifier,
+        "callback_url": url,
+        "exp": services.clock.timestamp() + STATE_LIFETIME,
+    }, STATE_LIFETIME)
+    response.headers["Location"] = upstream_url
+    return response
+
+
+async def federated_callback(request: web.Request, realm: Realm) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    provider_id = request.match_info["provider"]
+    provider = _redirect_provider(realm, provider_id)
+    ip = client_ip(request)
+    await enforce(services, realm, "federation_ip", ip, realm.config.rate_limits.login_per_ip)
+    params = await form_params(request, query=True)
+    handle = params.get("state")
+    if not handle or len(handle) > 128:
+        raise CallbackRefused("this sign-in response has no valid state; start again from the application")
+    pending = await services.ephemeral.take(_state_key(realm, handle))  # single use
+    if (pending is None or pending["provider"] != provider_id
+            or pending["exp"] <= services.clock.timestamp()):
+        raise CallbackRefused("this sign-in response is unknown, expired or was already used;"
+                              " start again from the application")
+    flow = await load_flow(request, services, realm, pending["flow"])  # the browser that started it
+    client_id = flow.data["client_id"]
+    client = realm.client(client_id)
+    if client is None:  # removed by a config reload while the user was upstream
+        raise CallbackRefused("the application that sent you here is no longer registered")
+    redirect = Redirect(client, flow.data["redirect_uri"], flow.data["state"], realm.issuer)
+
+    if "error" in params:  # RFC 6749 §4.1.2.1 error response from the upstream
+        if params["error"] == errors.ACCESS_DENIED:
+            return await _deny(services, realm, flow, redirect, "the sign-in was cancelled or refused upstream")
+        _log_upstream_failure(realm, provider_id, "the callback", f"upstream error {params['error']!r}:"
+                              f" {params.get('error_description', '')[:200]!r}")
+        return _upstream_failure_page(request, realm, provider, flow)
+    try:
+        identity = await provider.handle_callback(
+            pending["callback_url"], params, pending["nonce"], pending["code_verifier"])
+    except AccessDenied as exc:
+        log.info("realm %s provider %s denied the login: %s", realm.name, provider_id, exc)
+        return await _deny(services, realm, flow, redirect, "the account was refused by the sign-in provider")
+    except Exception as exc:  # UpstreamError, or a provider plugin's bug: never a bare 500
+        _log_upstream_failure(realm, provider_id, "the callback", exc)
+        return _upstream_failure_page(request, realm, provider, flow)
+
+    try:
+        user = await user_for_identity(services, realm, provider_id, provider.settings, identity,
+                                       client_id=client_id, ip=ip)
+    except LinkRefused as exc:
+        log.info("realm %s provider %s: not linked: %s", realm.name, provider_id, exc.description)
+        return render(request, realm, services, "federation_error.html", status=exc.status,
+                      title="This account cannot be used here yet", message=exc.description,
+                      retry_url=f"{realm_base(request, realm)}/login?flow={flow.id}", code=exc.error)
+    if user.disabled:
+        return await _deny(services, realm, flow, redirect, "this account is disabled")
+
+    response = web.Response(status=303)
+    previous = await current_session(request, services, realm)
+    session = await start_session(response, services, realm, user_id=user.id, amr=["fed"],
+                                  provider=provider_id, previous=previous)
+    await services.audit(realm.name, events.LOGIN, user_id=user.id, ip=ip, client_id=client_id,
+                         provider=provider_id)
+    flow.data["login_at"] = session.auth_time
+    await save_flow(services, realm, flow)
+    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response)
+
+
+async def _deny(services: Any, realm: Realm, flow: Flow, redirect: Redirect, why: str) -> web.Response:
+    """`access_denied` back to the client (RFC 6749 §4.1.2.1); the flow is over."""
+    await finish_flow(services, realm, flow)
+    return redirect.error(ClientAccessDenied(why))
+
+
+class UpstreamFailed(OAuthError):
+    """The upstream is down or answered garbage (the cause is logged, not shown)."""
+
+    error = errors.TEMPORARILY_UNAVAILABLE
+    status = 502
+
+    def __init__(self) -> None:
+        super().__init__("the sign-in provider did not answer as expected; try again in a moment")
+
+
+def _log_upstream_failure(realm: Realm, provider_id: str, step: str, cause: object) -> None:
+    if isinstance(cause, ProviderError) or not isinstance(cause, Exception):
+        log.warning("realm %s provider %s failed during %s: %s", realm.name, provider_id, step, cause)
+    else:
+        log.error("realm %s provider %s raised during %s", realm.name, provider_id, step, exc_info=cause)
+
+
+def _upstream_failure_page(request: web.Request, realm: Realm, provider: Any, flow: Flow) -> web.Response:
+    """A readable page (the cause is in the log, not on the page) with a way back to the
+    login page: the flow is still pending, so the user may pick another method."""
+    services = request.app[SERVICES]
+    name = provider.settings.display_name or provider.settings.id.capitalize()
+    error = UpstreamFailed()
+    return render(request, realm, services, "federation_error.html", status=error.status,
+                  title=f"{name} sign-in is not working right now",
+                  message=f"{name} did not answer as expected, so you are not signed in."
+                          " Try again in a moment, or choose another way to sign in.",
+                  retry_url=f"{realm_base(request, realm)}/login?flow={flow.id}", code=error.error)
