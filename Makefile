@@ -30,3 +30,9 @@ schema: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) var build *.egg-info src/*.egg-info
+
+# The benchmark (BENCHMARKS.md): server on core 0, load on core 1, PostgreSQL + Redis,
+# node-oidc-provider side by side. `make bench BENCH_ARGS=--quick` is the smoke run.
+.PHONY: bench
+bench: $(VENV)/.installed
+	bench/run $(BENCH_ARGS)

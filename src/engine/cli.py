@@ -1,4 +1,4 @@
-"""The `idp` command: serve, check, schema, migrate, keys, users."""
+"""The `idp` command: serve, check, schema, plan, reload, migrate, keys, users, audit."""
 
 from __future__ import annotations
 
@@ -8,13 +8,17 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine.config import Config, ConfigError, load_config
+from engine.logs import default_format, setup_logging
 from engine.plugins import Plugins
 
 DEFAULT_CONFIG = os.environ.get("IDP_CONFIG", "idp.yaml")
@@ -55,16 +59,17 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _serve_one(config_path: str, host: str, port: int, reuse_port: bool) -> None:
+def _serve_one(config_path: str, host: str, port: int, reuse_port: bool, log_format: str = "json",
+               log_level: str = "INFO", access_log: bool = True) -> None:
     from aiohttp import web
+    from prometheus_client import disable_created_metrics
 
     from engine.web.app import create_app
 
-    _setup_logging()
+    setup_logging(log_format, log_level)
+    if not access_log:  # one line per request costs ~25 µs; metrics still count every request
+        logging.getLogger("engine.access").setLevel(logging.WARNING)
+    disable_created_metrics()  # no `*_created` series next to every counter
     plugins = Plugins()
     config = _load(config_path, plugins)
     app = create_app(config, plugins=plugins, serving=True)
@@ -74,7 +79,24 @@ def _serve_one(config_path: str, host: str, port: int, reuse_port: bool) -> None
     )
 
 
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _metrics_dir() -> tuple[str, bool]:
+    """The directory where workers share their metrics (prometheus-client multi-process
+    mode): the operator's PROMETHEUS_MULTIPROC_DIR if set, else a new temporary one that
+    `idp serve` removes at exit. Returns (path, created here)."""
+    if os.environ.get(METRICS_DIR_ENV):
+        os.makedirs(os.environ[METRICS_DIR_ENV], exist_ok=True)
+        return os.environ[METRICS_DIR_ENV], False
+    path = tempfile.mkdtemp(prefix="tessera-metrics-")
+    os.environ[METRICS_DIR_ENV] = path  # the spawned workers inherit it before importing prometheus-client
+    return path, True
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    log_format = args.log_format or default_format(sys.stderr)
+    setup_logging(log_format, args.log_level)
     plugins = Plugins()
     config = _load(args.config, plugins)
     host = args.host or config.server.listen.host
@@ -88,15 +110,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pid_file.write_text(str(os.getpid()))
     try:
         if args.workers <= 1:
-            _serve_one(args.config, host, port, reuse_port=False)
+            _serve_one(args.config, host, port, False, log_format, args.log_level, args.access_log)
             return 0
+        return _serve_workers(args, host, port, log_format)
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+def _serve_workers(args: argparse.Namespace, host: str, port: int, log_format: str) -> int:
+    """N processes on one port (SO_REUSEPORT); this parent forwards SIGHUP/SIGTERM/SIGINT
+    to every worker and waits for them."""
+    metrics_dir, created = _metrics_dir()
+    try:
         context = multiprocessing.get_context("spawn")
         workers = [
-            context.Process(target=_serve_one, args=(args.config, host, port, True), daemon=False)
+            context.Process(target=_serve_one, daemon=False,
+                            args=(args.config, host, port, True, log_format, args.log_level, args.access_log))
             for _ in range(args.workers)
         ]
-        for worker in workers:
-            worker.start()
 
         def forward(signum: int, frame: Any) -> None:  # reload and stop reach every worker
             for worker in workers:
@@ -106,10 +137,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, forward)
         for worker in workers:
+            worker.start()
+        logging.getLogger("engine").info("started %d workers (%s); they share metrics in %s", len(workers),
+                                         ", ".join(str(w.pid) for w in workers), metrics_dir)
+        for worker in workers:
             worker.join()
         return max((w.exitcode or 0) for w in workers)
     finally:
-        pid_file.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 PID_FILE = "idp.pid"
@@ -270,6 +306,30 @@ def cmd_users(args: argparse.Namespace) -> int:
     return _with_stores(config, plugins, work)
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The realm's audit events, one JSON object per line, oldest first."""
+    from engine.audit import parse_since, read_events, record
+
+    plugins = Plugins()
+    config = _load(args.config, plugins)
+    _realm_or_exit(config, args.realm)
+    try:
+        since = parse_since(args.since, datetime.now(UTC)) if args.since else None
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    types = {t.strip() for value in args.type or [] for t in value.split(",") if t.strip()}
+
+    async def work(services: Any) -> int:
+        async for event in read_events(services.durable, args.realm, since):
+            if not types or event.type in types:
+                sys.stdout.write(json.dumps(record(event), default=str) + "\n")
+        sys.stdout.flush()
+        return 0
+
+    return _with_stores(config, plugins, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp", description="Tessera identity provider")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -284,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    serve.add_argument("--log-format", choices=["json", "text"],
+                       help="json (one object per line) or text; default json unless stderr is a terminal")
+    serve.add_argument("--log-level", default=os.environ.get("IDP_LOG_LEVEL", "INFO"),
+                       type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false",
+                       help="no log line per request (errors are still logged)")
     command("check", cmd_check, "validate the configuration")
     schema = command("schema", cmd_schema, "print the JSON Schema of the configuration")
     schema.add_argument("--kind", choices=["all", "server", "realm"], default="all")
@@ -301,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--email", required=True)
     users.add_argument("--name")
     users.add_argument("--unverified", action="store_true", help="leave the email unverified")
+    audit = command("audit", cmd_audit, "print a realm's audit events, one JSON object per line")
+    audit.add_argument("--realm", required=True)
+    audit.add_argument("--since", help="ISO 8601 time, or a duration back from now (1h, 2d)")
+    audit.add_argument("--type", action="append", help="only events of this type (repeat, or comma-separate)")
     return parser
 
 

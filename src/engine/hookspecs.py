@@ -19,7 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from engine.events import Event
-    from engine.plugins import HasherRegistry, ProviderRegistry
+    from engine.plugins import HasherRegistry, MailerRegistry, ProviderRegistry
 
 PROJECT = "tessera"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -53,6 +53,21 @@ def tessera_register_hashers(registry: HasherRegistry) -> None:
     (argon2id) hashes; any other is verify-only, so an imported account is re-hashed
     with argon2id at its next successful login. These methods are blocking: the engine
     calls them in a worker thread.
+    """
+
+
+@hookspec
+def tessera_register_mailers(registry: MailerRegistry) -> None:
+    """Add mail senders: ``registry.add(type_name, factory)``.
+
+    ``idp.yaml`` picks one with ``mail: {type: <type_name>}`` (the engine's own are
+    ``outbox``, the embedded default, and ``smtp``). ``factory(settings, base_dir)``
+    receives the server's ``engine.config.models.MailSettings`` (a plugin sender reads its
+    own keys from ``settings.options`` and should validate them with its own model) and
+    the directory of ``idp.yaml``, and returns an object with one coroutine method,
+    ``async send(message: email.message.EmailMessage) -> None``, which delivers a fully
+    built message (From, To, Subject, text and HTML parts) or raises. The engine calls it
+    off the request path and logs failures; it must not block the event loop.
     """
 
 

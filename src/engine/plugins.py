@@ -15,6 +15,7 @@ import pluggy
 from engine import hookspecs
 from engine.config.models import ProviderSettings
 from engine.events import Event
+from engine.mail import senders as builtin_mail_senders
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,33 @@ class HasherRegistry:
         return list(self._hashers)
 
 
+class Mailer(Protocol):
+    async def send(self, message: Any) -> None: ...
+
+
+class MailerRegistry:
+    """Mail sender types by name (`mail: {type: ...}` in idp.yaml), as plugins `add` them."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, Any] = {}
+
+    def add(self, type_name: str, factory: Any) -> None:
+        if type_name in self._factories:
+            raise ValueError(f"mail sender type {type_name!r} is registered twice")
+        self._factories[type_name] = factory
+
+    def get(self, type_name: str) -> Any:
+        try:
+            return self._factories[type_name]
+        except KeyError:
+            raise ValueError(
+                f"unknown mail sender type {type_name!r}; installed: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+
 class Plugins:
     """The app's plugin manager. `load_entrypoints=False` plus explicit `plugins` is how
     tests build an app without whatever happens to be installed."""
@@ -85,6 +113,8 @@ class Plugins:
     def __init__(self, plugins: Iterable[Any] = (), *, load_entrypoints: bool = True) -> None:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
+        # Built into the engine, on the same hook as any plugin (the embedded default needs a sender).
+        self._pm.register(builtin_mail_senders, name="engine.mail")
         for plugin in plugins:
             self._pm.register(plugin)
         if load_entrypoints:
@@ -96,6 +126,16 @@ class Plugins:
             impl.function(registry=self.providers)
         self.hashers = HasherRegistry()
         self._pm.hook.tessera_register_hashers(registry=self.hashers)
+        self.mailers = MailerRegistry()
+        self._pm.hook.tessera_register_mailers(registry=self.mailers)
+
+    def register(self, plugin: Any, name: str | None = None) -> None:
+        """Add a plugin object after start-up (the engine's built-in event sinks, such as
+        the metrics sink); `unregister` removes it again."""
+        self._pm.register(plugin, name=name)
+
+    def unregister(self, plugin: Any) -> None:
+        self._pm.unregister(plugin)
 
     def names(self) -> list[tuple[str, str | None]]:
         """(plugin name, distribution version or None) of every registered plugin."""

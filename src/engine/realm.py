@@ -1,10 +1,13 @@
 """A realm at run time: its validated config plus what is derived from it once
-(issuer, clients by id, provider instances). Built for every realm when a config is
-loaded or reloaded; handlers receive the request's realm, resolved in one place."""
+(issuer, clients by id, provider instances). A `Realm` is made for every realm when a
+config is loaded or reloaded, but what it derives is built on the realm's first use
+(10,000 realms must start in seconds, and most of them are idle); handlers receive the
+request's realm, resolved in one place."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from engine.config import Client, Config, RealmBase
@@ -17,8 +20,23 @@ class Realm:
     name: str
     config: RealmBase
     issuer: str
-    clients: dict[str, Client]
-    providers: dict[str, Any]  # provider id -> provider instance
+    plugins: Plugins | None = field(default=None, repr=False)
+    services: Any = field(default=None, repr=False)
+
+    @cached_property
+    def clients(self) -> dict[str, Client]:
+        return {c.client_id: c for c in self.config.clients}
+
+    @cached_property
+    def providers(self) -> dict[str, Any]:
+        """Provider id -> provider instance, made on first use."""
+        if self.plugins is None:
+            return {}
+        context = ProviderContext(realm=self.name, issuer=self.issuer, base_url=self.issuer, services=self.services)
+        return {
+            p.id: self.plugins.providers.get(p.type).factory(p, context)
+            for p in getattr(self.config, "providers", [])
+        }
 
     @property
     def display_name(self) -> str:
@@ -41,19 +59,8 @@ class Runtime:
 
 
 def build_runtime(config: Config, plugins: Plugins, services: Any = None) -> Runtime:
-    realms: dict[str, Realm] = {}
-    for name, realm_config in config.realms.items():
-        issuer = config.issuer(name)
-        context = ProviderContext(realm=name, issuer=issuer, base_url=issuer, services=services)
-        providers = {
-            p.id: plugins.providers.get(p.type).factory(p, context)
-            for p in getattr(realm_config, "providers", [])
-        }
-        realms[name] = Realm(
-            name=name,
-            config=realm_config,
-            issuer=issuer,
-            clients={c.client_id: c for c in realm_config.clients},
-            providers=providers,
-        )
+    realms = {
+        name: Realm(name=name, config=realm_config, issuer=config.issuer(name), plugins=plugins, services=services)
+        for name, realm_config in config.realms.items()
+    }
     return Runtime(config=config, realms=realms)

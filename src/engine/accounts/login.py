@@ -1,14 +1,17 @@
 """The sign-in pages: `GET /login?flow=…` lists the realm's providers (credentials forms
 and buttons for redirect providers); `POST /login/<provider>` checks what the user typed.
 
-Every failure shows the same generic message (no user enumeration), and attempts are
-rate-limited per client IP and per account, counters shared through the ephemeral store."""
+Every failure shows the same generic message (no user enumeration). Attempts are
+rate-limited per client IP and per account, and guarded by brute-force protection
+(engine.accounts.lockout: growing delays, then a temporary lockout), all counted in the
+ephemeral store so every instance shares them."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from engine import events
+from engine.accounts import lockout
 from engine.accounts.sessions import current_session, start_session
 from engine.errors import NotFound, RateLimited
 from engine.oauth.authorize import continue_flow, realm_base
@@ -22,15 +25,21 @@ from engine.web.appkeys import SERVICES
 from engine.web.templates import render
 
 GENERIC_FAILURE = "The email or password is not correct."
+LOCKED = ("Too many failed sign-in attempts. For your security, signing in is paused for about"
+          " {minutes} minute{s}. If you forgot your password, you can reset it now.")
+NOTICES = {
+    "email_verified": "Your email address is verified. Sign in to continue.",
+    "password_changed": "Your password has been changed. Sign in with your new password.",
+}
 
 
 def _login_page(request: web.Request, realm: Realm, flow, *, error: str | None = None, status: int = 200,
-                login_hint: str | None = None) -> web.Response:
+                login_hint: str | None = None, notice: str | None = None) -> web.Response:
     services = request.app[SERVICES]
     client = realm.clients[flow.data["client_id"]]
     providers = list(realm.providers.values())
     return render(
-        request, realm, services, "login.html", status=status, flow=flow, error=error,
+        request, realm, services, "login.html", status=status, flow=flow, error=error, notice=notice,
         base=realm_base(request, realm), client_name=client.name or client.client_id,
         credentials_providers=[p for p in providers if getattr(p, "kind", "") == "credentials"],
         redirect_providers=[p for p in providers if getattr(p, "kind", "") == "redirect"],
@@ -41,7 +50,18 @@ def _login_page(request: web.Request, realm: Realm, flow, *, error: str | None =
 async def login_page(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
     flow = await load_flow(request, services, realm, request.query.get("flow"))
-    return _login_page(request, realm, flow)
+    notice = NOTICES.get(flow.data.pop("notice", None) or "")
+    if notice:  # shown once
+        await save_flow(services, realm, flow)
+    return _login_page(request, realm, flow, notice=notice)
+
+
+def _locked_page(request: web.Request, realm: Realm, flow, email: str, retry_after: int) -> web.Response:
+    minutes = max(1, -(-retry_after // 60))
+    response = _login_page(request, realm, flow, status=429, login_hint=email,
+                           error=LOCKED.format(minutes=minutes, s="s" if minutes != 1 else ""))
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def credentials_login(request: web.Request, realm: Realm) -> web.StreamResponse:
@@ -55,26 +75,45 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     email = params.get("email", "").strip()
     password = params.get("password", "")
     ip = client_ip(request)
+    client_id = flow.data["client_id"]
     limits = realm.config.rate_limits
     wait = await hit(services, realm, "login_ip", ip, limits.login_per_ip)
     account_wait = await hit(services, realm, "login_account", sha256_hex(email.lower()), limits.login_per_account)
     wait = max(wait or 0, account_wait or 0) or None
-    if wait is not None:
-        raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
-    if not email or not password or len(password) > 1024:
+    if not email or not password or len(password) > getattr(provider.settings, "max_length", 1024):
+        if wait is not None:
+            raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
         return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
+    try:
+        # A locked account gets the lockout page (with the reset link) even when the
+        # plain rate limit would also refuse the request.
+        retry_after = await lockout.locked_for(services, realm, email=email, ip=ip)
+        if retry_after is not None:
+            raise lockout.Locked(retry_after)
+        if wait is not None:
+            raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
+        attempt = await lockout.begin(services, realm, email=email, ip=ip)
+    except lockout.Locked as locked:
+        await services.audit(realm.name, events.LOGIN_FAILED, ip=ip, client_id=client_id, provider=provider_id,
+                             reason="locked")
+        return _locked_page(request, realm, flow, email, locked.retry_after)
     try:
         identity = await provider.login(email, password)
     except LoginFailed:
-        await services.audit(realm.name, events.LOGIN_FAILED, ip=ip, client_id=flow.data["client_id"],
-                             provider=provider_id)
+        # Looked up on every failure, known or unknown address: the same cost either way.
+        user = await services.accounts.by_email(realm.name, email)
+        user_id = user.id if user else None
+        await services.audit(realm.name, events.LOGIN_FAILED, user_id=user_id, ip=ip, client_id=client_id,
+                             provider=provider_id, reason="credentials", attempt=attempt.account_attempts)
+        await lockout.failed(services, realm, attempt, user_id=user_id, client_id=client_id)
         return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
+    await lockout.succeeded(services, realm, attempt)
     response = web.Response(status=303)
     previous = await current_session(request, services, realm)
     session = await start_session(response, services, realm, user_id=identity.user_id, amr=["pwd"],
                                   provider=provider_id, previous=previous)
     await services.audit(realm.name, events.LOGIN, user_id=identity.user_id, ip=ip,
-                         client_id=flow.data["client_id"], provider=provider_id)
+                         client_id=client_id, provider=provider_id)
     flow.data["login_at"] = session.auth_time
     await save_flow(services, realm, flow)
     return await continue_flow(request, realm, flow.data, session, flow=flow, response=response)

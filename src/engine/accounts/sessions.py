@@ -3,7 +3,12 @@
 
 The cookie carries a random secret; the store key is its SHA-256, so a leaked store dump
 is no cookie. `sid` is a separate public id that goes into ID tokens and refresh
-families, so logout can end exactly the tokens issued in this session."""
+families, so logout can end exactly the tokens issued in this session.
+
+Ending *every* session of a user (a password reset) writes one per-user marker, "sessions
+created up to <time> are over", which `current_session` checks: one atomic write that
+every instance sees, no per-user index to keep consistent under concurrent logins. The
+marker lives as long as a session can, then expires with the sessions it ended."""
 
 from __future__ import annotations
 
@@ -46,6 +51,10 @@ async def current_session(request: web.Request, services: Any, realm: Realm) -> 
     data = await services.ephemeral.get(key)
     if data is None or data["exp"] <= services.clock.timestamp():
         return None
+    ended = await services.ephemeral.get(_ended_key(realm, data["user_id"]))
+    if ended is not None and data.get("created", data["auth_time"]) <= ended["up_to"]:
+        await services.ephemeral.delete(key)
+        return None
     return BrowserSession(key=key, sid=data["sid"], user_id=data["user_id"], auth_time=data["auth_time"],
                           amr=data.get("amr", []), provider=data.get("provider", ""))
 
@@ -67,7 +76,8 @@ async def start_session(
     now = services.clock.timestamp()
     lifetime = int(realm.config.lifetimes.session.total_seconds())
     sid = random_token(16)
-    data = {"sid": sid, "user_id": user_id, "auth_time": now, "amr": amr, "provider": provider, "exp": now + lifetime}
+    data = {"sid": sid, "user_id": user_id, "auth_time": now, "amr": amr, "provider": provider, "exp": now + lifetime,
+            "created": services.clock.now().timestamp()}
     key = _key(realm, secret)
     await services.ephemeral.put(key, data, lifetime)
     response.set_cookie(
@@ -80,3 +90,16 @@ async def start_session(
 async def end_session(response: web.StreamResponse, services: Any, realm: Realm, session: BrowserSession) -> None:
     await services.ephemeral.delete(session.key)
     response.del_cookie(cookie_name(realm), path="/")
+
+
+def _ended_key(realm: Realm, user_id: str) -> str:
+    return f"{realm.name}:sess-ended:{user_id}"
+
+
+async def end_user_sessions(services: Any, realm: Realm, user_id: str) -> None:
+    """End every browser session of the user, on every instance (password reset)."""
+    # Sessions created at the very same instant count as ended: with a coarse or frozen
+    # clock, erring on the side of signing out is the safe choice.
+    lifetime = int(realm.config.lifetimes.session.total_seconds())
+    await services.ephemeral.put(_ended_key(realm, user_id), {"up_to": services.clock.now().timestamp()},
+                                 lifetime + 86400)  # a day of slack for a lifetime changed by reload

@@ -141,7 +141,7 @@ def load_config(
     else:
         for file in sorted(realms_dir.glob("*.yaml")) + sorted(realms_dir.glob("*.yml")):
             source = load_yaml(_display(file))
-            if not source.problems:
+            if not source.problems and _has_references(source):
                 expand_env(source, environ)
             realm = None
             if not source.problems:
@@ -164,6 +164,11 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     return Config(path=path, server=server, realms=realms, realm_files=realm_files)
+
+
+def _has_references(source: Source) -> bool:
+    """Whether `${...}` may occur in the values (a file without it in its text has none)."""
+    return source.text is None or "${" in source.text
 
 
 def _display(file: Path) -> Path:

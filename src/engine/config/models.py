@@ -65,6 +65,10 @@ class Listen(Strict):
 class Storage(Strict):
     durable: str = "sqlite:///var/idp.sqlite3"
     ephemeral: str = "memory://"
+    ephemeral_prefix: str = Field(
+        "tessera:", pattern=r"^[A-Za-z0-9_.:{}-]{0,64}$",
+        description="prefix of every Redis key (several deployments can share one Redis)",
+    )
 
     @field_validator("durable")
     @classmethod
@@ -88,6 +92,37 @@ class KeysSettings(Strict):
     verifier_cache_ttl: Duration = timedelta(minutes=15)
 
 
+class SmtpSettings(Strict):
+    """The `smtp` sender. Write credentials as `${ENV}` references, never in clear."""
+
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = Field(True, description="upgrade with STARTTLS (port 587); refuse if the server cannot")
+    tls: bool = Field(False, description="implicit TLS from the first byte (port 465)")
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = Field(None, description="PEM bundle to trust instead of the system CAs")
+    timeout: Duration = timedelta(seconds=15)
+
+
+class OutboxSettings(Strict):
+    """The `outbox` sender: one `.eml` file per message, and its links in the log."""
+
+    directory: str = "var/outbox"
+
+
+class MailSettings(Strict):
+    """How mail leaves the server (`mail:` in idp.yaml). `type` picks a sender registered
+    through the `tessera_register_mailers` hook: `outbox` (the embedded default), `smtp`,
+    or a plugin's, which reads its own settings from `options`."""
+
+    type: str = Field("outbox", pattern=NAME_PATTERN)
+    sender: str = Field("Tessera <no-reply@localhost>", description="the From: address")
+    smtp: SmtpSettings = SmtpSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    options: dict[str, Any] = Field(default_factory=dict, description="settings of a plugin sender")
+
+
 class ServerConfig(Strict):
     base_url: str = "http://localhost:4000"
     listen: Listen = Listen()
@@ -96,6 +131,7 @@ class ServerConfig(Strict):
     root_realm: str | None = "default"
     keys: KeysSettings = KeysSettings()
     trust_forwarded_for: bool = False
+    mail: MailSettings = MailSettings()
 
     @field_validator("base_url")
     @classmethod
@@ -117,6 +153,8 @@ class Lifetimes(Strict):
     refresh_token: Duration = timedelta(days=45)
     auth_code: Duration = timedelta(minutes=5)
     session: Duration = timedelta(hours=12)
+    email_verification: Duration = timedelta(hours=24)
+    password_reset: Duration = timedelta(hours=1)
 
 
 class Signing(Strict):
@@ -141,6 +179,36 @@ class RateLimits(Strict):
     token_per_ip: RateLimit = RateLimit(requests=6000)
     login_per_ip: RateLimit = RateLimit(requests=60)
     login_per_account: RateLimit = RateLimit(requests=20, per=timedelta(minutes=15))
+    register_per_ip: RateLimit = RateLimit(requests=20, per=timedelta(hours=1))
+    password_reset_per_ip: RateLimit = RateLimit(requests=20, per=timedelta(hours=1))
+    verification_resend_per_account: RateLimit = RateLimit(requests=3, per=timedelta(hours=1))
+    mail_per_recipient: RateLimit = RateLimit(requests=5, per=timedelta(hours=1))
+
+
+class LockoutPolicy(Strict):
+    """Brute-force protection for one dimension (an account, or a client IP): after
+    `free_failures` failed sign-ins within `window`, each attempt waits `first_delay`,
+    doubling per failure up to `max_delay`; at `max_failures` the account (or IP) is
+    locked for `lockout_for` (doubled for each further lockout within a day, at most 24 h)."""
+
+    free_failures: int = Field(5, ge=0)
+    first_delay: Duration = timedelta(seconds=1)
+    max_delay: Duration = timedelta(seconds=5)
+    max_failures: int = Field(20, ge=1)
+    lockout_for: Duration = timedelta(minutes=15)
+    window: Duration = timedelta(minutes=15)
+
+
+class Lockout(Strict):
+    account: LockoutPolicy = LockoutPolicy()
+    ip: LockoutPolicy = LockoutPolicy(free_failures=10, max_failures=100)
+
+
+class RealmMail(Strict):
+    """Per-realm mail settings; the sender itself is the server's (`mail:` in idp.yaml)."""
+
+    sender: str | None = Field(None, description="From: address for this realm's mail")
+    reply_to: str | None = None
 
 
 class Client(Strict):
@@ -190,6 +258,8 @@ class RealmBase(Strict):
     claims: dict[str, list[str]] = {}
     clients: list[Client] = []
     rate_limits: RateLimits = RateLimits()
+    lockout: Lockout = Lockout()
+    mail: RealmMail = RealmMail()
     refresh_requires_verified_email: bool = True
     refresh_requires_offline_access: bool = False
 

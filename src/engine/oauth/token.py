@@ -60,4 +60,5 @@ async def token(request: web.Request, realm: Realm) -> web.Response:
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use {grant_type}")
     body = await grant.issue(GrantRequest(realm, client, params, services, ip))
+    services.metrics.token_issued(realm.name, grant_type)
     return web.json_response(body, headers=NO_STORE)

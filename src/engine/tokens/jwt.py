@@ -1,23 +1,168 @@
-"""JWT minting and verification over joserfc (RFC 7519, RFC 9068 for access tokens).
+"""JWT minting and verification (RFC 7519, RFC 7515 compact JWS; RFC 9068 for access tokens).
+
+Signing is on the hot path of every `/token` request, so it is done here in a few lines
+around `cryptography` (which makes the signature itself; no crypto primitive is written
+here): the header segment is serialised once per (alg, kid, typ), the claims are
+serialised with compact separators, and the key object joserfc holds signs directly.
+The output is ordinary compact JWS, which joserfc (and any JOSE library) verifies.
 
 Verification always passes an explicit algorithm allow-list (the realm's algs), so
-`alg: none` and algorithm substitution are refused, and checks `exp` itself (joserfc's
-`decode` checks only the signature).
+`alg: none` and algorithm substitution are refused, and checks `exp` itself. The fast
+path handles the realm's own tokens (a known `kid`, a key of the header's `alg`, no `crit`);
+anything else goes through joserfc's `decode`, which applies the same allow-list.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from engine.errors import InvalidToken
 
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+_ECDSA_SHA256 = ec.ECDSA(_SHA256)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _unb64(segment: str) -> bytes:
+    # RFC 7515 §2: base64url without padding; reject anything outside the alphabet.
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+
+
+@lru_cache(maxsize=4096)
+def _header_segment(alg: str, kid: str, typ: str) -> bytes:
+    return _b64(_dumps({"alg": alg, "kid": kid, "typ": typ}).encode())
+
+
+def _sign_rs256(private_key: Any, data: bytes) -> bytes:
+    return private_key.sign(data, _PKCS1, _SHA256)
+
+
+def _sign_es256(private_key: Any, data: bytes) -> bytes:
+    # RFC 7518 §3.4: the JWS signature is R || S, 32 bytes each, not DER.
+    r, s = decode_dss_signature(private_key.sign(data, _ECDSA_SHA256))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def _sign_eddsa(private_key: Any, data: bytes) -> bytes:
+    return private_key.sign(data)
+
+
+_SIGNERS = {"RS256": _sign_rs256, "ES256": _sign_es256, "EdDSA": _sign_eddsa}
+
 
 def sign(claims: dict[str, Any], key: Any, kid: str, alg: str, *, typ: str = "JWT") -> str:
-    return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
+    """Compact JWS of `claims` with `key` (a joserfc key of the realm) under `alg`/`kid`."""
+    signer = _SIGNERS.get(alg)
+    if signer is None:
+        raise ValueError(f"unsupported signing algorithm {alg}")
+    signing_input = _header_segment(alg, kid, typ) + b"." + _b64(_dumps(claims).encode())
+    return (signing_input + b"." + _b64(signer(key.private_key, signing_input))).decode("ascii")
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _key_alg(public_key: Any) -> str | None:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RS256"
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve, ec.SECP256R1):
+        return "ES256"
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "EdDSA"
+    return None
+
+
+def verifiers(keys: KeySet) -> dict[str, tuple[str, Any]]:
+    """kid -> (alg, `cryptography` public key) of every key in `keys` that the fast path
+    can check; build once per key set (engine.tokens.keys keeps it with the set)."""
+    found: dict[str, tuple[str, Any]] = {}
+    for key in keys.keys:
+        public_key = key.public_key
+        alg = _key_alg(public_key)
+        declared = key.get("alg") if hasattr(key, "get") else None
+        if declared == "Ed25519":
+            declared = "EdDSA"
+        if alg is None or key.kid is None or (declared is not None and declared != alg):
+            continue
+        found[key.kid] = (alg, public_key)
+    return found
+
+
+def _signature_ok(alg: str, public_key: Any, signature: bytes, data: bytes) -> bool:
+    try:
+        if alg == "RS256":
+            public_key.verify(signature, data, _PKCS1, _SHA256)
+        elif alg == "ES256":
+            if len(signature) != 64:
+                return False
+            r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            public_key.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
+        elif alg == "EdDSA":
+            public_key.verify(signature, data)
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _fast_decode(
+    token: str, fast_keys: Mapping[str, tuple[str, Any]], algorithms: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(header, claims) of a token signed by one of `fast_keys`; None: use the slow path.
+    Raises InvalidToken for a token that is certainly bad."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("the token is malformed or its signature is invalid")
+    try:
+        header = json.loads(_unb64(parts[0]))
+    except (ValueError, binascii.Error):
+        raise InvalidToken("the token is malformed or its signature is invalid") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("the token is malformed or its signature is invalid")
+    alg, kid = header.get("alg"), header.get("kid")
+    if not isinstance(kid, str) or kid not in fast_keys or "crit" in header or set(header) - _PLAIN_HEADER:
+        return None  # unusual tokens: joserfc decides
+    if alg not in algorithms:
+        raise InvalidToken("the token is malformed or its signature is invalid")
+    key_alg, public_key = fast_keys[kid]
+    if key_alg != alg:
+        raise InvalidToken("the token is malformed or its signature is invalid")
+    try:
+        signature = _unb64(parts[2])
+        signed = (parts[0] + "." + parts[1]).encode("ascii")
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise InvalidToken("the token is malformed or its signature is invalid") from None
+    if not _signature_ok(alg, public_key, signature, signed):
+        raise InvalidToken("the token is malformed or its signature is invalid")
+    try:
+        claims = json.loads(_unb64(parts[1]))
+    except (ValueError, binascii.Error):
+        raise InvalidToken("the token is malformed or its signature is invalid") from None
+    if not isinstance(claims, dict):
+        raise InvalidToken("the token is malformed or its signature is invalid")
+    return header, claims
+
+
+_PLAIN_HEADER = frozenset({"alg", "kid", "typ"})
 
 
 def verify(
@@ -30,18 +175,23 @@ def verify(
     typ: str | None = None,
     leeway: int = 0,
     check_exp: bool = True,
+    fast_keys: Mapping[str, tuple[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Signature, allowed alg, `typ` (if given), `iss` and `exp`; InvalidToken otherwise."""
-    try:
-        decoded = jwt.decode(token, keys, algorithms=algorithms)
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise InvalidToken("the token is malformed or its signature is invalid") from exc
-    header, claims = decoded.header, decoded.claims
+    """Signature, allowed alg, `typ` (if given), `iss` and `exp`; InvalidToken otherwise.
+    `fast_keys` (from `verifiers(keys)`) lets the realm's own tokens skip joserfc."""
+    decoded = _fast_decode(token, fast_keys, algorithms) if fast_keys else None
+    if decoded is None:
+        try:
+            result = jwt.decode(token, keys, algorithms=algorithms)
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidToken("the token is malformed or its signature is invalid") from exc
+        decoded = result.header, result.claims
+    header, claims = decoded
     if typ is not None and str(header.get("typ", "")).lower() not in (typ, f"application/{typ}"):
         raise InvalidToken("wrong token type")
     if claims.get("iss") != issuer:
         raise InvalidToken("the token was issued by another issuer")
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or (check_exp and exp + leeway <= now):
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or (check_exp and exp + leeway <= now):
         raise InvalidToken("the token has expired")
     return claims

@@ -20,7 +20,7 @@ import logging
 import os
 import secrets
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from engine.cached_body import CachedBody
 from engine.clock import Clock
 from engine.store.protocols import AlreadyExists, DurableStore, SigningKey
+from engine.tokens.jwt import verifiers
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class RealmKeys:
     verify_set: KeySet
     read_at: datetime
     jwks_body: CachedBody
+    verifiers: dict[str, tuple[str, Any]] = field(default_factory=dict)  # kid -> (alg, public key)
 
 
 class KeyManager:
@@ -201,12 +203,14 @@ class KeyManager:
                 plain = self.encryption.decrypt(realm, row.kid, row.private_jwk)
                 signers[row.alg] = (row.kid, import_private(json.loads(plain)))
         jwks = {"keys": [r.public_jwk for r in published]}
+        verify_set = KeySet.import_key_set(jwks)
         return RealmKeys(
             signers=signers,
             jwks=jwks,
-            verify_set=KeySet.import_key_set(jwks),
+            verify_set=verify_set,
             read_at=now,
             jwks_body=CachedBody.of(jwks),
+            verifiers=verifiers(verify_set),
         )
 
     async def rotate(

@@ -13,11 +13,20 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.accounts.federation import add_federation_routes
+from engine.accounts.lockout import default_sleep
 from engine.accounts.login import credentials_login, login_page
 from engine.accounts.passwords import PasswordService
+from engine.accounts.recovery import forgot, forgot_page, reset, reset_page
+from engine.accounts.registration import register as register_account
+from engine.accounts.registration import register_page
 from engine.accounts.users import Accounts
+from engine.accounts.verification import resend, resend_page, verify, verify_page
 from engine.clock import Clock
 from engine.config import Config
+from engine.http import http_client
+from engine.mail.service import MailService
+from engine.metrics import MetricsSink, metrics_endpoint
 from engine.oauth.authorize import authorize, resume
 from engine.oauth.consent import consent_decision, consent_page
 from engine.oauth.discovery import discovery
@@ -31,13 +40,14 @@ from engine.plugins import Plugins
 from engine.realm import build_runtime
 from engine.services import Services
 from engine.store import open_durable, open_ephemeral
+from engine.store.instrumented import instrument
 from engine.tokens.issue import TokenService
 from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_create_kek
 from engine.tokens.refresh import RefreshTokens
 from engine.web.appkeys import SERVICES
 from engine.web.health import healthz, readyz
 from engine.web.lifecycle import serving as serving_context
-from engine.web.middleware import error_middleware
+from engine.web.middleware import add_request_id_header, error_middleware, request_middleware
 from engine.web.routing import add_realm_route
 
 log = logging.getLogger("engine")
@@ -57,12 +67,15 @@ def create_app(
     plugins: Plugins | None = None,
     clock: Clock | None = None,
     environ: Mapping[str, str] | None = None,
-    ephemeral_prefix: str = "tessera:",
+    ephemeral_prefix: str | None = None,
     extra_routes: Iterable[Any] = (),
     serving: bool = False,
+    sleep: Any = None,
 ) -> web.Application:
     """The application. `serving=True` (only `idp serve`) adds SIGHUP reload, the applied
-    configuration snapshot for `idp plan`, and scheduled key rotation."""
+    configuration snapshot for `idp plan`, and scheduled key rotation. `ephemeral_prefix`
+    overrides `storage.ephemeral_prefix` (tests give each run its own). `sleep` replaces
+    the sign-in delays' `asyncio.sleep` (tests record delays instead of waiting)."""
     environ = os.environ if environ is None else environ
     plugins = plugins or Plugins()
     services = Services(plugins=plugins, clock=clock or Clock(), runtime=None)  # type: ignore[arg-type]
@@ -71,15 +84,22 @@ def create_app(
     services.passwords = PasswordService(plugins.hashers)
     services.accounts = Accounts(services)
     base_dir = config.path.parent
+    services.sleep = sleep or default_sleep(services.clock)
+    mail_settings = config.server.mail
+    mailer = plugins.mailers.get(mail_settings.type)(mail_settings, base_dir)
+    services.mail = MailService(services, mail_settings, mailer, base_dir)
     storage = config.server.storage
+    prefix = storage.ephemeral_prefix if ephemeral_prefix is None else ephemeral_prefix
+    metrics = services.metrics
 
     async def stores(app: web.Application) -> AsyncIterator[None]:
-        services.durable = await open_durable(resolve_sqlite(storage.durable, base_dir))
+        services.durable = instrument(await open_durable(resolve_sqlite(storage.durable, base_dir)), "durable", metrics)
         try:
             applied = await services.durable.migrate()
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
-            services.ephemeral = await open_ephemeral(storage.ephemeral, prefix=ephemeral_prefix)
+            ephemeral = await open_ephemeral(storage.ephemeral, prefix=prefix)
+            services.ephemeral = instrument(ephemeral, "ephemeral", metrics)
             try:
                 data_dir = base_dir / config.server.keys.data_dir
                 kek, origin = load_or_create_kek(dict(environ), data_dir)
@@ -89,21 +109,38 @@ def create_app(
                     KeyEncryption(kek),
                     services.clock,
                     verifier_cache_ttl=config.server.keys.verifier_cache_ttl,
+                    on_event=services.audit_soon,  # key_created, key_rotated: into the audit log
                 )
                 services.refresh = RefreshTokens(services, derive_key(kek, b"tessera refresh successor"))
                 yield
             finally:
+                await services.drain_audits()
                 await services.ephemeral.close()
         finally:
             await services.durable.close()
 
-    app = web.Application(middlewares=[error_middleware])
+    async def metrics_sink(app: web.Application) -> AsyncIterator[None]:
+        sink = MetricsSink(metrics)
+        plugins.register(sink, name=f"tessera-metrics-{id(sink)}")
+        yield
+        plugins.unregister(sink)
+
+    async def mail_delivery(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await services.mail.drain()  # deliver what is queued before the stores close
+
+    app = web.Application(middlewares=[request_middleware, error_middleware])
     app[SERVICES] = services
+    app.on_response_prepare.append(add_request_id_header)
+    app.cleanup_ctx.append(metrics_sink)
     app.cleanup_ctx.append(stores)
+    app.cleanup_ctx.append(mail_delivery)
+    app.cleanup_ctx.append(http_client(services))
     if serving:
         app.cleanup_ctx.append(serving_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
     add_realm_route(app, ["GET"], "/.well-known/openid-configuration", discovery)
     add_realm_route(app, ["GET"], "/.well-known/jwks.json", jwks)
     add_realm_route(app, ["GET"], "/jwks.json", jwks)
@@ -119,6 +156,17 @@ def create_app(
     add_realm_route(app, ["GET"], "/consent", consent_page, browser=True)
     add_realm_route(app, ["POST"], "/consent", consent_decision, browser=True)
     add_realm_route(app, ["GET", "POST"], "/logout", logout, browser=True)
+    add_realm_route(app, ["GET"], "/register", register_page, browser=True)
+    add_realm_route(app, ["POST"], "/register", register_account, browser=True)
+    add_realm_route(app, ["GET"], "/verify-email", verify_page, browser=True)
+    add_realm_route(app, ["POST"], "/verify-email", verify, browser=True)
+    add_realm_route(app, ["GET"], "/verify-email/resend", resend_page, browser=True)
+    add_realm_route(app, ["POST"], "/verify-email/resend", resend, browser=True)
+    add_realm_route(app, ["GET"], "/forgot-password", forgot_page, browser=True)
+    add_realm_route(app, ["POST"], "/forgot-password", forgot, browser=True)
+    add_realm_route(app, ["GET"], "/reset-password", reset_page, browser=True)
+    add_realm_route(app, ["POST"], "/reset-password", reset, browser=True)
+    add_federation_routes(app)
     for register in extra_routes:
         register(app)
     return app

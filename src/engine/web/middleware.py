@@ -1,19 +1,33 @@
-"""Error rendering, once (STYLE.md §3): protocol errors as RFC 6749 §5.2 JSON with
-`Cache-Control: no-store` on API endpoints, as a readable HTML page on browser endpoints;
-an unreachable store as 503 `temporarily_unavailable`; anything else as a logged 500."""
+"""The middlewares, outermost first:
+
+- `request_middleware`: gives each request an id (`X-Request-Id`: a sane incoming one is
+  kept, else a new one; echoed on the response) that every log record of the request
+  carries (`engine.logs`), writes one access-log line, and records the latency and status
+  by route template in the metrics;
+- `error_middleware`: error rendering, once (STYLE.md §3): protocol errors as RFC 6749
+  §5.2 JSON with `Cache-Control: no-store` on API endpoints, as a readable HTML page on
+  browser endpoints; an unreachable store as 503 `temporarily_unavailable`; anything else
+  as a logged 500."""
 
 from __future__ import annotations
 
 import html
 import logging
+from time import perf_counter
 
 from aiohttp import web
 
 from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavailable
+from engine.logs import REQUEST_ID, accept_request_id
+from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
-from engine.web.appkeys import BROWSER
+from engine.web.appkeys import BROWSER, SERVICES
 
 log = logging.getLogger("engine.web")
+access_log = logging.getLogger("engine.access")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -58,3 +72,45 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 class _MethodNotAllowed(OAuthError):
     error = "invalid_request"
     status = 405
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's template (`/realms/{realm}/token`), never the raw path: bounded
+    label values for metrics, and no path-borne value in the logs."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    request[REQUEST_ID_KEY] = request_id
+    context = REQUEST_ID.set(request_id)
+    started = perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects and the like, raised by handlers
+        status = exc.status
+        raise
+    finally:
+        elapsed = perf_counter() - started
+        route = route_template(request)
+        request.app[SERVICES].metrics.observe_request(route, request.method, status, elapsed)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %d %.1fms", request.method, route, status, elapsed * 1000,
+                extra={"method": request.method, "route": route, "status": status,
+                       "duration_ms": round(elapsed * 1000, 2), "remote": request.remote},
+            )
+        REQUEST_ID.reset(context)
+
+
+async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: every response, error pages and redirects included, names
+    its request id."""
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id

@@ -1,4 +1,7 @@
-"""Email + password: the realm's own users, argon2id-hashed (plugin `password`)."""
+"""Email + password: the realm's own users, argon2id-hashed (plugin `password`).
+
+Also registers a verify-only PBKDF2-SHA256 hasher (Django's format), so users imported
+from another system sign in with their old password and are upgraded to argon2id."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import ProviderSettings, hookimpl
 from plugins.password.hasher import Argon2Hasher
+from plugins.password.pbkdf2 import Pbkdf2Sha256Hasher
 from plugins.password.provider import PasswordProvider
 
 
@@ -22,9 +26,10 @@ class Argon2Params(BaseModel):
 
 class PasswordSettings(ProviderSettings):
     type: Literal["password"]
-    registration: bool = False
+    registration: bool = Field(False, description="let people create accounts at /register")
     require_verified_email: bool = True
-    min_length: int = Field(8, ge=8, le=64)
+    min_length: int = Field(8, ge=8, le=64, description="NIST SP 800-63B: at least 8")
+    max_length: int = Field(1024, ge=64, le=4096, description="long passphrases are welcome")
     argon2: Argon2Params = Argon2Params()
 
 
@@ -36,3 +41,4 @@ def tessera_register_providers(registry):
 @hookimpl(trylast=True)
 def tessera_register_hashers(registry):
     registry.add(Argon2Hasher())
+    registry.add(Pbkdf2Sha256Hasher())  # verify-only: imported accounts, upgraded at sign-in

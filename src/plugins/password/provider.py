@@ -2,7 +2,10 @@
 
 Unknown emails cost the same as known ones (a verify against a dummy hash), and every
 failure is the same `LoginFailed`, so neither the answer nor its timing tells who has
-an account."""
+an account. Passwords are NFKC-normalised before hashing and verifying (NIST SP 800-63B
+§5.1.1.2); a hash made by a verify-only hasher (an imported account), or with older
+argon2 parameters, is replaced by a fresh argon2id hash at the first successful sign-in.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 
 from engine import ExternalIdentity, LoginFailed, ProviderContext
 from plugins.password.hasher import Argon2Hasher
+from plugins.password.policy import normalise, password_problem
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -30,13 +34,36 @@ class PasswordProvider:
     def _services(self):
         return self.context.services
 
+    @property
+    def registration(self) -> bool:
+        return bool(self.settings.registration)
+
+    def password_problem(self, password: str, *, email: str | None = None, name: str | None = None) -> str | None:
+        """Why the realm's policy refuses `password` (a sentence for the user), or None."""
+        services = [self.context.realm]
+        realm = self._services.runtime.realms.get(self.context.realm) if self._services else None
+        if realm is not None and realm.config.display_name:
+            services.append(realm.config.display_name)
+        return password_problem(password, min_length=self.settings.min_length,
+                                max_length=self.settings.max_length, email=email, name=name,
+                                service_names=services)
+
     async def hash_password(self, password: str) -> str:
-        return await self._services.passwords.hash(self.hasher, password)
+        return await self._services.passwords.hash(self.hasher, normalise(password))
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
             self._dummy_hash = await self.hash_password("dummy password for timing equality")
         return self._dummy_hash
+
+    async def _verify(self, stored: str, password: str) -> bool:
+        passwords = self._services.passwords
+        normalised = normalise(password)
+        if await passwords.verify(stored, normalised):
+            return True
+        # An imported hash was made by a system that may not have normalised.
+        return normalised != password and not self.hasher.identifies(stored) and \
+            await passwords.verify(stored, password)
 
     async def login(self, username: str, password: str) -> ExternalIdentity:
         accounts = self._services.accounts
@@ -44,9 +71,9 @@ class PasswordProvider:
         user = await accounts.by_email(realm, username)
         stored = await accounts.password_hash(realm, user.id) if user is not None else None
         if user is None or stored is None or user.disabled:
-            await self._services.passwords.verify(await self._dummy(), password)
+            await self._services.passwords.verify(await self._dummy(), normalise(password))
             raise LoginFailed("invalid email or password")
-        if not await self._services.passwords.verify(stored, password):
+        if not await self._verify(stored, password):
             raise LoginFailed("invalid email or password")
         if self.hasher.needs_rehash(stored):
             # Parameters changed, or an imported (verify-only) hash: upgrade now.

@@ -3,8 +3,14 @@
 Values are JSON strings under `<prefix><key>`. `take` is `GETDEL` (one of N concurrent
 takers gets the value), `put(only_if_absent=True)` is `SET NX EX`, and `incr` is
 `INCR` + `EXPIRE NX` in one MULTI/EXEC so a counter never lives without a TTL and its TTL
-is never extended. A blocking pool with short timeouts makes a dead Redis fail fast with
-`StoreUnavailable` instead of hanging requests.
+is never extended.
+
+Faults: a blocking pool with short timeouts makes a dead or hung Redis fail fast with
+`StoreUnavailable` (503) instead of hanging requests, and there is no retry loop with
+backoff (redis-py's default client retries for seconds). A command that meets a
+connection closed by the server is retried once, at once, on a new connection: after a
+Redis restart the pool's old connections are all dead, and without that retry each of
+them would fail one request after Redis is back.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -52,8 +60,8 @@ class RedisEphemeralStore:
         *,
         prefix: str = "tessera:",
         max_connections: int = 50,
-        pool_timeout: float = 5.0,
-        socket_timeout: float = 3.0,
+        pool_timeout: float = 2.0,
+        socket_timeout: float = 2.0,
     ) -> RedisEphemeralStore:
         """Connect and PING; StoreUnavailable if Redis cannot be reached."""
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -63,6 +71,8 @@ class RedisEphemeralStore:
             socket_connect_timeout=socket_timeout,
             socket_timeout=socket_timeout,
             decode_responses=True,
+            # Not on timeouts: a hung server fails the request after one socket_timeout.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         store = cls(pool, prefix=prefix)
         try:

@@ -4,11 +4,19 @@ jsonb columns round-trip dicts through a per-connection codec; timestamptz colum
 back as aware UTC datetimes. Single-use and compare-and-set semantics come from row locks
 (`SELECT ... FOR UPDATE`) and conditional `UPDATE ... WHERE`, so any number of instances
 can share the database.
+
+Faults: every operation is bounded in time (waiting for a pooled connection, connecting,
+and each statement), so a dead, stopped or hung PostgreSQL turns into `StoreUnavailable`
+(503) within a few seconds instead of a hang. The pool replaces connections that the
+server closed, so service resumes by itself when PostgreSQL is back. A transaction cut
+short by a failure is rolled back by the server: no half-written family or rotation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
@@ -42,15 +50,30 @@ from engine.store.sql import (
 )
 from engine.store.sql.migrate import CREATE_SCHEMA_MIGRATIONS, load_migrations, pending
 
+log = logging.getLogger(__name__)
+
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tessera-migrations'))"
 
 _UNAVAILABLE = (
     OSError,
-    TimeoutError,  # also command_timeout expiring
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    TimeoutError,  # also command_timeout and the pool's acquire timeout expiring
+    asyncpg.PostgresConnectionError,  # incl. "connection was closed in the middle of operation"
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown, cannot connect now
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failover left us on a standby
 )
+
+# Seconds. Every query here is a primary-key lookup or a small write: one that takes
+# longer means the server is in trouble, and the caller is better served by a fast 503.
+COMMAND_TIMEOUT = 3.0  # one statement
+CONNECT_TIMEOUT = 3.0
+ACQUIRE_TIMEOUT = 3.0  # waiting for a free pooled connection (all busy, or all reconnecting)
+# One whole operation: getting a connection, its statements (a transaction's ROLLBACK
+# included) and handing the connection back. A hung server would otherwise cost a
+# statement timeout, then a rollback or reset timeout on top.
+OPERATION_TIMEOUT = 4.0
+RELEASE_TIMEOUT = 1.0  # resetting a healthy connection for reuse
+MIGRATION_TIMEOUT = 600.0  # a migration may rewrite a big table
 
 
 @contextmanager
@@ -67,6 +90,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+def _is_open(conn: Any) -> bool:
+    """False once the server closed the connection (asyncpg then detaches it from its
+    pool proxy, whose methods raise InterfaceError)."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 def _count(status: str) -> int:
     """Rows touched, from a command tag such as 'UPDATE 3'."""
     return int(status.rsplit(" ", 1)[-1])
@@ -78,8 +110,9 @@ ROWS = Rows()
 class PostgresDurableStore:
     """`DurableStore` on PostgreSQL. Open with `PostgresDurableStore.open(dsn)`."""
 
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = ACQUIRE_TIMEOUT):
         self._pool = pool
+        self._acquire_timeout = acquire_timeout
 
     @classmethod
     async def open(
@@ -88,33 +121,79 @@ class PostgresDurableStore:
         *,
         min_size: int = 1,
         max_size: int = 10,
-        command_timeout: float = 10.0,
-        connect_timeout: float = 5.0,
+        command_timeout: float = COMMAND_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        acquire_timeout: float = ACQUIRE_TIMEOUT,
     ) -> PostgresDurableStore:
         with _mapped_errors():
             pool = await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, init=_init_connection,
                 command_timeout=command_timeout, timeout=connect_timeout,
             )
-        return cls(pool)
+        return cls(pool, acquire_timeout=acquire_timeout)
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self, deadline: float = OPERATION_TIMEOUT) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one operation: waiting for it and using it take at
+        most `deadline` seconds (asyncpg's own `Pool.fetch` & co. wait for a free
+        connection without a limit). A connection that timed out or broke is dropped,
+        not reset: resetting it would wait on the very server that does not answer."""
+        conn: Any = None
         with _mapped_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                async with asyncio.timeout(deadline):
+                    conn = await self._pool.acquire(timeout=self._acquire_timeout)
+                    yield conn
+            except (*_UNAVAILABLE, asyncio.CancelledError):
+                if conn is not None and _is_open(conn):
+                    conn.terminate()
+                raise
+            finally:
+                if conn is not None:
+                    await self._release(conn)
+
+    async def _release(self, conn: Any) -> None:
+        try:
+            await self._pool.release(conn, timeout=RELEASE_TIMEOUT)
+        except Exception:  # asyncpg terminated it; the pool opens a new one when needed
+            log.debug("a connection could not be reset; dropped", exc_info=True)
+
+    @asynccontextmanager
+    async def _tx(self, deadline: float = OPERATION_TIMEOUT) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction. If the connection dies inside it, the server has rolled it
+        back: the original error is raised (not asyncpg's complaint that it cannot
+        roll back on a closed connection)."""
+        async with self._connection(deadline) as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
                 yield conn
+            except BaseException:
+                if _is_open(conn):
+                    await transaction.rollback()
+                raise
+            await transaction.commit()
+
+    async def _read(self, method: str, sql: str, *args: Any) -> Any:
+        """Run an idempotent statement; once more on a new connection if the pooled one
+        turns out to be dead (a restarted server closed it before we noticed)."""
+        for attempt in (1, 2):
+            try:
+                async with self._connection() as conn:
+                    return await getattr(conn, method)(sql, *args)
+            except StoreUnavailable as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, asyncpg.ConnectionDoesNotExistError):
+                    raise
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        with _mapped_errors():
-            return await self._pool.fetchrow(sql, *args)
+        return await self._read("fetchrow", sql, *args)  # SELECTs and idempotent UPDATEs only
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        with _mapped_errors():
-            return await self._pool.fetch(sql, *args)
+        return await self._read("fetch", sql, *args)
 
     async def _execute(self, sql: str, *args: Any) -> int:
-        with _mapped_errors():
-            return _count(await self._pool.execute(sql, *args))
+        async with self._connection() as conn:
+            return _count(await conn.execute(sql, *args))
 
     async def ping(self) -> None:
         await self._fetchrow("SELECT 1")
@@ -126,13 +205,14 @@ class PostgresDurableStore:
         """Apply pending migrations in one transaction under an advisory lock, so concurrent
         callers (several instances starting at once) serialise and only one applies."""
         migrations = load_migrations("postgres")
-        async with self._tx() as conn:
-            await conn.execute(MIGRATION_LOCK)
+        async with self._tx(MIGRATION_TIMEOUT) as conn:
+            await conn.execute(MIGRATION_LOCK, timeout=MIGRATION_TIMEOUT)  # another instance may be migrating
             await conn.execute(CREATE_SCHEMA_MIGRATIONS["postgres"])
             done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
             applied = []
             for migration in pending(migrations, done):
-                await conn.execute(migration.sql)  # no arguments: multi-statement is fine
+                # no arguments: multi-statement is fine
+                await conn.execute(migration.sql, timeout=MIGRATION_TIMEOUT)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version) VALUES ($1)", migration.version
                 )

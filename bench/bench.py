@@ -1,0 +1,903 @@
+"""Tessera's benchmark: every figure measured next to a limit of this machine or a peer.
+
+`bench/run` (or `make bench`) runs it. The server under test gets core 0 (`taskset -c 0`),
+the load generator core 1: wrk (keep-alive, one thread, 64 connections, `--latency`) for
+single-request cases, `bench/loadgen.py` for the multi-step ones (login, refresh rotation).
+Each case: a warm-up, then `--runs` measured runs; min and median throughput, median p50
+and p99. In the same run it measures the limits (JWT sign rate through our JWT code,
+argon2id verify rate at the realm's default parameters, a bare aiohttp endpoint) and
+node-oidc-provider (installed into bench/node by npm) on the same core, and prints every
+figure as a ratio against the issue's targets. Stores: PostgreSQL (its own database,
+`tessera_bench`, dropped and recreated per server start) and Redis (its own DB number 13,
+flushed per start).
+
+Results: bench/results/latest.json and latest.md (copied into BENCHMARKS.md by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python")
+IDP = str(VENV_BIN / "idp")
+SERVER_CORE, LOAD_CORE = "0", "1"
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DB = "tessera_bench"
+REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 13
+TESSERA_PORT, NODE_PORT, BARE_PORT = 4100, 4200, 4300
+CLIENT_SECRET = "bench-" + "9f3c1e7a5b2d4f6081a3c5e7b9d1f3a5"  # high entropy, SHA-256 in the realm file
+RESOURCE = "https://api.bench.example"
+PASSWORD = "correct horse battery staple"
+EMAIL = "alice@bench.example"
+REDIRECT_URI = "http://127.0.0.1:9/callback"
+
+DONE_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,' ..
+    '"status_errors":%d,"socket_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass
+class Settings:
+    warmup: float
+    seconds: float
+    runs: int
+    connections: int
+    realms: int
+    quick: bool
+    profile: set[str] = field(default_factory=set)
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+def lua_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def post_script(bodies: list[str], authorization: str, delay_ms: int | None = None) -> str:
+    """POST form bodies (cycled through when several) with one Authorization header."""
+    lines = [
+        'wrk.method = "POST"',
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"',
+        f'wrk.headers["Authorization"] = {lua_string(authorization)}',
+    ]
+    if len(bodies) == 1:
+        lines.append(f"wrk.body = {lua_string(bodies[0])}")
+    else:
+        lines.append("local bodies = {" + ",\n".join(lua_string(b) for b in bodies) + "}")
+        lines.append("local i = 0")
+        lines.append("request = function() i = i % #bodies + 1; return wrk.format(nil, nil, nil, bodies[i]) end")
+    if delay_ms is not None:
+        lines.append(f"delay = function() return {delay_ms} end")
+    return "\n".join(lines) + "\n"
+
+
+class Wrk:
+    def __init__(self, workdir: Path, settings: Settings):
+        self.workdir = workdir
+        self.settings = settings
+        self.count = 0
+
+    def once(self, url: str, script: str, seconds: float, connections: int) -> dict[str, float]:
+        self.count += 1
+        path = self.workdir / f"wrk-{self.count}.lua"
+        path.write_text(script + DONE_LUA)
+        command = [
+            "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+            "--timeout", "10s", "--latency", "-s", str(path), url,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+        for line in done.stdout.splitlines():
+            if line.startswith("BENCH_JSON "):
+                data = json.loads(line[len("BENCH_JSON "):])
+                return {
+                    "rps": data["requests"] / (data["duration_us"] / 1e6),
+                    "p50_ms": data["p50_us"] / 1000, "p90_ms": data["p90_us"] / 1000,
+                    "p99_ms": data["p99_us"] / 1000, "max_ms": data["max_us"] / 1000,
+                    "errors": data["status_errors"] + data["socket_errors"], "requests": data["requests"],
+                }
+        raise RuntimeError(f"wrk gave no result: {done.stdout}\n{done.stderr}")
+
+    def measure(
+        self, name: str, url: str, script: str = "", *, connections: int | None = None,
+        profile_pid: int | None = None, key: str = "",
+    ) -> dict[str, Any]:
+        """Warm-up, then `runs` runs; with `--profile KEY`, py-spy records the first run."""
+        settings = self.settings
+        connections = connections or settings.connections
+        self.once(url, script, settings.warmup, connections)
+        runs = []
+        for index in range(settings.runs):
+            profiler = None
+            if profile_pid is not None and key in settings.profile and index == 0:
+                profiler = start_profiler(key, profile_pid, settings.seconds)
+            runs.append(self.once(url, script, settings.seconds, connections))
+            if profiler is not None:
+                finish_profiler(profiler)
+        result = aggregate(runs)
+        log(f"{name}: {result['rps']:,.0f}/s (min {result['rps_min']:,.0f}), p50 {result['p50_ms']:.2f} ms,"
+            f" p99 {result['p99_ms']:.2f} ms, errors {result['errors']}")
+        return result
+
+
+def aggregate(runs: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "rps_min": min(r["rps"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "runs": runs,
+    }
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def start_profiler(name: str, pid: int, seconds: float) -> tuple[subprocess.Popen[bytes], Path]:
+    py_spy = VENV_BIN / "py-spy"
+    out = RESULTS / f"profile-{name}.txt"
+    command = ["taskset", "-c", LOAD_CORE, str(py_spy), "record", "--native", "--format", "raw",
+               "-d", str(max(1, int(seconds))), "-r", "200", "-o", str(out), "--pid", str(pid)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def finish_profiler(profiler: tuple[subprocess.Popen[bytes], Path]) -> None:
+    process, out = profiler
+    process.wait(timeout=60)
+    if out.exists():
+        summary = summarise_profile(out)
+        out.with_suffix(".summary.txt").write_text(summary)
+        log(f"profile written to {out} (summary {out.with_suffix('.summary.txt').name})")
+
+
+def summarise_profile(path: Path, top: int = 25) -> str:
+    """Self and inclusive sample shares per function, from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        if "_queue_SimpleQueue_get" in stack or "select_poll_poll" in stack or "epoll_wait" in stack:
+            continue  # idle threads and an idle event loop are not cost
+        total += count
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f else f
+                  for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    lines = [f"{total} samples", "", "self %  function"]
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{100 * count / total:5.1f}  {frame}")
+    lines += ["", "incl %  function"]
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top * 2]:
+        lines.append(f"{100 * count / total:5.1f}  {frame}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Server:
+    """A server pinned to the server core; ready when `ready_url` answers 200."""
+
+    def __init__(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
+                 cwd: Path | None = None, log_path: Path):
+        self.name = name
+        self.log_path = log_path
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *command], cwd=cwd, env={**os.environ, **(env or {})},
+            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, url: str, timeout: float = 120) -> float:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.process.returncode}); log: {self.log_path}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - self.started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s; log: {self.log_path}")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def http_json(method: str, url: str, data: dict[str, str] | None = None,
+              authorization: str | None = None) -> dict[str, Any]:
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, method=method)
+    if body is not None:
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    if authorization:
+        request.add_header("Authorization", authorization)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def run_json(command: list[str], timeout: float = 600) -> dict[str, Any]:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- Tessera setup
+
+
+def realm_yaml(name: str) -> str:
+    secret_sha256 = hashlib.sha256(CLIENT_SECRET.encode()).hexdigest()
+    services = "\n".join(
+        f"  - {{client_id: svc-{alg.lower()}, type: confidential, secret_sha256: {secret_sha256},"
+        f" grant_types: [client_credentials], scopes: [api.read], audience: [\"{RESOURCE}\"],"
+        f" access_token_alg: {alg}}}"
+        for alg in ("RS256", "ES256", "EdDSA")
+    )
+    return f"""# generated by bench/bench.py
+name: {name}
+display_name: Benchmark realm {name}
+signing: {{algs: [RS256, ES256, EdDSA], default_alg: RS256}}
+scopes:
+  api.read: {{description: Read the benchmark API}}
+providers:
+  - {{id: password, type: password}}
+# One load generator on one address: the per-IP limits are raised so that they are
+# counted on every request (the Redis round trip is part of the figure) but never trip.
+rate_limits:
+  authorize_per_ip: {{requests: 100000000}}
+  token_per_ip: {{requests: 100000000}}
+  login_per_ip: {{requests: 100000000}}
+  login_per_account: {{requests: 100000000}}
+clients:
+{services}
+  - client_id: webapp
+    type: confidential
+    secret_sha256: {secret_sha256}
+    redirect_uris: ["{REDIRECT_URI}"]
+    grant_types: [authorization_code, refresh_token]
+    scopes: [openid, offline_access, api.read]
+    consent: implicit
+"""
+
+
+def reset_stores() -> None:
+    import asyncpg
+    import redis
+
+    async def recreate() -> None:
+        connection = await asyncpg.connect(PG_ADMIN)
+        try:
+            await connection.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            await connection.execute(f"CREATE DATABASE {PG_DB}")
+        finally:
+            await connection.close()
+
+    asyncio.run(recreate())
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    client.flushdb()
+    client.close()
+
+
+def pg_dsn() -> str:
+    parts = urllib.parse.urlsplit(PG_ADMIN)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + PG_DB, "", ""))
+
+
+def write_deployment(directory: Path, realm_names: list[str], port: int) -> Path:
+    realms = directory / "realms"
+    realms.mkdir(parents=True, exist_ok=True)
+    for name in realm_names:
+        (realms / f"{name}.yaml").write_text(realm_yaml(name))
+    config = directory / "idp.yaml"
+    config.write_text(
+        f"base_url: http://127.0.0.1:{port}\n"
+        f"listen: {{host: 127.0.0.1, port: {port}}}\n"
+        f"storage: {{durable: \"{pg_dsn()}\", ephemeral: \"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}\"}}\n"
+        "realms: realms/\nroot_realm: null\nkeys: {data_dir: var}\n"
+    )
+    return config
+
+
+def tessera_env() -> dict[str, str]:
+    # No access log (one line per request is the operator's choice, and node-oidc-provider
+    # writes none either): the log level is WARNING, so start-up and errors still show.
+    return {
+        "IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="),
+        "IDP_LOG_LEVEL": "WARNING",
+    }
+
+
+def start_tessera(directory: Path, env: dict[str, str], port: int, name: str = "tessera") -> tuple[Server, float]:
+    server = Server(name, [IDP, "serve", "-c", str(directory / "idp.yaml")], env=env, cwd=directory,
+                    log_path=directory / f"{name}.log")
+    ready = server.wait_ready(f"http://127.0.0.1:{port}/readyz")
+    return server, ready
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def limits(settings: Settings) -> dict[str, Any]:
+    seconds = "0.5" if settings.quick else "2"
+    runs = "1" if settings.quick else str(settings.runs)
+    out: dict[str, Any] = {}
+    for alg in ("RS256", "ES256", "EdDSA"):
+        result = run_json(["taskset", "-c", SERVER_CORE, PYTHON, str(BENCH / "limits.py"), "sign", alg,
+                           "--seconds", seconds, "--runs", runs])
+        out[f"sign_{alg}"] = result["rate"]
+        log(f"sign {alg} through engine.tokens.jwt.sign: {result['rate']:,.0f}/s")
+    result = run_json(["taskset", "-c", SERVER_CORE, PYTHON, str(BENCH / "limits.py"), "argon2",
+                       "--seconds", "1" if settings.quick else "3", "--runs", runs])
+    out["argon2_verify"] = result["rate"]
+    log(f"argon2id verify (m=19456, t=2, p=1), one core: {result['rate']:,.1f}/s")
+    return out
+
+
+def bare(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]:
+    server = Server("bare", [PYTHON, str(BENCH / "bare_server.py"), str(BARE_PORT)], log_path=workdir / "bare.log")
+    try:
+        server.wait_ready(f"http://127.0.0.1:{BARE_PORT}/")
+        return {"get": wrk.measure("bare aiohttp GET", f"http://127.0.0.1:{BARE_PORT}/")}
+    finally:
+        server.stop()
+
+
+def node_available() -> bool:
+    return shutil.which("node") is not None and shutil.which("npm") is not None
+
+
+def install_node() -> None:
+    if not (BENCH / "node" / "node_modules" / "oidc-provider").exists():
+        log("installing oidc-provider into bench/node (npm)")
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH / "node",
+                       check=True, stdout=subprocess.DEVNULL)
+
+
+def node_cases(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]:
+    install_node()
+    base = f"http://127.0.0.1:{NODE_PORT}"
+    auth = basic("svc", CLIENT_SECRET)
+    env = {"PORT": str(NODE_PORT), "CLIENT_SECRET": CLIENT_SECRET, "RESOURCE": RESOURCE, "NODE_ENV": "production"}
+    out: dict[str, Any] = {}
+    server = Server("node", ["node", str(BENCH / "node" / "server.mjs")], env={**env, "ACCESS_TOKEN_FORMAT": "jwt"},
+                    log_path=workdir / "node.log")
+    try:
+        server.wait_ready(f"{base}/.well-known/openid-configuration")
+        out["version"] = json.loads((BENCH / "node/node_modules/oidc-provider/package.json").read_text())["version"]
+        token = http_json("POST", f"{base}/token", {"grant_type": "client_credentials", "scope": "api.read"}, auth)
+        assert token["access_token"].count(".") == 2, token
+        out["cc_rs256"] = wrk.measure("node cc RS256", f"{base}/token",
+                                      post_script(["grant_type=client_credentials&scope=api.read"], auth))
+        out["discovery"] = wrk.measure("node discovery", f"{base}/.well-known/openid-configuration")
+        out["jwks"] = wrk.measure("node jwks", f"{base}/jwks")
+        out["idle_rss_mb"] = server.rss_mb()
+    finally:
+        server.stop()
+    # oidc-provider refuses to introspect structured (JWT) access tokens
+    # ("unsupported_token_type"): its introspection case uses its opaque tokens.
+    server = Server("node-opaque", ["node", str(BENCH / "node" / "server.mjs")],
+                    env={**env, "ACCESS_TOKEN_FORMAT": "opaque"}, log_path=workdir / "node-opaque.log")
+    try:
+        server.wait_ready(f"{base}/.well-known/openid-configuration")
+        tokens = [http_json("POST", f"{base}/token", {"grant_type": "client_credentials", "scope": "api.read"},
+                            auth)["access_token"] for _ in range(200)]
+        check = http_json("POST", f"{base}/token/introspection", {"token": tokens[0]}, auth)
+        assert check.get("active") is True, check
+        bodies = ["token=" + urllib.parse.quote(t) for t in tokens]
+        out["introspect"] = wrk.measure("node introspect (opaque)", f"{base}/token/introspection",
+                                        post_script(bodies, auth))
+    finally:
+        server.stop()
+    return out
+
+
+def add_user(directory: Path, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [IDP, "users", "add", "-c", str(directory / "idp.yaml"), "--realm", "bench", "--email", EMAIL],
+        input=PASSWORD + "\n", capture_output=True, text=True, cwd=directory, env={**os.environ, **env}, timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"idp users add failed: {done.stderr}")
+
+
+def loadgen(mode: str, *extra: str, timeout: float = 900) -> dict[str, Any]:
+    return run_json(["taskset", "-c", LOAD_CORE, PYTHON, str(BENCH / "loadgen.py"), mode,
+                     "--base", f"http://127.0.0.1:{TESSERA_PORT}", "--secret", CLIENT_SECRET,
+                     "--email", EMAIL, "--password", PASSWORD, "--redirect-uri", REDIRECT_URI, *extra],
+                    timeout=timeout)
+
+
+def paced_cc_script(auth: str) -> str:
+    # 4 connections, 5 ms apart: ~800 requests/s, well under capacity, so p99 is the
+    # service time (plus whatever the hasher makes it wait), not wrk's queueing.
+    return post_script(["grant_type=client_credentials"], auth, delay_ms=5)
+
+
+def tessera_cases(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]:
+    directory = workdir / "one-realm"
+    write_deployment(directory, ["bench"], TESSERA_PORT)
+    env = tessera_env()
+    reset_stores()
+    add_user(directory, env)
+    out: dict[str, Any] = {}
+    server, ready = start_tessera(directory, env, TESSERA_PORT)
+    out["ready_s"] = ready
+    try:
+        time.sleep(1.0)
+        out["idle_rss_mb"] = server.rss_mb()
+        log(f"one realm: ready in {ready:.2f} s, idle RSS {out['idle_rss_mb']:.1f} MB")
+        issuer = f"http://127.0.0.1:{TESSERA_PORT}/realms/bench"
+        out["discovery"] = wrk.measure("tessera discovery", f"{issuer}/.well-known/openid-configuration",
+                                       profile_pid=server.pid, key="discovery")
+        out["jwks"] = wrk.measure("tessera jwks", f"{issuer}/.well-known/jwks.json",
+                                  profile_pid=server.pid, key="jwks")
+        for alg in ("RS256", "ES256", "EdDSA"):
+            auth = basic(f"svc-{alg.lower()}", CLIENT_SECRET)
+            token = http_json("POST", f"{issuer}/token", {"grant_type": "client_credentials"}, auth)
+            header = json.loads(base64.urlsafe_b64decode(token["access_token"].split(".")[0] + "=="))
+            assert header["alg"] == alg, header
+            out[f"cc_{alg}"] = wrk.measure(f"tessera cc {alg}", f"{issuer}/token",
+                                           post_script(["grant_type=client_credentials"], auth),
+                                           profile_pid=server.pid, key=f"cc_{alg}")
+        auth = basic("svc-rs256", CLIENT_SECRET)
+        tokens = [http_json("POST", f"{issuer}/token", {"grant_type": "client_credentials"}, auth)["access_token"]
+                  for _ in range(200)]
+        check = http_json("POST", f"{issuer}/introspect", {"token": tokens[0]}, auth)
+        assert check.get("active") is True, check
+        out["introspect"] = wrk.measure("tessera introspect (JWT)", f"{issuer}/introspect",
+                                        post_script(["token=" + t for t in tokens], auth), profile_pid=server.pid,
+                                        key="introspect")
+        out.update(login_cases(settings, wrk, issuer, server))
+        out.update(refresh_case(settings, server))
+        out["rss_after_load_mb"] = server.rss_mb()
+    finally:
+        server.stop()
+    return out
+
+
+def login_cases(settings: Settings, wrk: Wrk, issuer: str, server: Server) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    seconds = str(settings.seconds)
+    loadgen("login", "--duration", str(settings.warmup), "--concurrency", "4")
+    runs = []
+    for index in range(settings.runs):
+        profiler = None
+        if "login" in settings.profile and index == 0:
+            profiler = start_profiler("login", server.pid, settings.seconds)
+        runs.append(loadgen("login", "--duration", seconds, "--concurrency", "4"))
+        if profiler is not None:
+            finish_profiler(profiler)
+    out["login"] = {
+        "rate": statistics.median(r["rate"] for r in runs), "rate_min": min(r["rate"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs), "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": sum(r["errors"] for r in runs), "first_errors": [e for r in runs for e in r["first_errors"]][:3],
+    }
+    log(f"login flows: {out['login']['rate']:.1f}/s (min {out['login']['rate_min']:.1f}),"
+        f" errors {out['login']['errors']}")
+    auth = basic("svc-rs256", CLIENT_SECRET)
+    out["cc_paced_unloaded"] = wrk.measure("tessera cc RS256 paced, unloaded", f"{issuer}/token",
+                                           paced_cc_script(auth), connections=4)
+    # The same paced load while 4 login loops keep the hasher saturated.
+    loaded_runs = []
+    logins = []
+    wrk.once(f"{issuer}/token", paced_cc_script(auth), settings.warmup, 4)
+    for _ in range(settings.runs):
+        background = subprocess.Popen(
+            ["taskset", "-c", LOAD_CORE, PYTHON, str(BENCH / "loadgen.py"), "login",
+             "--base", f"http://127.0.0.1:{TESSERA_PORT}", "--secret", CLIENT_SECRET, "--email", EMAIL,
+             "--password", PASSWORD, "--redirect-uri", REDIRECT_URI,
+             "--duration", str(settings.seconds + 1.5), "--concurrency", "4"],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        time.sleep(1.0)  # logins under way before the measurement starts
+        profiler = None
+        if "cc_under_login" in settings.profile and not loaded_runs:
+            profiler = start_profiler("cc_under_login", server.pid, settings.seconds)
+        loaded_runs.append(wrk.once(f"{issuer}/token", paced_cc_script(auth), settings.seconds, 4))
+        if profiler is not None:
+            finish_profiler(profiler)
+        stdout, _ = background.communicate(timeout=120)
+        logins.append(json.loads(stdout.strip().splitlines()[-1]))
+    out["cc_paced_under_login"] = aggregate(loaded_runs)
+    out["login_during_cc"] = statistics.median(r["rate"] for r in logins)
+    log(f"cc RS256 paced p99: unloaded {out['cc_paced_unloaded']['p99_ms']:.2f} ms,"
+        f" under login load {out['cc_paced_under_login']['p99_ms']:.2f} ms"
+        f" (logins meanwhile {out['login_during_cc']:.1f}/s)")
+    return out
+
+
+def refresh_case(settings: Settings, server: Server) -> dict[str, Any]:
+    tokens = Path(tempfile.mkdtemp(prefix="tessera-bench-rt-")) / "families.json"
+    loadgen("families", "--count", "64", "--concurrency", "4", "--out", str(tokens))
+    loadgen("refresh", "--tokens", str(tokens), "--duration", str(settings.warmup))
+    runs = []
+    for index in range(settings.runs):
+        profiler = None
+        if "refresh" in settings.profile and index == 0:
+            profiler = start_profiler("refresh", server.pid, settings.seconds)
+        runs.append(loadgen("refresh", "--tokens", str(tokens), "--duration", str(settings.seconds)))
+        if profiler is not None:
+            finish_profiler(profiler)
+    result: dict[str, Any] = {
+        "rate": statistics.median(r["rate"] for r in runs), "rate_min": min(r["rate"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs), "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": sum(r["errors"] for r in runs), "first_errors": [e for r in runs for e in r["first_errors"]][:3],
+    }
+    result.update(verify_families(json.loads(tokens.read_text())))
+    log(f"refresh rotation: {result['rate']:,.0f}/s (min {result['rate_min']:,.0f}), errors {result['errors']},"
+        f" families ok {result['families_ok']}/{result['families']}, lost {result['lost']}, forked {result['forked']}")
+    shutil.rmtree(tokens.parent, ignore_errors=True)
+    return {"refresh": result}
+
+
+def verify_families(state: list[dict[str, Any]]) -> dict[str, Any]:
+    """From the database: every family has exactly one live token (the one its client
+    holds), its chain is linear (each token replaced at most once, by a token of the same
+    family, every token but the first is some token's successor), and it holds exactly
+    1 + the rotations its client saw succeed (none lost, none extra)."""
+    import asyncpg
+
+    async def check() -> dict[str, Any]:
+        connection = await asyncpg.connect(pg_dsn())
+        try:
+            problems: list[str] = []
+            lost = forked = ok = 0
+            for family in state:
+                held = hashlib.sha256(family["token"].encode()).hexdigest()
+                row = await connection.fetchrow(
+                    "SELECT family_id FROM refresh_tokens WHERE realm = 'bench' AND token_hash = $1", held)
+                if row is None:
+                    problems.append("a held token is not in the database")
+                    lost += 1
+                    continue
+                family_id = row["family_id"]
+                fam = await connection.fetchrow(
+                    "SELECT revoked_at FROM refresh_families WHERE realm = 'bench' AND id = $1", family_id)
+                rows = await connection.fetch(
+                    "SELECT token_hash, replaced_by FROM refresh_tokens WHERE realm = 'bench' AND family_id = $1",
+                    family_id)
+                hashes = {r["token_hash"] for r in rows}
+                live = [r["token_hash"] for r in rows if r["replaced_by"] is None]
+                successors = [r["replaced_by"] for r in rows if r["replaced_by"] is not None]
+                linear = (
+                    len(successors) == len(set(successors))  # nobody is the successor twice
+                    and set(successors) <= hashes  # successors are tokens of this family
+                    and len(hashes - set(successors)) == 1  # exactly one first token
+                )
+                if fam is None or fam["revoked_at"] is not None:
+                    problems.append(f"family {family_id} revoked")
+                if len(live) != 1 or live[0] != held or not linear:
+                    forked += 1
+                    problems.append(f"family {family_id}: live {len(live)}, linear {linear}")
+                    continue
+                if len(rows) != family["rotations"] + 1:
+                    lost += 1
+                    problems.append(f"family {family_id}: {len(rows)} tokens for {family['rotations']} rotations")
+                    continue
+                ok += 1
+            return {"families": len(state), "families_ok": ok, "lost": lost, "forked": forked,
+                    "rotations_checked": sum(f["rotations"] for f in state), "problems": problems[:5]}
+        finally:
+            await connection.close()
+
+    return asyncio.run(check())
+
+
+def many_realms(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]:
+    count = settings.realms
+    directory = workdir / "many-realms"
+    names = [f"r{index:05d}" for index in range(count)]
+    started = time.perf_counter()
+    write_deployment(directory, names, TESSERA_PORT)
+    log(f"{count} realm files written in {time.perf_counter() - started:.1f} s")
+    env = tessera_env()
+    reset_stores()
+    server, ready = start_tessera(directory, env, TESSERA_PORT, name="tessera-many")
+    out: dict[str, Any] = {"realms": count, "ready_s": ready, "target_realm": names[-1]}
+    try:
+        time.sleep(1.0)
+        out["rss_ready_mb"] = server.rss_mb()
+        log(f"{count} realms: ready in {ready:.2f} s, RSS {out['rss_ready_mb']:.1f} MB")
+        issuer = f"http://127.0.0.1:{TESSERA_PORT}/realms/{names[-1]}"
+        auth = basic("svc-rs256", CLIENT_SECRET)
+        http_json("POST", f"{issuer}/token", {"grant_type": "client_credentials"}, auth)  # keys made on first use
+        out["discovery"] = wrk.measure(f"{count} realms: discovery of {names[-1]}",
+                                       f"{issuer}/.well-known/openid-configuration")
+        out["cc_RS256"] = wrk.measure(f"{count} realms: cc RS256 of {names[-1]}", f"{issuer}/token",
+                                      post_script(["grant_type=client_credentials"], auth),
+                                      profile_pid=server.pid, key="many_cc_RS256")
+        out["rss_after_load_mb"] = server.rss_mb()
+    finally:
+        server.stop()
+        shutil.rmtree(directory / "realms", ignore_errors=True)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+
+    def version(command: list[str]) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "n/a"
+
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(memory) / 1024 / 1024, 1),
+        "kernel": platform.release(), "python": platform.python_version(),
+        "node": version(["node", "--version"]), "wrk": version(["wrk", "-v"]) or "wrk",
+        "postgres": version(["psql", "--version"]), "redis": version(["redis-server", "--version"]),
+        "loop": "uvloop" if _has_uvloop() else "asyncio",
+    }
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+Check = tuple[str, str, str, float | None, str, Callable[[float], bool]]
+
+
+def targets(r: dict[str, Any]) -> list[Check]:
+    """(id, what, measured, ratio, goal, passes) for every target of the issue."""
+    t, lim, node, many = r.get("tessera", {}), r.get("limits", {}), r.get("node", {}), r.get("many", {})
+
+    def rps(d: dict[str, Any], key: str) -> float | None:
+        return d.get(key, {}).get("rps")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    def vs(a: float | None, b: float | None) -> str:
+        return f"{a or 0:,.0f}/s vs {b or 0:,.0f}/s"
+
+    cc_rs = rps(t, "cc_RS256")
+    rows: list[Check] = [
+        ("1a", "client_credentials RS256 vs RS256 sign ceiling", vs(cc_rs, lim.get("sign_RS256")),
+         ratio(cc_rs, lim.get("sign_RS256")), ">= 0.85", lambda x: x >= 0.85),
+        ("1b", "client_credentials RS256 vs node-oidc-provider", vs(cc_rs, rps(node, "cc_rs256")),
+         ratio(cc_rs, rps(node, "cc_rs256")), ">= 1.3x", lambda x: x >= 1.3),
+    ]
+    for alg in ("ES256", "EdDSA"):
+        rows.append((f"2{'a' if alg == 'ES256' else 'b'}", f"client_credentials {alg} vs RS256",
+                     vs(rps(t, f"cc_{alg}"), cc_rs),
+                     ratio(rps(t, f"cc_{alg}"), cc_rs), ">= 2.5x", lambda x: x >= 2.5))
+    rows += [
+        ("3", "/introspect (JWT) vs node-oidc-provider introspection",
+         vs(rps(t, "introspect"), rps(node, "introspect")),
+         ratio(rps(t, "introspect"), rps(node, "introspect")), ">= 1.5x", lambda x: x >= 1.5),
+        ("4a", "discovery vs node-oidc-provider", vs(rps(t, "discovery"), rps(node, "discovery")),
+         ratio(rps(t, "discovery"), rps(node, "discovery")), ">= 2x", lambda x: x >= 2),
+        ("4b", "JWKS vs node-oidc-provider", vs(rps(t, "jwks"), rps(node, "jwks")),
+         ratio(rps(t, "jwks"), rps(node, "jwks")), ">= 2x", lambda x: x >= 2),
+    ]
+    refresh = t.get("refresh", {})
+    rows += [
+        ("5a", "refresh_token rotation, 64 concurrent families, one core", f"{refresh.get('rate', 0):,.0f}/s",
+         refresh.get("rate", 0) / 600 if refresh else None, ">= 600/s", lambda x: x >= 1),
+        ("5b", "lost or forked rotations (checked in PostgreSQL)",
+         f"{refresh.get('lost', '?')} lost, {refresh.get('forked', '?')} forked of"
+         f" {refresh.get('rotations_checked', 0):,} rotations; {refresh.get('errors', '?')} errors",
+         float(refresh.get("lost", 1) + refresh.get("forked", 1) + refresh.get("errors", 1)) if refresh else None,
+         "= 0", lambda x: x == 0),
+    ]
+    login = t.get("login", {})
+    unloaded, loaded = t.get("cc_paced_unloaded", {}), t.get("cc_paced_under_login", {})
+    rows += [
+        ("6a", "password login flows vs raw argon2id verify",
+         f"{login.get('rate', 0):.1f}/s vs {lim.get('argon2_verify', 0):.1f}/s",
+         ratio(login.get("rate"), lim.get("argon2_verify")), ">= 0.90", lambda x: x >= 0.9),
+        ("6b", "client_credentials p99 under login load vs unloaded",
+         f"{loaded.get('p99_ms', 0):.2f} ms vs {unloaded.get('p99_ms', 0):.2f} ms",
+         ratio(loaded.get("p99_ms"), unloaded.get("p99_ms")), "<= 3x", lambda x: x <= 3),
+    ]
+    n = many.get("realms", 0)
+    rows += [
+        ("7a", f"{n:,} realms: `idp serve` ready", f"{many.get('ready_s', 0):.2f} s",
+         many.get("ready_s", 0) / 10 if many else None, "<= 10 s", lambda x: x <= 1),
+        ("7b", f"{n:,} realms: RSS (ready / after load)",
+         f"{many.get('rss_ready_mb', 0):.0f} / {many.get('rss_after_load_mb', 0):.0f} MB",
+         max(many.get("rss_ready_mb", 0), many.get("rss_after_load_mb", 0)) / 400 if many else None,
+         "<= 400 MB", lambda x: x <= 1),
+        ("7c", f"{n:,} realms: discovery p50 of the last realm vs one realm",
+         f"{many.get('discovery', {}).get('p50_ms', 0):.2f} ms vs {t.get('discovery', {}).get('p50_ms', 0):.2f} ms",
+         ratio(many.get("discovery", {}).get("p50_ms"), t.get("discovery", {}).get("p50_ms")), "<= 1.10",
+         lambda x: x <= 1.10),
+        ("7d", f"{n:,} realms: /token (cc RS256) p50 of the last realm vs one realm",
+         f"{many.get('cc_RS256', {}).get('p50_ms', 0):.2f} ms vs {t.get('cc_RS256', {}).get('p50_ms', 0):.2f} ms",
+         ratio(many.get("cc_RS256", {}).get("p50_ms"), t.get("cc_RS256", {}).get("p50_ms")), "<= 1.10",
+         lambda x: x <= 1.10),
+        ("8", "idle RSS, one worker, one realm", f"{t.get('idle_rss_mb', 0):.0f} MB",
+         t.get("idle_rss_mb", 0) / 120 if t else None, "<= 120 MB", lambda x: x <= 1),
+    ]
+    return rows
+
+
+def report(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    s = results["settings"]
+    lines = [
+        f"Run {results['started']} ({'quick smoke mode: not a measurement' if s['quick'] else 'full'}):"
+        f" {s['runs']} run(s) of {s['seconds']} s after a {s['warmup']} s warm-up per case,"
+        f" wrk -t1 -c{s['connections']} --latency.",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Linux {m['kernel']}; Python {m['python']}"
+        f" ({m['loop']}); node {m['node']}; {m['postgres']}; {m['redis']}.",
+        "",
+        "| # | target | measured | ratio | goal | result |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for ident, what, measured, value, goal, passes in targets(results):
+        if value is None:
+            lines.append(f"| {ident} | {what} | not measured | | {goal} | n/a |")
+            continue
+        shown = f"{value:.2f}"
+        if ident in ("5a", "7a", "7b", "8"):
+            shown = f"{value:.2f} of limit"
+        lines.append(f"| {ident} | {what} | {measured} | {shown} | {goal} | {'PASS' if passes(value) else 'FAIL'} |")
+    lines += ["", "Every case (median of runs; min in brackets):", "",
+              "| case | throughput | p50 | p99 | errors |", "| --- | --- | --- | --- | --- |"]
+    limits_ = results.get("limits", {})
+    for key, label in (("sign_RS256", "limit: RS256 sign, engine.tokens.jwt.sign"),
+                       ("sign_ES256", "limit: ES256 sign"), ("sign_EdDSA", "limit: EdDSA sign"),
+                       ("argon2_verify", "limit: argon2id verify (m=19456,t=2,p=1)")):
+        if key in limits_:
+            lines.append(f"| {label} | {limits_[key]:,.1f}/s | | | |")
+
+    def row(label: str, data: dict[str, Any] | None) -> None:
+        if data:
+            lines.append(f"| {label} | {data['rps']:,.0f}/s ({data['rps_min']:,.0f}) | {data['p50_ms']:.2f} ms |"
+                         f" {data['p99_ms']:.2f} ms | {data['errors']} |")
+
+    row("limit: bare aiohttp JSON GET", results.get("bare", {}).get("get"))
+    node = results.get("node", {})
+    for key in ("cc_rs256", "introspect", "discovery", "jwks"):
+        row(f"node-oidc-provider {node.get('version', '')} {key}", node.get(key))
+    t = results.get("tessera", {})
+    for key in ("cc_RS256", "cc_ES256", "cc_EdDSA", "introspect", "discovery", "jwks",
+                "cc_paced_unloaded", "cc_paced_under_login"):
+        row(f"tessera {key}", t.get(key))
+    for key in ("login", "refresh"):
+        if key in t:
+            d = t[key]
+            lines.append(f"| tessera {key} | {d['rate']:,.1f}/s ({d['rate_min']:,.1f}) | {d['p50_ms']:.1f} ms |"
+                         f" {d['p99_ms']:.1f} ms | {d['errors']} |")
+    many = results.get("many", {})
+    row(f"{many.get('realms', 0):,} realms: discovery {many.get('target_realm', '')}", many.get("discovery"))
+    row(f"{many.get('realms', 0):,} realms: cc RS256 {many.get('target_realm', '')}", many.get("cc_RS256"))
+    if t:
+        lines.append(f"\nOne realm: ready in {t.get('ready_s', 0):.2f} s, idle RSS {t.get('idle_rss_mb', 0):.1f} MB,"
+                     f" RSS after all cases {t.get('rss_after_load_mb', 0):.1f} MB;"
+                     f" node-oidc-provider idle RSS {node.get('idle_rss_mb', 0):.1f} MB.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Tessera benchmark (see BENCHMARKS.md)")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: every case for about a second")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--realms", type=int, default=10_000, help="realms in the many-realms case")
+    parser.add_argument("--only", default="limits,bare,node,tessera,many",
+                        help="comma-separated subset of: limits,bare,node,tessera,many")
+    parser.add_argument("--profile", default="", help="comma-separated case names to profile with py-spy")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.seconds, args.warmup, args.realms = 1, 1.0, 1.0, min(args.realms, 500)
+    settings = Settings(warmup=args.warmup, seconds=args.seconds, runs=args.runs, connections=args.connections,
+                        realms=args.realms, quick=args.quick, profile=set(filter(None, args.profile.split(","))))
+    if os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
+        log("needs two cores (server and load generator)")
+        return 2
+    for tool in ("taskset", "wrk"):
+        if shutil.which(tool) is None:
+            log(f"{tool} is not installed (Debian: apt-get install -y {'wrk' if tool == 'wrk' else 'util-linux'})")
+            return 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(","))
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
+                               "settings": vars(args) | {"profile": sorted(settings.profile)}}
+    with tempfile.TemporaryDirectory(prefix="tessera-bench-") as temp:
+        workdir = Path(temp)
+        wrk = Wrk(workdir, settings)
+        if "limits" in only:
+            results["limits"] = limits(settings)
+        if "bare" in only:
+            results["bare"] = bare(settings, wrk, workdir)
+        if "node" in only:
+            if node_available():
+                results["node"] = node_cases(settings, wrk, workdir)
+            else:
+                log("node/npm not found: node-oidc-provider cases skipped")
+        if "tessera" in only:
+            results["tessera"] = tessera_cases(settings, wrk, workdir)
+        if "many" in only:
+            results["many"] = many_realms(settings, wrk, workdir)
+    text = report(results)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    (RESULTS / "latest.md").write_text(text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""What the account pages share: rendering with the realm's templates and a CSRF token,
+the optional pending authorization flow they continue, and small form helpers."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from engine.accounts import csrf
+from engine.accounts.users import password_provider
+from engine.errors import NotFound
+from engine.oauth.authorize import realm_base
+from engine.oauth.flows import Flow, FlowExpired, load_flow
+from engine.realm import Realm
+from engine.web.appkeys import SERVICES
+from engine.web.templates import render
+
+MAX_EMAIL = 254  # RFC 5321 §4.5.3.1.3, as a path
+MAX_NAME = 200
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
+
+
+def page(request: web.Request, realm: Realm, template: str, *, status: int = 200,
+         headers: dict[str, str] | None = None, flow: Flow | None = None, **context: Any) -> web.Response:
+    """Render an account page with the realm's templates, a CSRF token and its cookie."""
+    services = request.app[SERVICES]
+    secret, fresh = csrf.browser_secret(request, realm)
+    response = render(request, realm, services, template, status=status, base=realm_base(request, realm),
+                      csrf=csrf.token_for(realm, secret), flow=flow, **context)
+    if fresh:
+        csrf.set_cookie(response, services, realm, secret)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def too_many(request: web.Request, realm: Realm, retry_after: int, message: str,
+             flow: Flow | None = None) -> web.Response:
+    """429 with `Retry-After`, as a page of the realm."""
+    return page(request, realm, "message.html", status=429, headers={"Retry-After": str(max(1, retry_after))},
+                flow=flow, title="Please wait a moment", message=message, alert=True)
+
+
+async def optional_flow(request: web.Request, services: Any, realm: Realm, flow_id: str | None) -> Flow | None:
+    """The pending authorization flow to continue afterwards, if it is still alive and was
+    started in this browser; account pages also work without one."""
+    if not flow_id:
+        return None
+    try:
+        return await load_flow(request, services, realm, flow_id)
+    except FlowExpired:
+        return None
+
+
+def password_provider_or_404(realm: Realm, *, registration: bool = False) -> Any:
+    provider = password_provider(realm)
+    if provider is None:
+        raise NotFound("this realm has no email and password sign-in")
+    if registration and not getattr(provider.settings, "registration", False):
+        raise NotFound("this realm does not allow creating accounts here")
+    return provider
+
+
+def valid_email(email: str) -> bool:
+    return len(email) <= MAX_EMAIL and bool(_EMAIL.match(email))
+
+
+def human_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0 and not (unit == "day" and seconds < 2 * 86400):
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

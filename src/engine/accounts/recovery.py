@@ -1,0 +1,163 @@
+"""Password reset (`/forgot-password`, `/reset-password`).
+
+- Asking for a link gives the same page whether or not the address has an account (the
+  mail goes out in the background, so the timing does not differ either); limited per IP
+  (`rate_limits.password_reset_per_ip`) and per recipient (`mail_per_recipient`).
+- The link's token is single-use, expires after `lifetimes.password_reset` (1 h by
+  default), is stored only as a SHA-256 hash, and is bound to the password it replaces:
+  once the password changes, every other outstanding link is dead.
+- A reset sets the new password (policy-checked), marks the address verified (the link
+  proved the mailbox), ends every browser session of the user
+  (engine.accounts.sessions.end_user_sessions), revokes every refresh-token family,
+  lifts a sign-in lockout, and mails the owner a notice.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from aiohttp import web
+
+from engine.accounts import csrf, lockout, onetime
+from engine.accounts.pages import (
+    human_duration,
+    optional_flow,
+    page,
+    password_provider_or_404,
+    too_many,
+    valid_email,
+)
+from engine.accounts.sessions import end_user_sessions
+from engine.oauth.authorize import continue_flow
+from engine.oauth.flows import save_flow
+from engine.oauth.params import form_params
+from engine.oauth.ratelimit import client_ip, hit
+from engine.realm import Realm
+from engine.secrets_util import sha256_hex
+from engine.store.protocols import User
+from engine.web.appkeys import SERVICES
+
+PASSWORD_RESET_REQUESTED = "password_reset_requested"
+PASSWORD_RESET = "password_reset"
+
+
+def _fingerprint(stored_hash: str | None) -> str:
+    """Identifies the password a link may replace, without revealing anything about it."""
+    return sha256_hex("tessera reset\0" + (stored_hash or ""))[:32]
+
+
+async def forgot_page(request: web.Request, realm: Realm) -> web.Response:
+    password_provider_or_404(realm)
+    services = request.app[SERVICES]
+    flow = await optional_flow(request, services, realm, request.query.get("flow"))
+    email = (flow.data.get("login_hint") if flow else None) or request.query.get("email", "")
+    return page(request, realm, "forgot_password.html", flow=flow, email=email[:254])
+
+
+async def forgot(request: web.Request, realm: Realm) -> web.Response:
+    password_provider_or_404(realm)
+    services = request.app[SERVICES]
+    params = await form_params(request)
+    csrf.check(request, realm, params)
+    flow = await optional_flow(request, services, realm, params.get("flow"))
+    ip = client_ip(request)
+    email = params.get("email", "").strip()
+    if not valid_email(email):
+        return page(request, realm, "forgot_password.html", status=400, flow=flow, email=email,
+                    error="Enter an email address like name@example.com.")
+    wait = await hit(services, realm, "forgot_ip", ip, realm.config.rate_limits.password_reset_per_ip)
+    if wait is not None:
+        return too_many(request, realm, wait, "Too many requests from your network. Try again later.", flow=flow)
+    lifetime = realm.config.lifetimes.password_reset
+    user = await services.accounts.by_email(realm.name, email)
+    if user is not None and not user.disabled:
+        stored = await services.accounts.password_hash(realm.name, user.id)
+        token = await onetime.issue(services, realm, onetime.RESET_PASSWORD, {
+            "user_id": user.id, "email": (user.email or "").lower(), "password": _fingerprint(stored),
+            "flow": flow.id if flow else None,
+        }, lifetime)
+        await services.mail.send(realm, user.email, "reset_password", name=user.profile.get("name") or "",
+                                 link=f"{realm.issuer}/reset-password?token={token}",
+                                 expires_in=human_duration(lifetime))
+    # Recorded either way (the same work on both paths); user_id only when there is one.
+    await services.audit(realm.name, PASSWORD_RESET_REQUESTED, user_id=user.id if user else None, ip=ip)
+    return page(request, realm, "forgot_done.html", flow=flow, email=email, expires_in=human_duration(lifetime))
+
+
+async def _check_token(services: Any, realm: Realm, data: dict[str, Any] | None) -> User | None:
+    """The user whose password the link may replace, if the link is still good for it."""
+    if data is None:
+        return None
+    user = await services.durable.get_user(realm.name, data["user_id"])
+    if user is None or user.disabled or (user.email or "").lower() != data.get("email"):
+        return None
+    current = _fingerprint(await services.accounts.password_hash(realm.name, user.id))
+    if not hmac.compare_digest(current, data.get("password", "")):
+        return None  # the password changed since the link was sent
+    return user
+
+
+def _invalid(request: web.Request, realm: Realm) -> web.Response:
+    return page(request, realm, "link_invalid.html", status=400, kind="reset")
+
+
+def _form(request: web.Request, realm: Realm, provider: Any, token: str, *, status: int = 200,
+          error: str | None = None) -> web.Response:
+    return page(request, realm, "reset_password.html", status=status, token=token, error=error,
+                min_length=provider.settings.min_length, max_length=provider.settings.max_length)
+
+
+async def reset_page(request: web.Request, realm: Realm) -> web.Response:
+    """GET /reset-password?token=…: the new-password form (the token is not used up yet)."""
+    provider = password_provider_or_404(realm)
+    services = request.app[SERVICES]
+    token = request.query.get("token", "")
+    if await _check_token(services, realm, await onetime.peek(services, realm, onetime.RESET_PASSWORD, token)) is None:
+        return _invalid(request, realm)
+    return _form(request, realm, provider, token)
+
+
+async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
+    """POST /reset-password: check the new password, use the token up, end everything."""
+    provider = password_provider_or_404(realm)
+    services = request.app[SERVICES]
+    params = await form_params(request)
+    csrf.check(request, realm, params)
+    token = params.get("token", "")
+    user = await _check_token(services, realm, await onetime.peek(services, realm, onetime.RESET_PASSWORD, token))
+    if user is None:
+        return _invalid(request, realm)
+    password = params.get("password", "")
+    if password != params.get("password_confirm", ""):
+        return _form(request, realm, provider, token, status=400, error="The two passwords are not the same.")
+    problem = provider.password_problem(password, email=user.email, name=user.profile.get("name"))
+    if problem:
+        return _form(request, realm, provider, token, status=400, error=problem)
+    data = await onetime.redeem(services, realm, onetime.RESET_PASSWORD, token)
+    if await _check_token(services, realm, data) is None:  # used by a concurrent request
+        return _invalid(request, realm)
+
+    ip = client_ip(request)
+    await services.accounts.set_password_hash(realm.name, user.id, await provider.hash_password(password))
+    if not user.email_verified:
+        await services.durable.update_user(realm.name, user.id, email_verified=True)
+    await end_user_sessions(services, realm, user.id)
+    revoked = await services.durable.revoke_families(realm.name, services.clock.now(), "password_reset",
+                                                     user_id=user.id)
+    await lockout.clear_account(services, realm, user.email or "")
+    await services.audit(realm.name, PASSWORD_RESET, user_id=user.id, ip=ip, families_revoked=revoked)
+    await services.mail.send(realm, user.email, "password_changed", limited=False,
+                             name=user.profile.get("name") or "", ip=ip,
+                             at=services.clock.now().strftime("%Y-%m-%d %H:%M UTC"),
+                             forgot_link=f"{realm.issuer}/forgot-password")
+
+    flow = await optional_flow(request, services, realm, data.get("flow") if data else None)
+    if flow is not None:
+        flow.data["notice"] = "password_changed"
+        flow.data["login_hint"] = user.email
+        await save_flow(services, realm, flow)
+        return await continue_flow(request, realm, flow.data, None, flow=flow)
+    return page(request, realm, "message.html", title="Your password has been changed",
+                message="You have been signed out everywhere. Return to the application and sign in"
+                        " with your new password.")

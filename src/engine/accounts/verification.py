@@ -1,0 +1,140 @@
+"""Email verification (`/verify-email`, `/verify-email/resend`).
+
+The link carries a single-use token (engine.accounts.onetime) that expires after the
+realm's `lifetimes.email_verification` (24 h by default). Opening the link shows a
+confirmation button; only its POST uses the token up, so a mail scanner that prefetches
+links cannot burn it. Until the address is verified the user can sign in, but tokens say
+`email_verified: false` and the realm's `refresh_requires_verified_email` withholds
+refresh tokens (engine.oauth.grants.common.refresh_allowed).
+
+When the link is opened in the browser that started a pending authorization (the
+register link of the sign-in page carries `?flow=`), the flow continues: to the sign-in
+page with the address filled in, or straight on if the browser is signed in already.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from engine.accounts import csrf, onetime
+from engine.accounts.pages import (
+    human_duration,
+    optional_flow,
+    page,
+    password_provider_or_404,
+    too_many,
+    valid_email,
+)
+from engine.accounts.sessions import current_session
+from engine.oauth.authorize import continue_flow
+from engine.oauth.flows import save_flow
+from engine.oauth.params import form_params
+from engine.oauth.ratelimit import client_ip, hit
+from engine.realm import Realm
+from engine.secrets_util import sha256_hex
+from engine.store.protocols import User
+from engine.web.appkeys import SERVICES
+
+EMAIL_VERIFIED = "email_verified"
+VERIFICATION_SENT = "email_verification_sent"
+
+
+async def verification_link(services: Any, realm: Realm, user: User, *, flow_id: str | None = None) -> str:
+    data = {"user_id": user.id, "email": (user.email or "").lower(), "flow": flow_id}
+    token = await onetime.issue(services, realm, onetime.VERIFY_EMAIL, data,
+                                realm.config.lifetimes.email_verification)
+    return f"{realm.issuer}/verify-email?token={token}"
+
+
+async def send_verification(services: Any, realm: Realm, user: User, *, flow_id: str | None = None) -> bool:
+    link = await verification_link(services, realm, user, flow_id=flow_id)
+    return await services.mail.send(
+        realm, user.email, "verify_email", link=link, name=user.profile.get("name") or "",
+        expires_in=human_duration(realm.config.lifetimes.email_verification),
+    )
+
+
+async def _user_for(services: Any, realm: Realm, data: dict[str, Any] | None) -> User | None:
+    """The token's user, if it still exists with the address the link was sent to."""
+    if data is None:
+        return None
+    user = await services.durable.get_user(realm.name, data["user_id"])
+    if user is None or user.disabled or (user.email or "").lower() != data.get("email"):
+        return None
+    return user
+
+
+def _invalid(request: web.Request, realm: Realm) -> web.Response:
+    return page(request, realm, "link_invalid.html", status=400, kind="verify")
+
+
+async def verify_page(request: web.Request, realm: Realm) -> web.Response:
+    """GET /verify-email?token=…: confirm before the token is used up."""
+    services = request.app[SERVICES]
+    token = request.query.get("token")
+    user = await _user_for(services, realm, await onetime.peek(services, realm, onetime.VERIFY_EMAIL, token))
+    if user is None:
+        return _invalid(request, realm)
+    return page(request, realm, "verify_email.html", token=token, email=user.email)
+
+
+async def verify(request: web.Request, realm: Realm) -> web.StreamResponse:
+    """POST /verify-email: use the token up, mark the address verified, continue."""
+    services = request.app[SERVICES]
+    params = await form_params(request)
+    csrf.check(request, realm, params)
+    data = await onetime.redeem(services, realm, onetime.VERIFY_EMAIL, params.get("token"))
+    user = await _user_for(services, realm, data)
+    if user is None:
+        return _invalid(request, realm)
+    if not user.email_verified:
+        await services.durable.update_user(realm.name, user.id, email_verified=True)
+        await services.audit(realm.name, EMAIL_VERIFIED, user_id=user.id, ip=client_ip(request))
+    flow = await optional_flow(request, services, realm, data.get("flow"))
+    if flow is not None:
+        flow.data["notice"] = "email_verified"
+        flow.data["login_hint"] = user.email
+        await save_flow(services, realm, flow)
+        session = await current_session(request, services, realm)
+        return await continue_flow(request, realm, flow.data, session, flow=flow)
+    return page(request, realm, "message.html", title="Your email address is verified",
+                message=f"Thank you: {user.email} is verified. Return to the application to sign in.")
+
+
+async def resend_page(request: web.Request, realm: Realm) -> web.Response:
+    """GET /verify-email/resend: ask for a new link."""
+    password_provider_or_404(realm)
+    services = request.app[SERVICES]
+    flow = await optional_flow(request, services, realm, request.query.get("flow"))
+    email = request.query.get("email", "")[:254]
+    return page(request, realm, "resend.html", flow=flow, email=email)
+
+
+async def resend(request: web.Request, realm: Realm) -> web.Response:
+    """POST /verify-email/resend: the same answer whether or not the address has an
+    unverified account; limited per address (`verification_resend_per_account`) and per IP."""
+    password_provider_or_404(realm)
+    services = request.app[SERVICES]
+    params = await form_params(request)
+    csrf.check(request, realm, params)
+    flow = await optional_flow(request, services, realm, params.get("flow"))
+    email = params.get("email", "").strip()
+    if not valid_email(email):
+        return page(request, realm, "resend.html", status=400, flow=flow, email=email,
+                    error="Enter an email address like name@example.com.")
+    limits = realm.config.rate_limits
+    buckets = (("resend_ip", client_ip(request), limits.register_per_ip),
+               ("resend_account", sha256_hex(email.lower()), limits.verification_resend_per_account))
+    for bucket, subject, limit in buckets:
+        wait = await hit(services, realm, bucket, subject, limit)
+        if wait is not None:
+            return too_many(request, realm, wait, "You asked for several links already. Check your inbox"
+                            " (and spam folder), or wait a while before asking again.", flow=flow)
+    user = await services.accounts.by_email(realm.name, email)
+    if user is not None and not user.email_verified and not user.disabled:
+        await send_verification(services, realm, user, flow_id=flow.id if flow else None)
+        await services.audit(realm.name, VERIFICATION_SENT, user_id=user.id, ip=client_ip(request))
+    return page(request, realm, "check_email.html", flow=flow, email=email, resent=True,
+                expires_in=human_duration(realm.config.lifetimes.email_verification))

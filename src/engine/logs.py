@@ -1,0 +1,124 @@
+"""Structured logs: one JSON object per line (or readable text on a terminal), each
+record of a request carrying that request's id.
+
+The request id lives in a `ContextVar` set by the request middleware
+(`engine.web.middleware`), so every log record emitted while serving the request, in any
+module, gets it without being passed around; `asyncio.to_thread` copies the context, so
+work in threads has it too.
+
+Nothing secret belongs in a log message, and none is written on purpose. As a second line
+of defence the formatters mask anything shaped like a token (JWTs, `rt_` refresh tokens)
+and the value of secret-looking `name=value` pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("tessera_request_id", default=None)
+
+# An incoming X-Request-Id is kept when it is short and plain (it ends up in logs).
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
+
+_SECRET_NAMES = (
+    r"password|passwd|secret|client_secret|code|code_verifier|refresh_token|access_token"
+    r"|id_token|id_token_hint|token|csrf|authorization"
+)
+_SECRETS = (
+    (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[jwt]"),
+    (re.compile(r"\brt_[A-Za-z0-9_-]{8,}"), "rt_[redacted]"),
+    # form and query pairs: password=..., code=...
+    (re.compile(rf"(?i)\b({_SECRET_NAMES})=(?!\[redacted\])[^\s&,;\"']+"), r"\1=[redacted]"),
+    # dict and JSON reprs: 'password': '...', "client_secret": "..."
+    (re.compile(rf"(?i)([\"'])({_SECRET_NAMES})\1(\s*:\s*)([\"']).*?\4"), r"\1\2\1\3\4[redacted]\4"),
+)
+
+# Attributes every LogRecord has; anything else was passed with `extra=` and is a field.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
+
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(16)
+
+
+def accept_request_id(incoming: str | None) -> str:
+    """The caller's `X-Request-Id` if it is sane, else a fresh one."""
+    if incoming and _SANE_REQUEST_ID.match(incoming):
+        return incoming
+    return new_request_id()
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request id (or None) on every record as `request_id`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"time", "level", "logger", "message", "pid", "request_id"?, <extra fields>, "exception"?}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "pid": record.process,
+        }
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            entry["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s%(rid)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        request_id = getattr(record, "request_id", None)
+        record.rid = f" [{request_id}]" if request_id else ""
+        return redact(super().format(record))
+
+
+def default_format(stream: TextIO | None = None) -> str:
+    """json, unless a person is watching (a TTY)."""
+    stream = stream or sys.stderr
+    return "text" if hasattr(stream, "isatty") and stream.isatty() else "json"
+
+
+def setup_logging(log_format: str | None = None, level: str | int = "INFO", stream: TextIO | None = None) -> None:
+    """Configure the root logger for a process (`idp serve`, its workers, other commands)."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if (log_format or default_format(stream)) == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -1,0 +1,66 @@
+"""`MailService`: what handlers call to mail a user.
+
+`send` renders the message on the request path (a template error is a bug worth a 500)
+and hands delivery to a background task: a slow or failing relay never delays or fails a
+response, and the time a response takes cannot tell an observer whether a message was
+sent (registration and password reset must not reveal who has an account). Delivery
+failures are logged. `drain()` waits for pending deliveries (tests, shutdown).
+
+Every address gets at most `rate_limits.mail_per_recipient` messages per window (no
+mail-bombing through the public forms); security notices that only the account's owner
+can trigger (password changed) are exempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from engine.config.models import MailSettings
+from engine.mail.compose import compose
+from engine.oauth.ratelimit import hit
+from engine.realm import Realm
+from engine.secrets_util import sha256_hex
+
+log = logging.getLogger("engine.mail")
+
+
+class MailService:
+    def __init__(self, services: Any, settings: MailSettings, mailer: Any, base_dir: Path):
+        self.services = services
+        self.settings = settings
+        self.mailer = mailer
+        self.base_dir = base_dir
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def send(self, realm: Realm, to: str, template: str, *, limited: bool = True,
+                   **context: Any) -> bool:
+        """Queue `template` for `to`; False if the recipient's rate limit suppressed it."""
+        if limited:
+            limit = realm.config.rate_limits.mail_per_recipient
+            if await hit(self.services, realm, "mail_to", sha256_hex(to.lower()), limit) is not None:
+                log.warning("mail %s to a recipient over its rate limit was not sent (realm %s)",
+                            template, realm.name)
+                return False
+        mail = realm.config.mail
+        message = compose(
+            realm, self.base_dir, template, to=to, sender=mail.sender or self.settings.sender,
+            reply_to=mail.reply_to, now=self.services.clock.now(), context=context,
+        )
+        task = asyncio.create_task(self._deliver(message, template, realm.name))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return True
+
+    async def _deliver(self, message: Any, template: str, realm: str) -> None:
+        try:
+            await self.mailer.send(message)
+        except Exception:  # logged, never raised into a request
+            log.exception("delivering mail %s (realm %s) failed", template, realm)
+
+    async def drain(self) -> None:
+        """Wait until every queued message has been delivered (or has failed)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)

@@ -1,0 +1,158 @@
+"""Email verification (issue 5, rule 2): a single-use link that expires (realm setting,
+24 h by default), stored only as a SHA-256 hash; resend with its own rate limit; until
+verified, tokens say `email_verified: false` and no refresh token is issued (seed
+security must: "email verification before issuing refresh tokens")."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from tests.accounts.conftest import PASSWORD, link_in
+from tests.accounts.helpers import get_form, register, submit, verify
+from tests.oauth.conftest import jwt_parts
+from tests.oauth.flow import exchange, login_for_code
+
+
+def token_of(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["token"][0]
+
+
+async def registered(idp, email="new@example.com", prefix=""):
+    await register(idp, email, prefix=prefix)
+    mail = await idp.last_mail(email)
+    return link_in(mail, "/verify-email")
+
+
+async def test_link_verifies_the_address_once(idp):
+    """Rule 2: single use: the second use of the same link is refused."""
+    link = await registered(idp)
+    first = await verify(idp, link)
+    assert first.status == 200 and "is verified" in await first.text()
+    assert (await idp.services.accounts.by_email("acme", "new@example.com")).email_verified
+    again = await idp.client.get(link)
+    assert again.status == 400 and "expired or was already used" in await again.text()
+    events = [e.type for e in await idp.services.durable.list_events("acme")]
+    assert events.count("email_verified") == 1
+
+
+async def test_opening_the_link_does_not_use_it_up(idp):
+    """Rule 2: GET only shows a confirmation button (mail scanners prefetch links)."""
+    link = await registered(idp)
+    for _ in range(2):
+        assert (await idp.client.get(link)).status == 200
+    assert not (await idp.services.accounts.by_email("acme", "new@example.com")).email_verified
+    assert (await verify(idp, link)).status == 200
+
+
+async def test_concurrent_uses_of_one_link_have_one_winner(idp):
+    """Rule 2: redemption is an atomic take: of two simultaneous POSTs one verifies."""
+    link = await registered(idp)
+    _status, _html, action, hidden = await get_form(idp, link)
+    posts = [idp.client.post(action, data=hidden, allow_redirects=False) for _ in range(2)]
+    statuses = sorted(r.status for r in await asyncio.gather(*posts))
+    assert statuses == [200, 400]
+
+
+async def test_link_expires_after_24_hours_by_default(idp):
+    """Rule 2: `lifetimes.email_verification` defaults to 24 h."""
+    link = await registered(idp)
+    idp.clock.advance(24 * 3600 - 1)
+    assert (await idp.client.get(link)).status == 200
+    idp.clock.advance(1)
+    assert (await idp.client.get(link)).status == 400
+    resp = await verify_post_anyway(idp, link)
+    assert resp.status == 400
+    assert not (await idp.services.accounts.by_email("acme", "new@example.com")).email_verified
+
+
+async def verify_post_anyway(idp, link):
+    _status, _html, _action, hidden = await get_form(idp, "/verify-email/resend")
+    return await idp.client.post("/verify-email", data={"csrf": hidden["csrf"], "token": token_of(link)},
+                                 allow_redirects=False)
+
+
+async def test_link_lifetime_is_a_realm_setting(idp):
+    """Rule 2: realm `other` sets `lifetimes.email_verification: 1h`."""
+    from engine.accounts.verification import verification_link
+
+    user = await idp.add_user("o@example.com", verified=False, realm="other")
+    link = await verification_link(idp.services, idp.realm("other"), user)
+    path = urlsplit(link).path + "?" + urlsplit(link).query
+    idp.clock.advance(3600 - 1)
+    assert (await idp.client.get(path)).status == 200
+    idp.clock.advance(1)
+    assert (await idp.client.get(path)).status == 400
+
+
+async def test_only_the_hash_of_the_token_is_stored(idp):
+    """Rule 2: the store holds SHA-256(token), never the token itself."""
+    token = token_of(await registered(idp))
+    ephemeral = idp.services.ephemeral
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert await ephemeral.get(f"acme:onetime:verify_email:{digest}") is not None
+    assert await ephemeral.get(f"acme:onetime:verify_email:{token}") is None
+    store = getattr(ephemeral, "_inner", ephemeral)  # under the metrics wrapper
+    if idp.services.runtime.config.server.storage.ephemeral.startswith("memory://"):
+        # The embedded store: no key or value anywhere contains the token.
+        assert not any(token in key or token in value for key, (_, value) in store._data.items())
+
+
+async def test_a_changed_address_invalidates_the_link(idp):
+    """Rule 2: the link verifies the address it was sent to, not whatever the account has now."""
+    link = await registered(idp)
+    user = await idp.services.accounts.by_email("acme", "new@example.com")
+    await idp.services.durable.update_user("acme", user.id, disabled=True)
+    assert (await idp.client.get(link)).status == 400
+
+
+async def test_unverified_user_gets_no_refresh_token_and_email_verified_false(idp):
+    """Rule 2 + seed: until verified, `email_verified: false` in tokens and no refresh token."""
+    link = await registered(idp)
+    code, verifier, _ = await login_for_code(idp, "new@example.com", PASSWORD)
+    tokens = await (await exchange(idp, code, verifier)).json()
+    assert "refresh_token" not in tokens
+    assert jwt_parts(tokens["id_token"])[1]["email_verified"] is False
+    await verify(idp, link)
+    code, verifier, _ = await login_for_code(idp, "new@example.com", PASSWORD, prompt="login")
+    tokens = await (await exchange(idp, code, verifier)).json()
+    assert "refresh_token" in tokens
+    assert jwt_parts(tokens["id_token"])[1]["email_verified"] is True
+
+
+async def test_resend_answers_the_same_for_every_address(idp):
+    """Rule 2 + 1: resending never tells whether an address has an (unverified) account."""
+    await idp.add_user("verified@example.com")
+    await register(idp, "pending@example.com")
+    before = len(await idp.mails())
+    pages = []
+    strip = lambda html: re.sub(r'value="[^"]*"', "", html)  # noqa: E731
+    for address in ("pending@example.com", "verified@example.com", "nobody@example.com"):
+        resp = await submit(idp, "/verify-email/resend", email=address)
+        assert resp.status == 200
+        pages.append((await resp.text()).replace(address, "X"))
+    assert len({strip(p) for p in pages}) == 1
+    mails = (await idp.mails())[before:]
+    assert [m["To"] for m in mails] == ["pending@example.com"]
+    assert (await verify(idp, link_in(mails[0], "/verify-email"))).status == 200
+
+
+async def test_resend_has_its_own_rate_limit_per_address(idp):
+    """Rule 2: `rate_limits.verification_resend_per_account` (3 per hour) → 429."""
+    await register(idp, "pending@example.com")
+    statuses = [(await submit(idp, "/verify-email/resend", email="pending@example.com")).status
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    other = await submit(idp, "/verify-email/resend", email="someone@example.com")
+    assert other.status == 200  # another address is not affected
+    idp.clock.advance(3600)
+    assert (await submit(idp, "/verify-email/resend", email="pending@example.com")).status == 200
+
+
+async def test_verification_page_is_served_under_the_realm_path_too(idp):
+    """DESIGN.md: every endpoint exists at /realms/<name>/… as well as at the root."""
+    link = await registered(idp, "r@example.com", prefix="/realms/acme")
+    assert link.startswith("/verify-email?")  # acme is the root realm: its issuer is the base URL
+    assert (await idp.client.get("/realms/acme" + link)).status == 200
