@@ -35,7 +35,11 @@ def refresh_allowed(realm: Realm, client: Client, user: User, scopes: set[str]) 
     once the user's email is verified (unless the realm says otherwise)."""
     if "refresh_token" not in client.grant_types:
         return False
-    if realm.config.refresh_requires_verified_email and not user.email_verified:
+    if not user.email_verified and (
+        realm.config.refresh_requires_verified_email
+        # a provider may demand it too (the password provider's `require_verified_email`)
+        or any(getattr(p.settings, "require_verified_email", False) for p in realm.providers.values())
+    ):
         return False
     if realm.config.refresh_requires_offline_access and "offline_access" not in scopes:
         return False
