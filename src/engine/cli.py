@@ -112,6 +112,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.workers <= 1:
             _serve_one(args.config, host, port, False, log_format, args.log_level, args.access_log)
             return 0
+        from engine.tokens.keys import load_or_create_kek
+
+        # Without IDP_KEY_ENCRYPTION_KEY the key is generated into the data directory on
+        # first start: here, once, rather than by N workers racing to create the file.
+        load_or_create_kek(os.environ, _data_dir(config))
         return _serve_workers(args, host, port, log_format)
     finally:
         pid_file.unlink(missing_ok=True)

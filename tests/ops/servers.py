@@ -156,7 +156,11 @@ class IdpServer:
             except OSError:
                 return False
 
-        wait_for(ready, timeout, f"idp serve on port {self.port}")
+        try:
+            wait_for(ready, timeout, f"idp serve on port {self.port}")
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
         return self
 
     def output(self) -> str:

@@ -290,6 +290,13 @@ def test_sigterm_drains_requests_in_flight(stack, stores_back):
     """A request still waiting on its store when SIGTERM arrives completes; new
     connections are no longer accepted; the process then exits cleanly."""
     draining = start_idp(stack.directory, name="drain").wait_ready()
+    try:
+        drain_in_flight(stack, draining)
+    finally:
+        draining.stop()
+
+
+def drain_in_flight(stack: Stack, draining: IdpServer) -> None:
     tokens = user_tokens(stack)
     result: dict[str, Any] = {}
 
@@ -313,4 +320,3 @@ def test_sigterm_drains_requests_in_flight(stack, stores_back):
     assert result["response"].status_code == 200, result["response"].text
     assert result["response"].json()["sub"]
     assert draining.proc.wait(timeout=20) == 0
-    assert draining.stop() == 0

@@ -2,7 +2,8 @@
 different ports share one PostgreSQL database and one Redis (a key prefix of their own),
 and a browser and its clients use whichever instance they are sent to, as behind a load
 balancer. Every refresh-token rotation is kept exactly once, and every reuse detected,
-also when the requests race across instances."""
+also when the requests race across instances; sign-in limits and lockouts count the
+attempts made on either instance."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.production
 
 ALICE = "alice@example.com"
 REALM = OPS_REALM + "rate_limits:\n  login_per_account: {requests: 3, per: 15m}\n"
+LOCKOUT_REALM = OPS_REALM + "lockout:\n  account: {free_failures: 2, max_failures: 2, lockout_for: 15m}\n"
 
 
 def metric(base_url: str, name: str, **labels: str) -> float:
@@ -38,9 +40,10 @@ def metric(base_url: str, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def instances(tmp_path, pg_database_url, redis_url, monkeypatch):
+def instances(request, tmp_path, pg_database_url, redis_url, monkeypatch):
     """Instances A and B: same database, same Redis prefix, same issuer (A's URL stands in
-    for the load balancer's)."""
+    for the load balancer's), and the realm `request.param` (default REALM)."""
+    realm = getattr(request, "param", REALM)
     run_in_thread(lambda: truncate_data_tables(pg_database_url))
     prefix = f"tessera-ops-{secrets.token_hex(6)}:"
     port_a, port_b = free_port(), free_port()
@@ -48,7 +51,7 @@ def instances(tmp_path, pg_database_url, redis_url, monkeypatch):
     for name, port in (("a", port_a), ("b", port_b)):
         directory = tmp_path / name
         config = write_deployment(directory, base_url=f"http://127.0.0.1:{port_a}", durable=pg_database_url,
-                                  ephemeral=redis_url, prefix=prefix, realms={"acme": REALM})
+                                  ephemeral=redis_url, prefix=prefix, realms={"acme": realm})
         if name == "a":
             add_user(config, ALICE, monkeypatch)
         servers.append(start_idp(directory, port=port, name=name))
@@ -116,6 +119,21 @@ def test_sign_in_limit_is_counted_across_instances(instances):
     failures = metric(a.url, "login_failures_total", realm="acme", provider="password") + metric(
         b.url, "login_failures_total", realm="acme", provider="password")
     assert failures == 3
+    browser.close()
+
+
+@pytest.mark.parametrize("instances", [LOCKOUT_REALM], indirect=True)
+def test_lockout_is_shared_across_instances(instances):
+    a, b = instances
+    A, B = a.url + "/realms/acme", b.url + "/realms/acme"
+    browser = Browser()
+    response, _ = browser.authorize(A)
+    login = response.headers["location"]
+    assert browser.submit_login(A, login, ALICE, "wrong password").status_code == 400
+    assert browser.submit_login(B, login, ALICE, "wrong again").status_code == 400  # the second: locked
+    locked = browser.submit_login(A, login, ALICE, PASSWORD)  # even the right password, elsewhere
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 800
+    assert metric(b.url, "lockouts_total", realm="acme") == 1
     browser.close()
 
 

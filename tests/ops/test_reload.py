@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import signal
 
+import httpx
 import pytest
 
-from tests.ops.browser import Browser, exchange
+from tests.ops.browser import Browser, exchange, query_of
 from tests.ops.conftest import add_user
 from tests.ops.servers import APP_REDIRECT, OPS_REALM, free_port, idp_command, start_idp, wait_for, write_deployment
 
@@ -18,8 +19,6 @@ NEW_REDIRECT = "http://localhost:4444/cb"
 
 
 def authorize_status(base: str, redirect_uri: str) -> int:
-    import httpx
-
     response = httpx.get(f"{base}/authorize", params={
         "response_type": "code", "client_id": "app", "redirect_uri": redirect_uri, "scope": "openid",
         "state": "s", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
@@ -72,8 +71,6 @@ def test_reload_plan_and_refused_config(deployment):
     # ...and finishes after it, on the same flow.
     login = browser.submit_login(base, login_location, "alice@example.com", "correct horse battery staple")
     assert login.status_code == 303 and login.headers["location"].startswith(APP_REDIRECT)
-    from tests.ops.browser import query_of
-
     code = query_of(login.headers["location"])["code"]
     assert exchange(base, code, verifier).status_code == 200
 
@@ -105,8 +102,6 @@ def test_sighup_reload_without_the_cli(deployment):
     server.signal(signal.SIGHUP)
 
     def beta_served() -> bool:
-        import httpx
-
         return httpx.get(f"{server.url}/realms/beta/.well-known/openid-configuration").status_code == 200
 
     wait_for(beta_served, 10, "realm beta after SIGHUP")

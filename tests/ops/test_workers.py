@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import delete_redis_prefix, run_in_thread
-from tests.ops.servers import free_port, http, start_idp, write_deployment
+from tests.ops.servers import free_port, http, server_env, start_idp, write_deployment
 
 pytestmark = pytest.mark.production
 
@@ -34,7 +34,9 @@ def test_two_workers_share_port_metrics_and_stop_together(tmp_path, pg_database_
     port = free_port()
     write_deployment(tmp_path, base_url=f"http://127.0.0.1:{port}", durable=pg_database_url, ephemeral=redis_url,
                      prefix=prefix)
-    server = start_idp(tmp_path, "--workers", "2", port=port)
+    env = server_env()
+    del env["IDP_KEY_ENCRYPTION_KEY"]  # generated on first start: once, by the parent
+    server = start_idp(tmp_path, "--workers", "2", port=port, env=env)
     try:
         announcement = re.compile(r"started 2 workers \((\d+), (\d+)\); they share metrics in (\S+)\"")
         started = server.wait_for(lambda: announcement.search(server.output()), 30, "the workers")
@@ -49,18 +51,18 @@ def test_two_workers_share_port_metrics_and_stop_together(tmp_path, pg_database_
         server.wait_for(lambda: listening() == workers, 30, "both workers listening")
 
         requests = 60  # each on a new connection: the kernel spreads them over the workers
-        for _ in range(requests):
-            assert http("GET", server.url + "/.well-known/openid-configuration")[0] == 200
+        for _ in range(requests):  # the JWKS needs the signing keys, decrypted with the shared KEK
+            assert http("GET", server.url + "/.well-known/jwks.json")[0] == 200
+        assert (tmp_path / "var" / "key-encryption-key").is_file()
 
         def answered_by() -> set[int]:
-            return {r["pid"] for r in server.json_logs()
-                    if r.get("route") == "/.well-known/openid-configuration"}
+            return {r["pid"] for r in server.json_logs() if r.get("route") == "/.well-known/jwks.json"}
 
         server.wait_for(lambda: len(answered_by()) == 2, 10, "access logs of both workers")
         assert answered_by() == workers
 
         samples = text_string_to_metric_families(httpx.get(server.url + "/metrics").text)
-        route = "/.well-known/openid-configuration"
+        route = "/.well-known/jwks.json"
         counted = sum(s.value for family in samples for s in family.samples
                       if s.name == "http_requests_total" and s.labels.get("route") == route)
         assert counted == requests  # whichever worker answered the scrape
@@ -79,5 +81,8 @@ def test_workers_need_a_shared_ephemeral_store(tmp_path):
     write_deployment(tmp_path, base_url=f"http://127.0.0.1:{port}", durable="sqlite:///var/idp.sqlite3",
                      ephemeral="memory://")
     server = start_idp(tmp_path, "--workers", "2", port=port)
-    assert server.proc.wait(timeout=30) == 2
+    try:
+        assert server.proc.wait(timeout=30) == 2
+    finally:
+        server.stop()
     assert "memory:// is per process" in server.output()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ def snapshot(config: Config) -> dict[str, Any]:
 def write_snapshot(config: Config, data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     target = data_dir / SNAPSHOT_FILE
-    temporary = target.with_suffix(".tmp")
+    # One temporary file per process: `idp serve --workers N` starts N writers at once.
+    temporary = target.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(snapshot(config), indent=1, sort_keys=True))
     temporary.replace(target)  # atomic: a reader never sees half a snapshot
 

@@ -73,6 +73,7 @@ ACQUIRE_TIMEOUT = 3.0  # waiting for a free pooled connection (all busy, or all 
 # statement timeout, then a rollback or reset timeout on top.
 OPERATION_TIMEOUT = 4.0
 RELEASE_TIMEOUT = 1.0  # resetting a healthy connection for reuse
+CLOSE_TIMEOUT = 5.0  # closing the pool at shutdown
 MIGRATION_TIMEOUT = 600.0  # a migration may rewrite a big table
 
 
@@ -199,7 +200,11 @@ class PostgresDurableStore:
         await self._fetchrow("SELECT 1")
 
     async def close(self) -> None:
-        await self._pool.close()
+        """Close gracefully if the server answers; a hung one must not hold up shutdown."""
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except (TimeoutError, *_UNAVAILABLE):
+            self._pool.terminate()
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations in one transaction under an advisory lock, so concurrent
