@@ -21,7 +21,8 @@ from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavaila
 from engine.logs import REQUEST_ID, accept_request_id
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
-from engine.web.appkeys import BROWSER, SERVICES
+from engine.web.appkeys import BROWSER, REALM, SERVICES
+from engine.web.templates import render
 
 log = logging.getLogger("engine.web")
 access_log = logging.getLogger("engine.access")
@@ -36,6 +37,15 @@ def render_error(request: web.Request, exc: OAuthError) -> web.Response:
     headers = {**NO_STORE, **exc.headers}
     if request.get(BROWSER):
         title = "Something went wrong" if exc.status >= 500 else "This request cannot be completed"
+        realm = request.get(REALM)
+        if realm is not None:  # the realm's own (overridable) error page
+            try:
+                page = render(request, realm, request.app[SERVICES], "error.html", status=exc.status, title=title,
+                              message=exc.description or exc.error, code=exc.error)
+                page.headers.update(headers)
+                return page
+            except Exception:  # a broken override must still yield an error page
+                log.exception("rendering error.html for realm %s failed", realm.name)
         text = html.escape(exc.description or exc.error)
         body = (
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
