@@ -17,7 +17,7 @@ from weakref import WeakKeyDictionary
 import jinja2
 
 from engine.realm import Realm
-from engine.web.templates import ENGINE_TEMPLATES
+from engine.web.templates import realm_loader
 
 _environments: WeakKeyDictionary[Realm, jinja2.Environment] = WeakKeyDictionary()
 
@@ -25,12 +25,8 @@ _environments: WeakKeyDictionary[Realm, jinja2.Environment] = WeakKeyDictionary(
 def environment(realm: Realm, base_dir: Path) -> jinja2.Environment:
     env = _environments.get(realm)
     if env is None:
-        search: list[jinja2.BaseLoader] = []
-        if realm.config.templates:
-            search.append(jinja2.FileSystemLoader(base_dir / realm.config.templates))
-        search.append(jinja2.FileSystemLoader(ENGINE_TEMPLATES))
         env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(search),
+            loader=realm_loader(realm, base_dir, providers=False),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
             keep_trailing_newline=True,
         )

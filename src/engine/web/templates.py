@@ -16,17 +16,24 @@ ENGINE_TEMPLATES = Path(__file__).parent / "templates"
 _environments: WeakKeyDictionary[Realm, jinja2.Environment] = WeakKeyDictionary()
 
 
-def environment(realm: Realm, base_dir: Path) -> jinja2.Environment:
-    env = _environments.get(realm)
-    if env is None:
-        search: list[jinja2.BaseLoader] = []
-        if realm.config.templates:
-            search.append(jinja2.FileSystemLoader(base_dir / realm.config.templates))
-        search.append(jinja2.FileSystemLoader(ENGINE_TEMPLATES))
+def realm_loader(realm: Realm, base_dir: Path, *, providers: bool = True) -> jinja2.BaseLoader:
+    """The realm's template search path: its `templates:` directory, the engine's, then
+    (for pages) its providers' own templates."""
+    search: list[jinja2.BaseLoader] = []
+    if realm.config.templates:
+        search.append(jinja2.FileSystemLoader(base_dir / realm.config.templates))
+    search.append(jinja2.FileSystemLoader(ENGINE_TEMPLATES))
+    if providers:
         for provider in realm.providers.values():
             if (directory := getattr(provider, "templates_dir", None)) is not None:
                 search.append(jinja2.FileSystemLoader(directory))
-        env = jinja2.Environment(loader=jinja2.ChoiceLoader(search), autoescape=True, enable_async=False)
+    return jinja2.ChoiceLoader(search)
+
+
+def environment(realm: Realm, base_dir: Path) -> jinja2.Environment:
+    env = _environments.get(realm)
+    if env is None:
+        env = jinja2.Environment(loader=realm_loader(realm, base_dir), autoescape=True)
         _environments[realm] = env
     return env
 
