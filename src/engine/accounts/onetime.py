@@ -50,3 +50,14 @@ async def redeem(services: Any, realm: Realm, purpose: str, token: str | None) -
 
 async def discard(services: Any, realm: Realm, purpose: str, token: str) -> None:
     await services.ephemeral.delete(_key(realm, purpose, token))
+
+
+async def link_user(services: Any, realm: Any, data: dict[str, Any] | None) -> Any:
+    """The user a link was sent to, if it still exists, is enabled and still has the
+    address the link was sent to (None otherwise)."""
+    if data is None:
+        return None
+    user = await services.durable.get_user(realm.name, data["user_id"])
+    if user is None or user.disabled or (user.email or "").lower() != data.get("email"):
+        return None
+    return user

@@ -87,10 +87,8 @@ async def forgot(request: web.Request, realm: Realm) -> web.Response:
 
 async def _check_token(services: Any, realm: Realm, data: dict[str, Any] | None) -> User | None:
     """The user whose password the link may replace, if the link is still good for it."""
-    if data is None:
-        return None
-    user = await services.durable.get_user(realm.name, data["user_id"])
-    if user is None or user.disabled or (user.email or "").lower() != data.get("email"):
+    user = await onetime.link_user(services, realm, data)
+    if user is None:
         return None
     current = _fingerprint(await services.accounts.password_hash(realm.name, user.id))
     if not hmac.compare_digest(current, data.get("password", "")):

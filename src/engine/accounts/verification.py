@@ -56,16 +56,6 @@ async def send_verification(services: Any, realm: Realm, user: User, *, flow_id:
     )
 
 
-async def _user_for(services: Any, realm: Realm, data: dict[str, Any] | None) -> User | None:
-    """The token's user, if it still exists with the address the link was sent to."""
-    if data is None:
-        return None
-    user = await services.durable.get_user(realm.name, data["user_id"])
-    if user is None or user.disabled or (user.email or "").lower() != data.get("email"):
-        return None
-    return user
-
-
 def _invalid(request: web.Request, realm: Realm) -> web.Response:
     return page(request, realm, "link_invalid.html", status=400, kind="verify")
 
@@ -74,7 +64,7 @@ async def verify_page(request: web.Request, realm: Realm) -> web.Response:
     """GET /verify-email?token=…: confirm before the token is used up."""
     services = request.app[SERVICES]
     token = request.query.get("token")
-    user = await _user_for(services, realm, await onetime.peek(services, realm, onetime.VERIFY_EMAIL, token))
+    user = await onetime.link_user(services, realm, await onetime.peek(services, realm, onetime.VERIFY_EMAIL, token))
     if user is None:
         return _invalid(request, realm)
     return page(request, realm, "verify_email.html", token=token, email=user.email)
@@ -86,7 +76,7 @@ async def verify(request: web.Request, realm: Realm) -> web.StreamResponse:
     params = await form_params(request)
     csrf.check(request, realm, params)
     data = await onetime.redeem(services, realm, onetime.VERIFY_EMAIL, params.get("token"))
-    user = await _user_for(services, realm, data)
+    user = await onetime.link_user(services, realm, data)
     if user is None:
         return _invalid(request, realm)
     if not user.email_verified:
