@@ -53,7 +53,8 @@ TESSERA_PORT, NODE_PORT, BARE_PORT = 4100, 4200, 4300
 CLIENT_SECRET = "bench-" + "9f3c1e7a5b2d4f6081a3c5e7b9d1f3a5"  # high entropy, SHA-256 in the realm file
 RESOURCE = "https://api.bench.example"
 PASSWORD = "correct horse battery staple"
-EMAIL = "alice@bench.example"
+EMAIL = "user{n}@bench.example"  # one account per login loop (loadgen fills in n)
+USERS = 64
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 
 DONE_LUA = r"""
@@ -226,7 +227,9 @@ class Server:
     """A server pinned to the server core; ready when `ready_url` answers 200."""
 
     def __init__(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, log_path: Path):
+                 cwd: Path | None = None, log_path: Path, port: int | None = None):
+        if port is not None and port_in_use(port):
+            raise RuntimeError(f"port {port} is already in use: stop whatever listens there first")
         self.name = name
         self.log_path = log_path
         self.started = time.perf_counter()
@@ -267,6 +270,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def http_json(method: str, url: str, data: dict[str, str] | None = None,
@@ -365,17 +375,14 @@ def write_deployment(directory: Path, realm_names: list[str], port: int) -> Path
 
 
 def tessera_env() -> dict[str, str]:
-    # No access log (one line per request is the operator's choice, and node-oidc-provider
-    # writes none either): the log level is WARNING, so start-up and errors still show.
-    return {
-        "IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="),
-        "IDP_LOG_LEVEL": "WARNING",
-    }
+    return {"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")}
 
 
 def start_tessera(directory: Path, env: dict[str, str], port: int, name: str = "tessera") -> tuple[Server, float]:
-    server = Server(name, [IDP, "serve", "-c", str(directory / "idp.yaml")], env=env, cwd=directory,
-                    log_path=directory / f"{name}.log")
+    # No access log (`--no-access-log`: a line per request is the operator's choice, and
+    # node-oidc-provider writes none either); metrics still count every request.
+    server = Server(name, [IDP, "serve", "-c", str(directory / "idp.yaml"), "--no-access-log"], env=env, cwd=directory,
+                    log_path=directory / f"{name}.log", port=port)
     ready = server.wait_ready(f"http://127.0.0.1:{port}/readyz")
     return server, ready
 
@@ -400,7 +407,8 @@ def limits(settings: Settings) -> dict[str, Any]:
 
 
 def bare(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]:
-    server = Server("bare", [PYTHON, str(BENCH / "bare_server.py"), str(BARE_PORT)], log_path=workdir / "bare.log")
+    server = Server("bare", [PYTHON, str(BENCH / "bare_server.py"), str(BARE_PORT)], log_path=workdir / "bare.log",
+                    port=BARE_PORT)
     try:
         server.wait_ready(f"http://127.0.0.1:{BARE_PORT}/")
         return {"get": wrk.measure("bare aiohttp GET", f"http://127.0.0.1:{BARE_PORT}/")}
@@ -426,7 +434,7 @@ def node_cases(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]:
     env = {"PORT": str(NODE_PORT), "CLIENT_SECRET": CLIENT_SECRET, "RESOURCE": RESOURCE, "NODE_ENV": "production"}
     out: dict[str, Any] = {}
     server = Server("node", ["node", str(BENCH / "node" / "server.mjs")], env={**env, "ACCESS_TOKEN_FORMAT": "jwt"},
-                    log_path=workdir / "node.log")
+                    log_path=workdir / "node.log", port=NODE_PORT)
     try:
         server.wait_ready(f"{base}/.well-known/openid-configuration")
         out["version"] = json.loads((BENCH / "node/node_modules/oidc-provider/package.json").read_text())["version"]
@@ -442,7 +450,8 @@ def node_cases(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]:
     # oidc-provider refuses to introspect structured (JWT) access tokens
     # ("unsupported_token_type"): its introspection case uses its opaque tokens.
     server = Server("node-opaque", ["node", str(BENCH / "node" / "server.mjs")],
-                    env={**env, "ACCESS_TOKEN_FORMAT": "opaque"}, log_path=workdir / "node-opaque.log")
+                    env={**env, "ACCESS_TOKEN_FORMAT": "opaque"}, log_path=workdir / "node-opaque.log",
+                    port=NODE_PORT)
     try:
         server.wait_ready(f"{base}/.well-known/openid-configuration")
         tokens = [http_json("POST", f"{base}/token", {"grant_type": "client_credentials", "scope": "api.read"},
@@ -457,13 +466,16 @@ def node_cases(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]:
     return out
 
 
-def add_user(directory: Path, env: dict[str, str]) -> None:
+def add_users(directory: Path, env: dict[str, str]) -> None:
+    """USERS verified accounts: logins come from many users, not 8 loops on one account
+    (which the account lockout would rightly slow down as a burst of parallel attempts)."""
+    emails = [EMAIL.format(n=n) for n in range(USERS)]
     done = subprocess.run(
-        [IDP, "users", "add", "-c", str(directory / "idp.yaml"), "--realm", "bench", "--email", EMAIL],
-        input=PASSWORD + "\n", capture_output=True, text=True, cwd=directory, env={**os.environ, **env}, timeout=120,
+        [PYTHON, str(BENCH / "users.py"), str(directory / "idp.yaml"), "bench", PASSWORD, *emails],
+        capture_output=True, text=True, cwd=directory, env={**os.environ, **env}, timeout=600,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"idp users add failed: {done.stderr}")
+        raise RuntimeError(f"creating the benchmark users failed: {done.stderr[-2000:]}")
 
 
 def loadgen(mode: str, *extra: str, timeout: float = 900) -> dict[str, Any]:
@@ -484,7 +496,7 @@ def tessera_cases(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]
     write_deployment(directory, ["bench"], TESSERA_PORT)
     env = tessera_env()
     reset_stores()
-    add_user(directory, env)
+    add_users(directory, env)
     out: dict[str, Any] = {}
     server, ready = start_tessera(directory, env, TESSERA_PORT)
     out["ready_s"] = ready
@@ -524,13 +536,13 @@ def tessera_cases(settings: Settings, wrk: Wrk, workdir: Path) -> dict[str, Any]
 def login_cases(settings: Settings, wrk: Wrk, issuer: str, server: Server) -> dict[str, Any]:
     out: dict[str, Any] = {}
     seconds = str(settings.seconds)
-    loadgen("login", "--duration", str(settings.warmup), "--concurrency", "4")
+    loadgen("login", "--duration", str(settings.warmup), "--concurrency", "8")
     runs = []
     for index in range(settings.runs):
         profiler = None
         if "login" in settings.profile and index == 0:
             profiler = start_profiler("login", server.pid, settings.seconds)
-        runs.append(loadgen("login", "--duration", seconds, "--concurrency", "4"))
+        runs.append(loadgen("login", "--duration", seconds, "--concurrency", "8"))
         if profiler is not None:
             finish_profiler(profiler)
     out["login"] = {
@@ -543,7 +555,7 @@ def login_cases(settings: Settings, wrk: Wrk, issuer: str, server: Server) -> di
     auth = basic("svc-rs256", CLIENT_SECRET)
     out["cc_paced_unloaded"] = wrk.measure("tessera cc RS256 paced, unloaded", f"{issuer}/token",
                                            paced_cc_script(auth), connections=4)
-    # The same paced load while 4 login loops keep the hasher saturated.
+    # The same paced load while 8 login loops keep the hasher saturated.
     loaded_runs = []
     logins = []
     wrk.once(f"{issuer}/token", paced_cc_script(auth), settings.warmup, 4)
@@ -552,7 +564,7 @@ def login_cases(settings: Settings, wrk: Wrk, issuer: str, server: Server) -> di
             ["taskset", "-c", LOAD_CORE, PYTHON, str(BENCH / "loadgen.py"), "login",
              "--base", f"http://127.0.0.1:{TESSERA_PORT}", "--secret", CLIENT_SECRET, "--email", EMAIL,
              "--password", PASSWORD, "--redirect-uri", REDIRECT_URI,
-             "--duration", str(settings.seconds + 1.5), "--concurrency", "4"],
+             "--duration", str(settings.seconds + 1.5), "--concurrency", "8"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )
         time.sleep(1.0)  # logins under way before the measurement starts
@@ -862,7 +874,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="", help="comma-separated case names to profile with py-spy")
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs, args.seconds, args.warmup, args.realms = 1, 1.0, 1.0, min(args.realms, 500)
+        args.runs, args.seconds, args.warmup = 1, 1.0, 1.0
+        if args.realms == 10_000:  # the default: a smaller crowd for the smoke run
+            args.realms = 500
     settings = Settings(warmup=args.warmup, seconds=args.seconds, runs=args.runs, connections=args.connections,
                         realms=args.realms, quick=args.quick, profile=set(filter(None, args.profile.split(","))))
     if os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]

@@ -73,8 +73,8 @@ class Browser:
             return response.status, response.headers.get("Location", ""), await response.text()
 
 
-async def login_once(http: aiohttp.ClientSession, args: argparse.Namespace) -> dict[str, Any]:
-    """The whole browser + back-channel flow; returns the token response."""
+async def login_once(http: aiohttp.ClientSession, args: argparse.Namespace, user: int = 0) -> dict[str, Any]:
+    """The whole browser + back-channel flow as user number `user`; the token response."""
     browser = Browser(http)
     issuer = f"{args.base}/realms/{args.realm}"
     verifier = secrets.token_urlsafe(32)
@@ -92,7 +92,7 @@ async def login_once(http: aiohttp.ClientSession, args: argparse.Namespace) -> d
         raise RuntimeError(f"login page: {status}")
     fields = {name: unescape(value) for name, value in HIDDEN.findall(page)}
     action = unescape(ACTION.search(page).group(1))  # type: ignore[union-attr]
-    fields.update(email=args.email, password=args.password)
+    fields.update(email=args.email.format(n=user % args.users), password=args.password)
     status, location, body = await browser.post(action if action.startswith("http") else args.base + action, fields)
     if status != 303 or not location.startswith(args.redirect_uri):
         raise RuntimeError(f"login POST: {status} {location} {body[:200]}")
@@ -123,18 +123,18 @@ async def run_login(args: argparse.Namespace) -> dict[str, Any]:
     async with session() as http:
         deadline = time.perf_counter() + args.duration
 
-        async def worker() -> None:
+        async def worker(user: int) -> None:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
-                    await login_once(http, args)
+                    await login_once(http, args, user)
                 except Exception as exc:  # counted and reported, never hidden
                     errors.append(str(exc)[:200])
                     continue
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        await asyncio.gather(*(worker(n) for n in range(args.concurrency)))
         elapsed = time.perf_counter() - started
     return {
         "flows": len(latencies), "seconds": elapsed, "rate": len(latencies) / elapsed,
@@ -148,11 +148,11 @@ async def run_families(args: argparse.Namespace) -> dict[str, Any]:
     semaphore = asyncio.Semaphore(args.concurrency)
     async with session() as http:
 
-        async def one() -> str:
+        async def one(user: int) -> str:
             async with semaphore:
-                return (await login_once(http, args))["refresh_token"]
+                return (await login_once(http, args, user))["refresh_token"]
 
-        tokens = await asyncio.gather(*(one() for _ in range(args.count)))
+        tokens = await asyncio.gather(*(one(n) for n in range(args.count)))
     Path(args.out).write_text(json.dumps([{"token": t, "rotations": 0} for t in tokens]))
     return {"families": len(tokens)}
 
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--redirect-uri", default="http://127.0.0.1:9/callback")
     parser.add_argument("--scope", default="openid offline_access")
-    parser.add_argument("--email", default="alice@bench.example")
+    parser.add_argument("--email", default="user{n}@bench.example", help="{n}: the user number")
+    parser.add_argument("--users", type=int, default=64, help="accounts user0..user<N-1> exist")
     parser.add_argument("--password", default="correct horse battery staple")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import multiprocessing
@@ -60,7 +61,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _serve_one(config_path: str, host: str, port: int, reuse_port: bool, log_format: str = "json",
-               log_level: str = "INFO", access_log: bool = True) -> None:
+               log_level: str = "INFO", access_log: bool = True,
+               preloaded: list[Any] | None = None) -> None:
     from aiohttp import web
     from prometheus_client import disable_created_metrics
 
@@ -70,13 +72,33 @@ def _serve_one(config_path: str, host: str, port: int, reuse_port: bool, log_for
     if not access_log:  # one line per request costs ~25 µs; metrics still count every request
         logging.getLogger("engine.access").setLevel(logging.WARNING)
     disable_created_metrics()  # no `*_created` series next to every counter
-    plugins = Plugins()
-    config = _load(config_path, plugins)
+    # One worker serves the configuration `idp serve` already loaded (10,000 realms: seconds
+    # and hundreds of MB saved); spawned workers load their own. Popped from the list, so
+    # that no caller's frame keeps it alive after a reload replaces it.
+    if preloaded:
+        config, plugins = preloaded.pop(), preloaded.pop()
+    else:
+        plugins = Plugins()
+        config = _load(config_path, plugins)
     app = create_app(config, plugins=plugins, serving=True)
+    # Perf (issue 7): what start-up loaded lives as long as the process; keep the cyclic
+    # collector from rescanning it (with 10,000 realms a full collection takes ~0.5 s).
+    gc.collect()
+    gc.freeze()
     web.run_app(
         app, host=host, port=port, reuse_port=reuse_port, shutdown_timeout=15,
         access_log=None, print=lambda msg: logging.getLogger("engine").info(msg.strip()),
+        loop=_new_event_loop(),
     )
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (a dependency on POSIX: ~20% more requests per core)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -110,7 +132,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pid_file.write_text(str(os.getpid()))
     try:
         if args.workers <= 1:
-            _serve_one(args.config, host, port, False, log_format, args.log_level, args.access_log)
+            preloaded: list[Any] = [plugins, config]
+            del plugins, config
+            _serve_one(args.config, host, port, False, log_format, args.log_level, args.access_log, preloaded)
             return 0
         from engine.tokens.keys import load_or_create_kek
 

@@ -76,6 +76,16 @@ async def test_incr_counts_and_keeps_first_ttl(ephemeral: EphemeralStore):
     assert await ephemeral.incr("other", 600) == 1
 
 
+async def test_incr_by_an_amount(ephemeral: EphemeralStore):
+    """Batched counts (rate limits): incr adds `amount`, a new counter starts at it."""
+    assert await ephemeral.incr("batch", 60, amount=5) == 5
+    assert await ephemeral.incr("batch", 600) == 6
+    assert await ephemeral.incr("batch", 600, amount=64) == 70
+    assert await ephemeral.ttl("batch") in (59, 60)
+    with pytest.raises(ValueError):
+        await ephemeral.incr("batch", 60, amount=0)
+
+
 async def test_incr_on_a_value_key_is_a_store_error(ephemeral: EphemeralStore):
     """A key holding a JSON object is not a counter."""
     await ephemeral.put("k", VALUE, 60)

@@ -5,9 +5,9 @@ plus a map from each value's path (`("clients", 0, "redirect_uris", 1)`) to its 
 validation errors can be reported as `file:line: message` (STYLE.md §5). Duplicate mapping
 keys, which PyYAML silently overwrites, are errors here.
 
-Two paths, one result. The fast path (10,000 realm files must load in seconds) parses
-with libyaml (`CSafeLoader`, when PyYAML was built with it) and constructs plain data,
-refusing duplicate or non-scalar keys as it goes; the line map is only built when some
+Two paths, one result. The fast path (10,000 realm files must load in seconds) builds
+plain data straight from libyaml's events (`CSafeLoader`'s parser, when PyYAML was built
+with it), refusing duplicate or non-scalar keys as it goes; the line map is only built when some
 message needs a line (`Source.lines`, computed on first use from the kept text). A file
 the fast path refuses (duplicate keys, odd keys or tags, syntax errors) goes through the
 marked node walk, which reports each problem at its line; syntax errors are re-parsed by
@@ -78,36 +78,73 @@ class _Unusual(Exception):
     """The fast path met something the marked walk must handle (and maybe report)."""
 
 
-class _FastLoader(_MarkedFast):  # type: ignore[valid-type,misc]
-    """Plain data, as the walk would build it, or `_Unusual`."""
+# Plain scalars that start with a letter are strings, except these words (YAML 1.1 bools and
+# nulls, which PyYAML's resolver knows in a few spellings: those go through the resolver).
+_RESOLVED_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[str, Any]:
-        self.flatten_mapping(node)
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key is None or not isinstance(key, (str, int, float, bool)):
+
+def _fast_data(text: str) -> Any:
+    """Plain data from libyaml's event stream, as the marked walk would build it, or
+    `_Unusual` for anything the walk must handle: anchors, aliases, merge keys, explicit
+    tags, duplicate or non-scalar keys."""
+    loader = _MarkedFast(text)
+    try:
+        get_event, resolve, construct = loader.get_event, loader.resolve, loader.construct_object
+        stack: list[list[Any]] = []  # [container, pending key (1-tuple) or None, is mapping]
+        root: Any = None
+        get_event()  # stream start
+        if isinstance(get_event(), yaml.StreamEndEvent):
+            return None
+        while True:
+            event = get_event()
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                if event.anchor is not None:
+                    raise _Unusual
+                raw = event.value
+                if event.tag is not None and event.tag != "!":
+                    raise _Unusual
+                if not event.implicit[0]:
+                    value: Any = raw  # quoted: a string
+                elif raw and raw[0].isalpha() and raw.lower() not in _RESOLVED_WORDS:
+                    value = raw
+                else:
+                    tag = resolve(yaml.ScalarNode, raw, (True, False))
+                    value = raw if tag == "tag:yaml.org,2002:str" else construct(
+                        yaml.ScalarNode(tag, raw, event.start_mark, event.end_mark, event.style))
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                if event.anchor is not None or (event.tag is not None and not event.implicit):
+                    raise _Unusual
+                mapping = kind is yaml.MappingStartEvent
+                stack.append([{} if mapping else [], None, mapping])
+                continue
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                value = stack.pop()[0]
+            elif kind is yaml.DocumentEndEvent:
+                break
+            else:  # an alias
                 raise _Unusual
-            key = key if isinstance(key, str) else str(key)
-            if key in result:
-                raise _Unusual
-            result[key] = self.construct_object(value_node, deep=True)
-        return result
-
-    def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
-        yield self.construct_mapping(node)
-
-    def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:
-        yield [self.construct_object(item, deep=True) for item in node.value]
-
-    def _unusual(self, node: yaml.Node) -> Any:
-        raise _Unusual
-
-
-_FastLoader.add_constructor("tag:yaml.org,2002:map", _FastLoader.construct_yaml_map)
-_FastLoader.add_constructor("tag:yaml.org,2002:seq", _FastLoader.construct_yaml_seq)
-for _tag in ("set", "omap", "pairs"):
-    _FastLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _FastLoader._unusual)
+            if not stack:
+                root = value
+                continue
+            top = stack[-1]
+            if not top[2]:
+                top[0].append(value)
+            elif top[1] is None:
+                if value is None or not isinstance(value, (str, int, float, bool)):
+                    raise _Unusual
+                key = value if isinstance(value, str) else str(value)
+                if key == "<<" or key in top[0]:
+                    raise _Unusual
+                top[1] = (key,)
+            else:
+                top[0][top[1][0]] = value
+                top[1] = None
+        if not isinstance(get_event(), yaml.StreamEndEvent):
+            raise _Unusual  # several documents: the walk reports it
+        return root
+    finally:
+        loader.dispose()
 
 
 def _construct(loader: _Builder, node: yaml.Node, loc: Loc, source: Source) -> Any:
@@ -167,7 +204,7 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
         if text is None:
             text = path.read_text(encoding="utf-8")
         try:
-            data = yaml.load(text, Loader=_FastLoader)  # a SafeLoader subclass: standard tags only
+            data = _fast_data(text)
         except (_Unusual, yaml.YAMLError):
             _slow(text, source)
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from functools import lru_cache
 from urllib.parse import unquote_plus
 
 from aiohttp import web
@@ -25,13 +26,23 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         return None
+    credentials = _decode_basic(value.strip())
+    if credentials is None:
+        raise InvalidClient("malformed Basic credentials")
+    return credentials
+
+
+@lru_cache(maxsize=1024)
+def _decode_basic(value: str) -> tuple[str, str] | None:
+    """(client_id, secret) of a Basic value, or None. Cached: a client sends the same
+    header on every request, and this is pure string work."""
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClient("malformed Basic credentials") from None
+        return None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
-        raise InvalidClient("malformed Basic credentials")
+        return None
     # §2.3.1: id and secret are application/x-www-form-urlencoded before base64.
     return unquote_plus(client_id), unquote_plus(secret)
 

@@ -12,7 +12,8 @@ from engine.web.appkeys import SERVICES
 
 async def jwks(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
-    keys = await services.keys.realm_keys(realm.name, realm.config.signing.algs)
+    algs = realm.config.signing.algs
+    keys = services.keys.cached_keys(realm.name, algs) or await services.keys.realm_keys(realm.name, algs)
     # Verifiers may cache the set for at most the verifier cache TTL: rotation waits that long.
     max_age = int(services.keys.verifier_cache_ttl.total_seconds())
     return keys.jwks_body.response(request, max_age=min(max_age, 900))

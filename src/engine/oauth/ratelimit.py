@@ -57,6 +57,7 @@ class _Window:
     ends: int  # epoch second the window closes
     shared: int = 0  # the counter's value in the store at the last sync (every instance)
     pending: int = 0  # counted here, not yet in the store
+    inflight: int = 0  # counted here, on its way to the store in a background sync
     synced_at: float = 0.0  # monotonic time of the last successful sync
     syncing: bool = False
     failed: bool = False  # the last background sync failed: count synchronously
@@ -77,7 +78,7 @@ class LocalCounters:
                 self._sweep(now)
             entry = self.windows[key] = _Window(ends=start + window)
         batch = batch_size(limit)
-        estimate = entry.shared + entry.pending + 1
+        estimate = entry.shared + entry.inflight + entry.pending + 1
         if batch == 1 or entry.failed or entry.synced_at == 0.0 or estimate + batch > limit.requests:
             # Exact: this request (and whatever is pending) reaches the store before the answer.
             amount, entry.pending = entry.pending + 1, 0
@@ -87,7 +88,10 @@ class LocalCounters:
                 entry.pending += amount - 1  # the others stay pending; this one was refused
                 raise
             entry.shared, entry.failed, entry.synced_at = max(entry.shared, count), False, time.monotonic()
-            return count + entry.pending
+            # The store has everything sent to it (concurrent exact counts included); add
+            # what is still local or on its way in a background sync (if that sync already
+            # landed, it is counted twice for a moment: strict by at most one batch).
+            return count + entry.inflight + entry.pending
         entry.pending += 1
         if not entry.syncing and (entry.pending >= batch or time.monotonic() - entry.synced_at >= SYNC_INTERVAL):
             self._sync_later(key, entry, window)
@@ -96,25 +100,22 @@ class LocalCounters:
     async def _incr(self, key: str, window: int, amount: int) -> int:
         if amount == 1:
             return await self.ephemeral.incr(key, window + 1)
-        try:
-            return await self.ephemeral.incr(key, window + 1, amount=amount)
-        except TypeError:  # TEMPORARY until every store takes `amount`
-            count = 0
-            for _ in range(amount):
-                count = await self.ephemeral.incr(key, window + 1)
-            return count
+        return await self.ephemeral.incr(key, window + 1, amount=amount)
 
     def _sync_later(self, key: str, entry: _Window, window: int) -> None:
         amount, entry.pending, entry.syncing = entry.pending, 0, True
+        entry.inflight += amount
 
         async def sync() -> None:
             try:
                 count = await self._incr(key, window, amount)
             except Exception as exc:  # noted; the next request of this window counts synchronously
+                entry.inflight -= amount
                 entry.pending += amount
                 entry.failed = True
                 log.warning("rate-limit counter sync failed: %s", exc)
             else:
+                entry.inflight -= amount
                 entry.shared, entry.synced_at = max(entry.shared, count), time.monotonic()
             finally:
                 entry.syncing = False

@@ -285,8 +285,9 @@ class EphemeralStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def incr(self, key: str, ttl: int) -> int:
-        """Increment a counter (created at 1 with `ttl` if absent; the TTL is not extended)."""
+    async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
+        """Add `amount` (>= 1) to a counter, created with `ttl` if absent (the TTL is not
+        extended); the new value."""
 
     async def ttl(self, key: str) -> int | None:
         """Seconds left, or None if the key does not exist."""

@@ -9,6 +9,9 @@
   `REVOCATION_CHECK_TTL` (0.5 s) that a `jti` was *not* deny-listed, so a token revoked on
   another instance is refused everywhere within that time (the issue's bound is 1 s);
   one revoked here is refused here at once.
+- A token's signature is checked once per read of the realm's keys (`RealmKeys.verified`):
+  resource servers present the same token again and again; `exp`, `iss` and `typ` are
+  checked on every use.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from engine.tokens import jwt
 ACCESS_TOKEN_TYP = "at+jwt"
 REVOCATION_CHECK_TTL = 0.5  # seconds an instance trusts "this jti is not revoked"
 _REVOCATION_CACHE_SIZE = 50_000
+_VERIFIED_CACHE_SIZE = 10_000  # tokens per realm whose signature was checked (~10 MB at most)
 
 
 class _JtiSource:
@@ -99,7 +103,9 @@ class TokenService:
 
     async def _signer(self, realm: Realm, alg: str | None) -> tuple[str, str, Any]:
         alg = alg or realm.config.signing.default_alg
-        keys = await self.services.keys.realm_keys(realm.name, realm.config.signing.algs)
+        algs = realm.config.signing.algs
+        manager = self.services.keys
+        keys = manager.cached_keys(realm.name, algs) or await manager.realm_keys(realm.name, algs)
         kid, key = keys.signers[alg]
         return alg, kid, key
 
@@ -169,18 +175,21 @@ class TokenService:
         self, realm: Realm, token: str, *, typ: str | None = None, leeway: int = 0, check_exp: bool = True
     ) -> dict[str, Any]:
         """Signature with a published key of this realm, `iss`, `exp` (InvalidToken otherwise)."""
-        keys = await self.services.keys.realm_keys(realm.name, realm.config.signing.algs)
-        return jwt.verify(
-            token,
-            keys.verify_set,
-            list(realm.config.signing.algs),
-            now=self.services.clock.timestamp(),
-            issuer=realm.issuer,
-            typ=typ,
-            leeway=leeway,
-            check_exp=check_exp,
-            fast_keys=keys.verifiers,
+        algs = realm.config.signing.algs
+        manager = self.services.keys
+        keys = manager.cached_keys(realm.name, algs) or await manager.realm_keys(realm.name, algs)
+        verified = keys.verified.get(token)
+        if verified is None:
+            verified = jwt.decode_verified(token, keys.verify_set, list(realm.config.signing.algs), keys.verifiers)
+            if len(keys.verified) >= _VERIFIED_CACHE_SIZE:
+                keys.verified.clear()
+            keys.verified[token] = verified
+        header, claims = verified
+        jwt.check_claims(
+            header, claims, now=self.services.clock.timestamp(), issuer=realm.issuer,
+            typ=typ, leeway=leeway, check_exp=check_exp,
         )
+        return dict(claims)  # callers may add to it; the cached one stays as signed
 
     async def verify_access_token(self, realm: Realm, token: str) -> dict[str, Any]:
         """A live access token of this realm: signed, unexpired, right `typ`, not revoked."""

@@ -165,6 +165,45 @@ def _fast_decode(
 _PLAIN_HEADER = frozenset({"alg", "kid", "typ"})
 
 
+def decode_verified(
+    token: str,
+    keys: KeySet,
+    algorithms: list[str],
+    fast_keys: Mapping[str, tuple[str, Any]] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a token whose signature checks with `keys` under an allowed
+    alg; InvalidToken otherwise. No claim is checked here (see `check_claims`)."""
+    decoded = _fast_decode(token, fast_keys, algorithms) if fast_keys else None
+    if decoded is None:
+        try:
+            result = jwt.decode(token, keys, algorithms=algorithms)
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidToken("the token is malformed or its signature is invalid") from exc
+        decoded = result.header, result.claims
+    return decoded
+
+
+def check_claims(
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    *,
+    now: int,
+    issuer: str,
+    typ: str | None = None,
+    leeway: int = 0,
+    check_exp: bool = True,
+) -> dict[str, Any]:
+    """`typ` (if given), `iss` and `exp` of a verified token; InvalidToken otherwise."""
+    if typ is not None and str(header.get("typ", "")).lower() not in (typ, f"application/{typ}"):
+        raise InvalidToken("wrong token type")
+    if claims.get("iss") != issuer:
+        raise InvalidToken("the token was issued by another issuer")
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or (check_exp and exp + leeway <= now):
+        raise InvalidToken("the token has expired")
+    return claims
+
+
 def verify(
     token: str,
     keys: KeySet,
@@ -179,19 +218,5 @@ def verify(
 ) -> dict[str, Any]:
     """Signature, allowed alg, `typ` (if given), `iss` and `exp`; InvalidToken otherwise.
     `fast_keys` (from `verifiers(keys)`) lets the realm's own tokens skip joserfc."""
-    decoded = _fast_decode(token, fast_keys, algorithms) if fast_keys else None
-    if decoded is None:
-        try:
-            result = jwt.decode(token, keys, algorithms=algorithms)
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise InvalidToken("the token is malformed or its signature is invalid") from exc
-        decoded = result.header, result.claims
-    header, claims = decoded
-    if typ is not None and str(header.get("typ", "")).lower() not in (typ, f"application/{typ}"):
-        raise InvalidToken("wrong token type")
-    if claims.get("iss") != issuer:
-        raise InvalidToken("the token was issued by another issuer")
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool) or (check_exp and exp + leeway <= now):
-        raise InvalidToken("the token has expired")
-    return claims
+    header, claims = decode_verified(token, keys, algorithms, fast_keys)
+    return check_claims(header, claims, now=now, issuer=issuer, typ=typ, leeway=leeway, check_exp=check_exp)

@@ -118,6 +118,9 @@ class RealmKeys:
     read_at: datetime
     jwks_body: CachedBody
     verifiers: dict[str, tuple[str, Any]] = field(default_factory=dict)  # kid -> (alg, public key)
+    # token -> (header, claims) whose signature checked with *these* keys: it lives as long
+    # as this read of the keys (CACHE_TTL, or until a rotation invalidates it).
+    verified: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
 
 
 class KeyManager:
@@ -138,12 +141,23 @@ class KeyManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._on_event = on_event
 
+    def cached_keys(self, realm: str, algs: list[str]) -> RealmKeys | None:
+        """The realm's keys if this instance read them less than CACHE_TTL ago (no await:
+        the hot paths take this first)."""
+        cached = self._cache.get(realm)
+        if cached is not None and self.clock.now() - cached.read_at < CACHE_TTL:
+            signers = cached.signers
+            for alg in algs:
+                if alg not in signers:
+                    return None
+            return cached
+        return None
+
     async def realm_keys(self, realm: str, algs: list[str]) -> RealmKeys:
         """The realm's current keys, created on first use; cached for CACHE_TTL."""
-        cached = self._cache.get(realm)
-        now = self.clock.now()
-        if cached is not None and now - cached.read_at < CACHE_TTL and all(a in cached.signers for a in algs):
+        if (cached := self.cached_keys(realm, algs)) is not None:
             return cached
+        now = self.clock.now()
         lock = self._locks.setdefault(realm, asyncio.Lock())
         async with lock:
             cached = self._cache.get(realm)

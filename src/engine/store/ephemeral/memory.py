@@ -78,17 +78,19 @@ class MemoryEphemeralStore:
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
-    async def incr(self, key: str, ttl: int) -> int:
+    async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
         _check_ttl(ttl)
+        if amount < 1:
+            raise ValueError(f"amount must be at least 1, got {amount!r}")
         now = self._clock()
         self._sweep(now)
         entry = self._live(key, now)
         if entry is None:
-            self._data[key] = (now + ttl, "1")
-            return 1
+            self._data[key] = (now + ttl, str(amount))
+            return amount
         expires_at, text = entry
         try:
-            count = int(text) + 1
+            count = int(text) + amount
         except ValueError:
             raise StoreError(f"key {key!r} holds a value, not a counter") from None
         self._data[key] = (expires_at, str(count))

@@ -116,12 +116,14 @@ class RedisEphemeralStore:
         with _mapped_errors():
             await self._redis.delete(self._key(key))
 
-    async def incr(self, key: str, ttl: int) -> int:
+    async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
         _check_ttl(ttl)
+        if amount < 1:
+            raise ValueError(f"amount must be at least 1, got {amount!r}")
         full = self._key(key)
         with _mapped_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(full)
+                pipe.incr(full, amount)
                 pipe.expire(full, ttl, nx=True)
                 count, _ = await pipe.execute()
         return int(count)
