@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from functools import lru_cache
 from urllib.parse import unquote_plus
 
@@ -16,7 +15,7 @@ from aiohttp import web
 from engine.config import Client
 from engine.errors import InvalidClient, InvalidRequest
 from engine.realm import Realm
-from engine.secrets_util import sha256_hex
+from engine.secrets_util import same_hash, sha256_hex
 
 
 def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
@@ -54,7 +53,7 @@ def secret_matches(client: Client, presented: str) -> bool:
         expected = sha256_hex(client.secret.get_secret_value())
     else:
         return False
-    return hmac.compare_digest(sha256_hex(presented), expected)
+    return same_hash(presented, expected)
 
 
 def authenticate_client(

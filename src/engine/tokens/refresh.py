@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.config import Client
@@ -65,7 +65,7 @@ class RefreshTokens:
             user_id=user_id,
             scope=scope,
             session_id=session_id,
-            auth_time=_from_timestamp(auth_time),
+            auth_time=datetime.fromtimestamp(auth_time, UTC),
             created_at=now,
             expires_at=now + realm.config.lifetimes.refresh_token,
             data=data or {},
@@ -113,12 +113,3 @@ class RefreshTokens:
             raise ReuseDetected("the refresh token was already used; its family has been revoked")
         raise InvalidGrant("the refresh token is invalid, expired or revoked")
 
-
-def _from_timestamp(value: int):
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(value, UTC)
-
-
-def seconds(delta: timedelta) -> int:
-    return int(delta.total_seconds())

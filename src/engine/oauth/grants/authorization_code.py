@@ -12,7 +12,7 @@ from engine import events
 from engine.errors import InvalidGrant, InvalidRequest
 from engine.oauth import pkce
 from engine.oauth.codes import code_key, used_code_key
-from engine.oauth.grants.common import live_user, refresh_allowed, token_response
+from engine.oauth.grants.common import live_user, mint_user_tokens, refresh_allowed, token_response
 from engine.secrets_util import sha256_hex
 
 
@@ -46,17 +46,11 @@ class AuthorizationCodeGrant:
         user = await live_user(services, realm, grant["user_id"])
 
         scopes = set(grant["scope"].split())
-        minted = await services.tokens.access_token(
-            realm, client, subject=user.id, scope=grant["scope"],
+        minted, id_token = await mint_user_tokens(
+            services, realm, client, user, scope=grant["scope"], auth_time=grant["auth_time"],
             audience=[grant["resource"]] if grant.get("resource") else None,
-            auth_time=grant["auth_time"],
+            nonce=grant.get("nonce"), session_id=grant.get("session_id"),
         )
-        id_token = None
-        if "openid" in scopes:
-            id_token = (await services.tokens.id_token(
-                realm, client, user, scopes=scopes, auth_time=grant["auth_time"],
-                nonce=grant.get("nonce"), access_token=minted.token, session_id=grant.get("session_id"),
-            )).token
         refresh_token, family_id = None, None
         if refresh_allowed(realm, client, user, scopes):
             refresh_token, family = await services.refresh.start_family(

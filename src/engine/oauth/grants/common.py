@@ -62,3 +62,30 @@ async def live_user(services: Any, realm: Realm, user_id: str) -> User:
     if user is None or user.disabled:
         raise InvalidGrant("the user no longer exists or is disabled")
     return user
+
+
+async def mint_user_tokens(
+    services: Any,
+    realm: Realm,
+    client: Client,
+    user: User,
+    *,
+    scope: str,
+    auth_time: int,
+    audience: list[str] | None = None,
+    nonce: str | None = None,
+    session_id: str | None = None,
+) -> tuple[Any, str | None]:
+    """The access token, and the ID token when `openid` was granted (OIDC Core §3.1.3.3,
+    §12.2), that the user-facing grants issue."""
+    minted = await services.tokens.access_token(
+        realm, client, subject=user.id, scope=scope, audience=audience, auth_time=auth_time
+    )
+    scopes = set(scope.split())
+    id_token = None
+    if "openid" in scopes:
+        id_token = (await services.tokens.id_token(
+            realm, client, user, scopes=scopes, auth_time=auth_time, nonce=nonce,
+            access_token=minted.token, session_id=session_id,
+        )).token
+    return minted, id_token

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import InvalidRequest
-from engine.oauth.grants.common import live_user, narrow_scope, token_response
+from engine.oauth.grants.common import live_user, mint_user_tokens, narrow_scope, token_response
+from engine.secrets_util import sha256_hex
 
 
 class RefreshTokenGrant:
@@ -21,30 +22,18 @@ class RefreshTokenGrant:
         scope = None
         if params.get("scope"):
             # Check before rotating: a refused request must not consume the token.
-            found = await services.durable.get_refresh_token(realm.name, _hash(token))
+            found = await services.durable.get_refresh_token(realm.name, sha256_hex(token))
             if found is not None:
                 scope = narrow_scope(params["scope"], found[1].scope)
         rotation = await services.refresh.rotate(realm, client, token)
         family = rotation.family
         scope = scope or family.scope
         user = await live_user(services, realm, family.user_id)
-        auth_time = int(family.auth_time.timestamp())
-        minted = await services.tokens.access_token(
-            realm, client, subject=user.id, scope=scope, auth_time=auth_time
+        minted, id_token = await mint_user_tokens(
+            services, realm, client, user, scope=scope, auth_time=int(family.auth_time.timestamp()),
+            session_id=family.session_id,
         )
-        scopes = set(scope.split())
-        id_token = None
-        if "openid" in scopes:
-            id_token = (await services.tokens.id_token(
-                realm, client, user, scopes=scopes, auth_time=auth_time,
-                access_token=minted.token, session_id=family.session_id,
-            )).token
         expires_in = minted.claims["exp"] - minted.claims["iat"]
         return token_response(minted.token, expires_in, scope, id_token=id_token,
                               refresh_token=rotation.token)
 
-
-def _hash(token: str) -> str:
-    from engine.secrets_util import sha256_hex
-
-    return sha256_hex(token)
