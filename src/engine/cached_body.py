@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,13 @@ class CachedBody:
         return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
     def response(self, request: web.Request, max_age: int) -> web.Response:
-        headers = {"ETag": self.etag, "Cache-Control": f"public, max-age={max_age}"}
         if request.headers.get("If-None-Match") == self.etag:
-            return web.Response(status=304, headers=headers)
-        return web.Response(body=self.body, content_type="application/json", headers=headers)
+            return web.Response(status=304, headers=self._headers(max_age, False))
+        return web.Response(body=self.body, headers=self._headers(max_age, True))
+
+    @cache  # noqa: B019 (a few max-ages per body; the body lives as long as its realm)
+    def _headers(self, max_age: int, with_body: bool) -> CIMultiDictProxy[str]:
+        headers = CIMultiDict({"ETag": self.etag, "Cache-Control": f"public, max-age={max_age}"})
+        if with_body:
+            headers["Content-Type"] = "application/json"
+        return CIMultiDictProxy(headers)

@@ -13,8 +13,10 @@ and the value of secret-looking `name=value` pairs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -49,7 +51,20 @@ def current_request_id() -> str | None:
 
 
 def new_request_id() -> str:
-    return secrets.token_hex(16)
+    """32 hex characters: a random per-process prefix and a counter. Unique across
+    processes and restarts without a system call per request (request ids are for
+    correlation, never for authorisation, so they need not be unpredictable)."""
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
+def _new_id_sequence() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = secrets.token_hex(8), itertools.count(1)
+
+
+_id_prefix, _id_counter = "", itertools.count(1)
+_new_id_sequence()
+os.register_at_fork(after_in_child=_new_id_sequence)  # each worker its own prefix
 
 
 def accept_request_id(incoming: str | None) -> str:

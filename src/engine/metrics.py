@@ -12,7 +12,9 @@ tests build as many apps as they like). What it counts:
   modules that audit need no metrics code;
 - `http_request_duration_seconds{route,method}` and `http_requests_total{route,method,status}`:
   by the route's *template* (`/realms/{realm}/token`), never the raw path, so a scanner
-  cannot create series;
+  cannot create series. Every request is counted, so the counting is cheap: plain
+  integers per (route, method, status), added to the Prometheus metrics when they are
+  read (`render`) and, with several workers, every second (`flush`);
 - `store_operation_duration_seconds{store,operation}` and `store_errors_total{store,operation,kind}`:
   by `engine.store.instrumented`.
 
@@ -24,6 +26,8 @@ scrape of any worker then reports the sum over all of them.
 
 from __future__ import annotations
 
+import asyncio
+from bisect import bisect_left
 from typing import Any
 
 from aiohttp import web
@@ -97,6 +101,9 @@ class Metrics:
         )
         # Label lookups cost a lock and a tuple; the hot paths keep their children here.
         self._children: dict[tuple[Any, ...], Any] = {}
+        # Requests observed since the last flush: (route, method, status) -> [count, sum of
+        # seconds, count per bucket of REQUEST_BUCKETS and +Inf].
+        self._requests: dict[tuple[str, str, int], list[Any]] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -113,14 +120,37 @@ class Metrics:
             self._child(self.refresh_uses, realm).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        method = method if method in METHODS else "OTHER"
-        self._child(self.http_duration, route, method).observe(seconds)
-        self._child(self.http_requests, route, method, str(status)).inc()
+        key = (route, method, status)
+        pending = self._requests.get(key)
+        if pending is None:
+            pending = self._requests[key] = [0, 0.0, [0] * (len(REQUEST_BUCKETS) + 1)]
+        pending[0] += 1
+        pending[1] += seconds
+        pending[2][bisect_left(REQUEST_BUCKETS, seconds)] += 1  # Prometheus buckets are `le`
+
+    def flush(self) -> None:
+        """Add the requests observed since the last flush to the Prometheus metrics."""
+        requests, self._requests = self._requests, {}
+        for (route, method, status), (count, seconds, buckets) in requests.items():
+            method = method if method in METHODS else "OTHER"
+            self._child(self.http_requests, route, method, str(status)).inc(count)
+            histogram = self._child(self.http_duration, route, method)
+            histogram._sum.inc(seconds)  # Histogram.observe, for many observations at once
+            for bucket, n in zip(histogram._buckets, buckets, strict=True):
+                if n:
+                    bucket.inc(n)
 
     def observe_store(self, store: str, operation: str, seconds: float, error: str | None = None) -> None:
         self._child(self.store_duration, store, operation).observe(seconds)
         if error is not None:
             self._child(self.store_errors, store, operation, error).inc()
+
+    async def flush_periodically(self, every: float = 1.0) -> None:
+        """With several workers a scrape reads every worker's files, so each worker
+        flushes on its own clock (the numbers are at most `every` seconds old)."""
+        while True:
+            await asyncio.sleep(every)
+            self.flush()
 
     # counted from audit events
 
@@ -141,6 +171,7 @@ class Metrics:
     # exposition
 
     def render(self) -> bytes:
+        self.flush()
         if multiprocess_mode():
             from prometheus_client import multiprocess
 

@@ -153,6 +153,18 @@ async def test_repeated_parameter_is_invalid_request(idp):
     assert (await response.json())["error"] == "invalid_request"
 
 
+async def test_form_body_that_is_not_utf8_is_invalid_request(idp):
+    """RFC 6749 Appendix B: form parameters are UTF-8; anything else is refused, not
+    silently replaced."""
+    response = await idp.client.post(
+        "/token", data=b"grant_type=client_credentials&scope=videos.read%FF",
+        headers={**basic_auth("worker", WORKER_SECRET), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] == "invalid_request" and "UTF-8" in body["error_description"]
+
+
 async def test_json_body_is_accepted(idp):
     """RFC 6749 §4.4.2 parameters sent as a JSON object (the seed's examples do)."""
     response = await idp.client.post(

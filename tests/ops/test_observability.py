@@ -234,6 +234,29 @@ async def test_instrumented_store_times_and_classifies_failures():
     assert errors == {"down": 1.0, "broken": 1.0, "taken": None}  # AlreadyExists is an answer
 
 
+def test_request_metrics_batched_equal_prometheus_histogram_semantics():
+    """Requests are counted in plain integers and added at read time: the exposition must
+    be what `Histogram.observe` would have produced (buckets are `le`, cumulative)."""
+    metrics = Metrics()
+    for seconds in (0.003, 0.005, 7.0, 60.0):
+        metrics.observe_request("/realms/{realm}/token", "POST", 200, seconds)
+    metrics.observe_request("/realms/{realm}/token", "POST", 400, 0.001)
+    metrics.observe_request("/x", "BREW", 404, 0.001)
+    metrics.render()
+    metrics.observe_request("/realms/{realm}/token", "POST", 200, 0.02)  # after a flush, added again
+    samples = {(s.name, frozenset(s.labels.items())): s.value
+               for family in text_string_to_metric_families(metrics.render().decode()) for s in family.samples}
+    token = {"route": "/realms/{realm}/token", "method": "POST"}
+    buckets = {le: value(samples, "http_request_duration_seconds_bucket", **token, le=le)
+               for le in ("0.002", "0.005", "0.025", "5.0", "10.0", "+Inf")}
+    assert buckets == {"0.002": 1, "0.005": 3, "0.025": 4, "5.0": 4, "10.0": 5, "+Inf": 6}
+    assert value(samples, "http_request_duration_seconds_count", **token) == 6
+    assert value(samples, "http_request_duration_seconds_sum", **token) == pytest.approx(67.029)
+    assert value(samples, "http_requests_total", **token, status="200") == 5
+    assert value(samples, "http_requests_total", **token, status="400") == 1
+    assert value(samples, "http_requests_total", route="/x", method="OTHER", status="404") == 1
+
+
 def test_redaction_masks_token_shaped_values():
     text = ("POST code=abc123&client_secret=s3cr3t password=hunter2 Bearer eyJhbGciOi.eyJzdWIi.c2ln "
             "rt_AbCdEfGhIjKlMnOpQrStUv {'password': 'pw', \"refresh_token\": \"x\"} status code: 503")

@@ -61,11 +61,14 @@ def test_two_workers_share_port_metrics_and_stop_together(tmp_path, pg_database_
         server.wait_for(lambda: len(answered_by()) == 2, 10, "access logs of both workers")
         assert answered_by() == workers
 
-        samples = text_string_to_metric_families(httpx.get(server.url + "/metrics").text)
-        route = "/.well-known/jwks.json"
-        counted = sum(s.value for family in samples for s in family.samples
-                      if s.name == "http_requests_total" and s.labels.get("route") == route)
-        assert counted == requests  # whichever worker answered the scrape
+        def counted() -> float:  # whichever worker answers the scrape
+            samples = text_string_to_metric_families(httpx.get(server.url + "/metrics").text)
+            return sum(s.value for family in samples for s in family.samples
+                       if s.name == "http_requests_total" and s.labels.get("route") == "/.well-known/jwks.json")
+
+        # each worker adds its request counts to the shared files every second (engine.metrics)
+        server.wait_for(lambda: counted() == requests, 5, f"{requests} requests in the metrics")
+        assert counted() == requests
 
         server.signal(signal.SIGTERM)
         assert server.proc.wait(timeout=30) == 0

@@ -29,6 +29,12 @@ async def test_get_returns_a_copy(ephemeral: EphemeralStore):
     assert await ephemeral.get("k") == {"list": [1]}
 
 
+async def test_get_many_answers_in_order_with_none_for_absent(ephemeral: EphemeralStore):
+    await ephemeral.put("a", {"n": 1}, 60)
+    await ephemeral.put("c", {"n": 3}, 60)
+    assert await ephemeral.get_many(["c", "b", "a"]) == [{"n": 3}, None, {"n": 1}]
+
+
 async def test_put_overwrites_unless_only_if_absent(ephemeral: EphemeralStore):
     """A plain put replaces; only_if_absent refuses an existing key and writes nothing."""
     await ephemeral.put("k", {"v": 1}, 60)

@@ -85,36 +85,40 @@ def _seconds(delta: Any) -> int:
     return max(1, int(delta.total_seconds()))
 
 
-async def locked_for(services: Any, realm: Realm, *, email: str, ip: str) -> int | None:
-    """Seconds the account or the IP is still locked for, or None (changes nothing)."""
-    now = services.clock.timestamp()
-    for kind, subject in (("account", account_key(email)), ("ip", ip)):
-        lock = await services.ephemeral.get(_keys(realm, kind, subject)[1])
-        if lock is not None and lock.get("until", 0) > now:
-            return max(1, lock["until"] - now)
-    return None
+@dataclass(frozen=True)
+class Standing:
+    """What `check` read: neither the account nor the IP is locked."""
+
+    account: str  # sha256 of the normalised email
+    ip: str
+    ip_failures: int
 
 
-async def begin(services: Any, realm: Realm, *, email: str, ip: str) -> Attempt:
-    """Before checking a password: Locked, or wait the growing delay and go ahead."""
-    policies = realm.config.lockout
+async def check(services: Any, realm: Realm, *, email: str, ip: str) -> Standing:
+    """Locked if the account or the IP is locked (changes nothing; one round trip)."""
     now = services.clock.timestamp()
     account = account_key(email)
-    account_count, account_lock, _ = _keys(realm, "account", account)
-    _, ip_lock, _ = _keys(realm, "ip", ip)
-    ip_state = await services.ephemeral.get(_ip_failures_key(realm, ip))  # {"failures": n}
-    for lock in (await services.ephemeral.get(account_lock), await services.ephemeral.get(ip_lock)):
+    account_lock, ip_lock, ip_state = await services.ephemeral.get_many(
+        [_keys(realm, "account", account)[1], _keys(realm, "ip", ip)[1], _ip_failures_key(realm, ip)])
+    for lock in (account_lock, ip_lock):
         if lock is not None and lock.get("until", 0) > now:
             raise Locked(lock["until"] - now)
+    return Standing(account, ip, int(ip_state.get("failures", 0)) if ip_state else 0)
+
+
+async def begin(services: Any, realm: Realm, standing: Standing) -> Attempt:
+    """Before checking a password (after `check`): count the attempt, then Locked, or
+    wait the growing delay and go ahead."""
+    policies = realm.config.lockout
+    account_count = _keys(realm, "account", standing.account)[0]
     attempts = await services.ephemeral.incr(account_count, _seconds(policies.account.window))
     if attempts > policies.account.max_failures:
         # Parallel attempts past the threshold while the one that reached it is checked.
         raise Locked(_seconds(policies.account.lockout_for))
-    ip_failures = int(ip_state.get("failures", 0)) if ip_state else 0
-    delay = max(delay_for(policies.account, attempts - 1), delay_for(policies.ip, ip_failures))
+    delay = max(delay_for(policies.account, attempts - 1), delay_for(policies.ip, standing.ip_failures))
     if delay > 0:
         await services.sleep(delay)
-    return Attempt(account=account, ip=ip, account_attempts=attempts, delay=delay)
+    return Attempt(account=standing.account, ip=standing.ip, account_attempts=attempts, delay=delay)
 
 
 async def _lock_duration(services: Any, realm: Realm, kind: str, subject: str, policy: LockoutPolicy) -> int:

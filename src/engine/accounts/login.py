@@ -87,12 +87,10 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     try:
         # A locked account gets the lockout page (with the reset link) even when the
         # plain rate limit would also refuse the request.
-        retry_after = await lockout.locked_for(services, realm, email=email, ip=ip)
-        if retry_after is not None:
-            raise lockout.Locked(retry_after)
+        standing = await lockout.check(services, realm, email=email, ip=ip)
         if wait is not None:
             raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
-        attempt = await lockout.begin(services, realm, email=email, ip=ip)
+        attempt = await lockout.begin(services, realm, standing)
     except lockout.Locked as locked:
         await services.audit(realm.name, events.LOGIN_FAILED, ip=ip, client_id=client_id, provider=provider_id,
                              reason="locked")

@@ -280,6 +280,9 @@ class EphemeralStore(Protocol):
 
     async def get(self, key: str) -> dict[str, Any] | None: ...
 
+    async def get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        """`get` of several keys in one round trip, in order."""
+
     async def take(self, key: str) -> dict[str, Any] | None:
         """Atomic get-and-delete: of N concurrent takes of one key exactly one gets the value."""
 

@@ -5,6 +5,7 @@ endpoint modules; errors are rendered by one middleware."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -26,7 +27,7 @@ from engine.clock import Clock
 from engine.config import Config
 from engine.http import http_client
 from engine.mail.service import MailService
-from engine.metrics import MetricsSink, metrics_endpoint
+from engine.metrics import MetricsSink, metrics_endpoint, multiprocess_mode
 from engine.oauth.authorize import authorize, resume
 from engine.oauth.consent import consent_decision, consent_page
 from engine.oauth.discovery import discovery
@@ -47,7 +48,7 @@ from engine.tokens.refresh import RefreshTokens
 from engine.web.appkeys import SERVICES
 from engine.web.health import healthz, readyz
 from engine.web.lifecycle import serving as serving_context
-from engine.web.middleware import add_request_id_header, error_middleware, request_middleware
+from engine.web.middleware import request_middleware
 from engine.web.routing import add_realm_route
 
 log = logging.getLogger("engine")
@@ -122,16 +123,19 @@ def create_app(
     async def metrics_sink(app: web.Application) -> AsyncIterator[None]:
         sink = MetricsSink(metrics)
         plugins.register(sink, name=f"tessera-metrics-{id(sink)}")
+        flusher = asyncio.create_task(metrics.flush_periodically()) if multiprocess_mode() else None
         yield
+        if flusher is not None:
+            flusher.cancel()
+        metrics.flush()
         plugins.unregister(sink)
 
     async def mail_delivery(app: web.Application) -> AsyncIterator[None]:
         yield
         await services.mail.drain()  # deliver what is queued before the stores close
 
-    app = web.Application(middlewares=[request_middleware, error_middleware])
+    app = web.Application(middlewares=[request_middleware])
     app[SERVICES] = services
-    app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(metrics_sink)
     app.cleanup_ctx.append(stores)
     app.cleanup_ctx.append(mail_delivery)

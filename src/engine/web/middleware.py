@@ -1,13 +1,17 @@
-"""The middlewares, outermost first:
+"""The one middleware, `request_middleware`, around every request:
 
-- `request_middleware`: gives each request an id (`X-Request-Id`: a sane incoming one is
-  kept, else a new one; echoed on the response) that every log record of the request
-  carries (`engine.logs`), writes one access-log line, and records the latency and status
-  by route template in the metrics;
-- `error_middleware`: error rendering, once (STYLE.md §3): protocol errors as RFC 6749
-  §5.2 JSON with `Cache-Control: no-store` on API endpoints, as a readable HTML page on
-  browser endpoints; an unreachable store as 503 `temporarily_unavailable`; anything else
-  as a logged 500."""
+- a request id (`X-Request-Id`: a sane incoming one is kept, else a new one; echoed on
+  every response, error pages and redirects included) that every log record of the
+  request carries (`engine.logs`);
+- error rendering, once (STYLE.md §3): protocol errors as RFC 6749 §5.2 JSON with
+  `Cache-Control: no-store` on API endpoints, as a readable HTML page on browser
+  endpoints; an unreachable store as 503 `temporarily_unavailable`; anything else as a
+  logged 500;
+- one access-log line, and the latency and status by route template in the metrics.
+
+It is one middleware, not three, because it runs on every request of the hot paths
+(token, introspection, discovery, JWKS): each aiohttp middleware layer and response
+signal costs a coroutine per request."""
 
 from __future__ import annotations
 
@@ -28,7 +32,6 @@ log = logging.getLogger("engine.web")
 access_log = logging.getLogger("engine.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
-REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -57,26 +60,22 @@ def render_error(request: web.Request, exc: OAuthError) -> web.Response:
     return web.json_response(exc.body(), status=exc.status, headers=headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except OAuthError as exc:
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The response for an exception a handler raised (anything but `web.HTTPException`s
+    other than 404/405, which pass through as the responses they are)."""
+    if isinstance(exc, OAuthError):
         return render_error(request, exc)
-    except StoreUnavailable as exc:
+    if isinstance(exc, StoreUnavailable):
         log.warning("store unavailable on %s %s: %s", request.method, request.path, exc)
         return render_error(request, TemporarilyUnavailable("a backing store is unavailable; retry shortly"))
-    except web.HTTPNotFound:
+    if isinstance(exc, web.HTTPNotFound):
         return render_error(request, NotFound("no such endpoint"))
-    except web.HTTPMethodNotAllowed as exc:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
         response = render_error(request, _MethodNotAllowed(f"use {', '.join(sorted(exc.allowed_methods))}"))
         response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
         return response
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return render_error(request, ServerError("internal error"))
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return render_error(request, ServerError("internal error"))
 
 
 class _MethodNotAllowed(OAuthError):
@@ -94,33 +93,33 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
     request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
-    request[REQUEST_ID_KEY] = request_id
     context = REQUEST_ID.set(request_id)
     started = perf_counter()
-    status = 500
     try:
-        response = await handler(request)
-        status = response.status
+        try:
+            response = await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            response = error_response(request, exc)
+        except web.HTTPException as exc:  # redirects and the like, raised by handlers
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            _finished(request, exc.status, started)
+            raise
+        except Exception as exc:
+            response = error_response(request, exc)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        _finished(request, response.status, started)
         return response
-    except web.HTTPException as exc:  # redirects and the like, raised by handlers
-        status = exc.status
-        raise
     finally:
-        elapsed = perf_counter() - started
-        route = route_template(request)
-        request.app[SERVICES].metrics.observe_request(route, request.method, status, elapsed)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "%s %s %d %.1fms", request.method, route, status, elapsed * 1000,
-                extra={"method": request.method, "route": route, "status": status,
-                       "duration_ms": round(elapsed * 1000, 2), "remote": request.remote},
-            )
         REQUEST_ID.reset(context)
 
 
-async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: every response, error pages and redirects included, names
-    its request id."""
-    request_id = request.get(REQUEST_ID_KEY)
-    if request_id is not None:
-        response.headers[REQUEST_ID_HEADER] = request_id
+def _finished(request: web.Request, status: int, started: float) -> None:
+    elapsed = perf_counter() - started
+    route = route_template(request)
+    request.app[SERVICES].metrics.observe_request(route, request.method, status, elapsed)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %d %.1fms", request.method, route, status, elapsed * 1000,
+            extra={"method": request.method, "route": route, "status": status,
+                   "duration_ms": round(elapsed * 1000, 2), "remote": request.remote},
+        )

@@ -68,6 +68,9 @@ class MemoryEphemeralStore:
         entry = self._live(key, self._clock())
         return None if entry is None else json.loads(entry[1])
 
+    async def get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        return [await self.get(key) for key in keys]
+
     async def take(self, key: str) -> dict[str, Any] | None:
         entry = self._live(key, self._clock())
         if entry is None:

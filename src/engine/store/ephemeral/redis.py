@@ -107,6 +107,11 @@ class RedisEphemeralStore:
             text = await self._redis.get(self._key(key))
         return None if text is None else json.loads(text)
 
+    async def get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        with _mapped_errors():
+            texts = await self._redis.mget([self._key(key) for key in keys])
+        return [None if text is None else json.loads(text) for text in texts]
+
     async def take(self, key: str) -> dict[str, Any] | None:
         with _mapped_errors():
             text = await self._redis.getdel(self._key(key))
