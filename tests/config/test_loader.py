@@ -88,10 +88,12 @@ def test_missing_env_variable_names_it_and_its_line(tmp_path, models):
         ("name: acme\nname: other\n", 2, "duplicate key 'name'"),
         ("name: acme\nclients: [\n", 3, "invalid YAML"),
         ("name: acme\nsigning: {algs: [HS256]}\n", 2, "signing.algs.0"),
+        ("name: acme\nclients:\n  - client_id: a\n    type: public\n    redirect_uris: ['https://a/cb']\n"
+         "    web_origins: ['https://app.example.com/']\n", 6, "is not an origin"),
     ],
     ids=["unknown-key", "relative-redirect", "undeclared-scope", "public-client-credentials",
          "unknown-provider-type", "bad-duration", "confidential-without-secret", "duplicate-key",
-         "yaml-syntax", "unsupported-alg"],
+         "yaml-syntax", "unsupported-alg", "origin-with-path"],
 )
 def test_each_broken_realm_is_reported_with_file_and_line(tmp_path, models, realm, line, fragment):
     found = problems(write(tmp_path, {"acme.yaml": realm}, server="realms: realms/\nroot_realm: null\n"), models)

@@ -54,6 +54,26 @@ def absolute_url(value: str) -> str:
     return value
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(uri: str) -> str | None:
+    """The serialised origin (RFC 6454 §6.2) of an http(s) URI: `scheme://host[:port]`,
+    lower-case, default port left out; None for other schemes (app-claimed `com.app:/`)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port and port != DEFAULT_PORTS[scheme] else "")
+
+
 # --------------------------------------------------------------------------- idp.yaml
 
 
@@ -223,6 +243,11 @@ class Client(Strict):
     )
     redirect_uris: list[str] = []
     post_logout_redirect_uris: list[str] = []
+    web_origins: list[str] = Field(
+        default_factory=list,
+        description="origins (scheme://host[:port]) whose pages may call /token, /userinfo and /revoke,"
+        " besides the origins of redirect_uris (engine.web.cors)",
+    )
     grant_types: list[GrantType] = Field(
         default_factory=lambda: ["authorization_code", "refresh_token"]
     )
@@ -237,6 +262,15 @@ class Client(Strict):
     @classmethod
     def _absolute(cls, values: list[str]) -> list[str]:
         return [absolute_url(v) for v in values]
+
+    @field_validator("web_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if origin_of(value) != value:
+                raise ValueError(f"{value!r} is not an origin: write it as a browser sends it, scheme://host[:port]"
+                                 " in lower case, without a default port, a path or a trailing slash")
+        return values
 
 
 class ProviderSettings(Strict):

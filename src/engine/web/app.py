@@ -46,6 +46,7 @@ from engine.tokens.issue import TokenService
 from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_create_kek
 from engine.tokens.refresh import RefreshTokens
 from engine.web.appkeys import SERVICES
+from engine.web.cors import CLIENTS, PUBLIC
 from engine.web.health import healthz, readyz
 from engine.web.lifecycle import serving as serving_context
 from engine.web.middleware import request_middleware
@@ -145,14 +146,14 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
-    add_realm_route(app, ["GET"], "/.well-known/openid-configuration", discovery)
-    add_realm_route(app, ["GET"], "/.well-known/jwks.json", jwks)
-    add_realm_route(app, ["GET"], "/jwks.json", jwks)
-    add_realm_route(app, ["POST"], "/token", token)
-    add_realm_route(app, ["GET", "POST"], "/userinfo", userinfo)
+    add_realm_route(app, ["GET"], "/.well-known/openid-configuration", discovery, cors=PUBLIC)
+    add_realm_route(app, ["GET"], "/.well-known/jwks.json", jwks, cors=PUBLIC)
+    add_realm_route(app, ["GET"], "/jwks.json", jwks, cors=PUBLIC)
+    add_realm_route(app, ["POST"], "/token", token, cors=CLIENTS)
+    add_realm_route(app, ["GET", "POST"], "/userinfo", userinfo, cors=CLIENTS)
     add_realm_route(app, ["POST"], "/introspect", introspect)
-    add_realm_route(app, ["POST"], "/revoke", revoke)
-    add_realm_route(app, ["POST"], "/revocation", revoke)
+    add_realm_route(app, ["POST"], "/revoke", revoke, cors=CLIENTS)
+    add_realm_route(app, ["POST"], "/revocation", revoke, cors=CLIENTS)
     add_realm_route(app, ["GET", "POST"], "/authorize", authorize, browser=True)
     add_realm_route(app, ["GET"], "/authorize/resume", resume, browser=True)
     add_realm_route(app, ["GET"], "/login", login_page, browser=True)

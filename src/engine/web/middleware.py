@@ -25,7 +25,9 @@ from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavaila
 from engine.logs import REQUEST_ID, accept_request_id
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
+from engine.web import cors
 from engine.web.appkeys import BROWSER, REALM, SERVICES
+from engine.web.cors import CORS
 from engine.web.templates import render
 
 log = logging.getLogger("engine.web")
@@ -107,6 +109,9 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
         except Exception as exc:
             response = error_response(request, exc)
         response.headers[REQUEST_ID_HEADER] = request_id
+        cors_mode = request.get(CORS)
+        if cors_mode is not None:
+            cors.apply(request, response, cors_mode)
         _finished(request, response.status, started)
         return response
     finally:

@@ -10,6 +10,7 @@ from aiohttp import web
 from engine.errors import NotFound
 from engine.realm import Realm
 from engine.web.appkeys import BROWSER, REALM, SERVICES
+from engine.web.cors import CORS, preflight_handler
 
 RealmHandler = Callable[[web.Request, Realm], Awaitable[web.StreamResponse]]
 
@@ -30,16 +31,28 @@ def add_realm_route(
     handler: RealmHandler,
     *,
     browser: bool = False,
+    cors: str | None = None,
 ) -> None:
-    """Serve `handler` for `path` in every realm; `browser` routes render errors as HTML."""
+    """Serve `handler` for `path` in every realm; `browser` routes render errors as HTML;
+    `cors` (`engine.web.cors.PUBLIC` or `CLIENTS`) lets pages of other origins call it."""
+    methods = list(methods)
 
-    async def scoped(request: web.Request) -> web.StreamResponse:
-        request[BROWSER] = browser
-        realm = resolve_realm(request)
-        request[REALM] = realm
-        return await handler(request, realm)
+    def scope(handler: RealmHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def scoped(request: web.Request) -> web.StreamResponse:
+            request[BROWSER] = browser
+            if cors is not None:
+                request[CORS] = cors
+            realm = resolve_realm(request)
+            request[REALM] = realm
+            return await handler(request, realm)
 
-    scoped.__name__ = getattr(handler, "__name__", "realm_handler")
+        scoped.__name__ = getattr(handler, "__name__", "realm_handler")
+        return scoped
+
+    scoped = scope(handler)
+    preflight = scope(preflight_handler(methods, cors)) if cors is not None else None
     for prefix in ("/realms/{realm}", ""):
         for method in methods:
             app.router.add_route(method, prefix + path, scoped)
+        if preflight is not None:
+            app.router.add_route("OPTIONS", prefix + path, preflight)
