@@ -12,11 +12,13 @@ tests build as many apps as they like). What it counts:
   modules that audit need no metrics code;
 - `http_request_duration_seconds{route,method}` and `http_requests_total{route,method,status}`:
   by the route's *template* (`/realms/{realm}/token`), never the raw path, so a scanner
-  cannot create series. Every request is counted, so the counting is cheap: plain
-  integers per (route, method, status), added to the Prometheus metrics when they are
-  read (`render`) and, with several workers, every second (`flush`);
+  cannot create series;
 - `store_operation_duration_seconds{store,operation}` and `store_errors_total{store,operation,kind}`:
   by `engine.store.instrumented`.
+
+Requests and store operations are on every hot path, so they are counted cheaply: plain
+integers per label set, added to the Prometheus metrics when they are read (`render`)
+and, with several workers, every second (`flush`).
 
 Several worker processes (`idp serve --workers N`) share the numbers through
 prometheus-client's multi-process mode: `idp serve` sets `PROMETHEUS_MULTIPROC_DIR` to a
@@ -101,9 +103,10 @@ class Metrics:
         )
         # Label lookups cost a lock and a tuple; the hot paths keep their children here.
         self._children: dict[tuple[Any, ...], Any] = {}
-        # Requests observed since the last flush: (route, method, status) -> [count, sum of
-        # seconds, count per bucket of REQUEST_BUCKETS and +Inf].
+        # Observed since the last flush: labels -> [count, sum of seconds, count per bucket
+        # and +Inf]. Requests by (route, method, status), store operations by (store, operation).
         self._requests: dict[tuple[str, str, int], list[Any]] = {}
+        self._store_operations: dict[tuple[str, str], list[Any]] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -120,30 +123,23 @@ class Metrics:
             self._child(self.refresh_uses, realm).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        pending = self._requests.get(key)
-        if pending is None:
-            pending = self._requests[key] = [0, 0.0, [0] * (len(REQUEST_BUCKETS) + 1)]
-        pending[0] += 1
-        pending[1] += seconds
-        pending[2][bisect_left(REQUEST_BUCKETS, seconds)] += 1  # Prometheus buckets are `le`
-
-    def flush(self) -> None:
-        """Add the requests observed since the last flush to the Prometheus metrics."""
-        requests, self._requests = self._requests, {}
-        for (route, method, status), (count, seconds, buckets) in requests.items():
-            method = method if method in METHODS else "OTHER"
-            self._child(self.http_requests, route, method, str(status)).inc(count)
-            histogram = self._child(self.http_duration, route, method)
-            histogram._sum.inc(seconds)  # Histogram.observe, for many observations at once
-            for bucket, n in zip(histogram._buckets, buckets, strict=True):
-                if n:
-                    bucket.inc(n)
+        _pend(self._requests, (route, method, status), seconds, REQUEST_BUCKETS)
 
     def observe_store(self, store: str, operation: str, seconds: float, error: str | None = None) -> None:
-        self._child(self.store_duration, store, operation).observe(seconds)
+        _pend(self._store_operations, (store, operation), seconds, STORE_BUCKETS)
         if error is not None:
             self._child(self.store_errors, store, operation, error).inc()
+
+    def flush(self) -> None:
+        """Add what was observed since the last flush to the Prometheus metrics."""
+        requests, self._requests = self._requests, {}
+        for (route, method, status), pending in requests.items():
+            method = method if method in METHODS else "OTHER"
+            self._child(self.http_requests, route, method, str(status)).inc(pending[0])
+            _add(self._child(self.http_duration, route, method), pending)
+        operations, self._store_operations = self._store_operations, {}
+        for (store, operation), pending in operations.items():
+            _add(self._child(self.store_duration, store, operation), pending)
 
     async def flush_periodically(self, every: float = 1.0) -> None:
         """With several workers a scrape reads every worker's files, so each worker
@@ -179,6 +175,23 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def _pend(table: dict[Any, list[Any]], key: Any, seconds: float, buckets: tuple[float, ...]) -> None:
+    pending = table.get(key)
+    if pending is None:
+        pending = table[key] = [0, 0.0, [0] * (len(buckets) + 1)]
+    pending[0] += 1
+    pending[1] += seconds
+    pending[2][bisect_left(buckets, seconds)] += 1  # Prometheus buckets are `le`
+
+
+def _add(histogram: Any, pending: list[Any]) -> None:
+    """`Histogram.observe` for many observations at once (its sum and per-bucket counts)."""
+    histogram._sum.inc(pending[1])
+    for bucket, n in zip(histogram._buckets, pending[2], strict=True):
+        if n:
+            bucket.inc(n)
 
 
 class MetricsSink:

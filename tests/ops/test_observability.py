@@ -224,6 +224,7 @@ async def test_instrumented_store_times_and_classifies_failures():
     for name, error in (("taken", AlreadyExists), ("down", StoreUnavailable), ("broken", RuntimeError)):
         with pytest.raises(error):
             await getattr(store, name)()
+    metrics.flush()  # counted in plain integers until the metrics are read
     registry = metrics.registry
     for operation in ("ok", "taken", "down", "broken"):
         count = registry.get_sample_value("store_operation_duration_seconds_count",
