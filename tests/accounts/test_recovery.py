@@ -106,13 +106,16 @@ async def test_a_reset_kills_every_other_outstanding_reset_link(idp):
 
 async def test_reset_revokes_every_session_and_refresh_token_family(idp, aiohttp_client):
     """Rule 3: a reset ends the user's browser sessions (in every browser) and revokes all
-    their refresh-token families; the owner gets a notice by mail."""
+    their refresh-token families and the access tokens issued before it; the owner gets a
+    notice by mail."""
     await idp.add_user(password=PASSWORD)
     other_browser = dataclasses.replace(idp, client=await aiohttp_client(idp.client.server))
-    families = []
+    families, access_tokens = [], []
     for browser in (idp, other_browser):
         code, verifier, _ = await login_for_code(browser, "alice@example.com", PASSWORD)
-        families.append((await (await exchange(browser, code, verifier)).json())["refresh_token"])
+        issued = await (await exchange(browser, code, verifier)).json()
+        families.append(issued["refresh_token"])
+        access_tokens.append(issued["access_token"])
     # Both browsers are signed in (prompt=none gives a code) and the refresh tokens work.
     for browser in (idp, other_browser):
         resp, _ = await authorize(browser, prompt="none")
@@ -131,12 +134,18 @@ async def test_reset_revokes_every_session_and_refresh_token_family(idp, aiohttp
     for token in families:
         resp = await refresh(idp, token)
         assert resp.status == 400 and (await resp.json())["error"] == "invalid_grant"
+    for token in access_tokens:  # and the access tokens from before the reset
+        resp = await idp.client.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 401
     notice = await idp.last_mail("alice@example.com")
     assert notice["Subject"] == "Your ACME password was changed" and "signed out everywhere" in text_of(notice)
     event = [e for e in await idp.services.durable.list_events("acme") if e.type == "password_reset"][-1]
     assert event.data["families_revoked"] == 2
     # A new sign-in after the reset makes a session that lasts.
-    code, _verifier, _ = await login_for_code(idp, "alice@example.com", NEW_PASSWORD)
+    code, verifier, _ = await login_for_code(idp, "alice@example.com", NEW_PASSWORD)
+    fresh = (await (await exchange(idp, code, verifier)).json())["access_token"]
+    resp = await idp.client.get("/userinfo", headers={"Authorization": f"Bearer {fresh}"})
+    assert resp.status == 200
     resp, _ = await authorize(idp, prompt="none")
     assert "code" in query_of(resp.headers["Location"])
 

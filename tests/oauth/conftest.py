@@ -135,13 +135,13 @@ async def issue_user_tokens(idp: Idp, user: Any, client_id: str = "web",
     services, the_realm = idp.services, idp.realm(realm)
     client = the_realm.clients[client_id]
     auth_time = idp.clock.timestamp()
+    refresh_token, family = await services.refresh.start_family(
+        the_realm, client, user_id=user.id, scope=scope, auth_time=auth_time, session_id=None)
     access = await services.tokens.access_token(the_realm, client, subject=user.id, scope=scope,
-                                                auth_time=auth_time)
+                                                auth_time=auth_time, grant_id=family.id)
     scopes = set(scope.split())
     id_token = await services.tokens.id_token(the_realm, client, user, scopes=scopes,
                                               auth_time=auth_time, access_token=access.token)
-    refresh_token, _family = await services.refresh.start_family(
-        the_realm, client, user_id=user.id, scope=scope, auth_time=auth_time, session_id=None)
     return {
         "access_token": access.token,
         "token_type": "Bearer",

@@ -27,6 +27,9 @@ async def test_logout_with_hint_ends_session_revokes_refresh_and_redirects(idp):
     refresh = await idp.client.post("/token", data={"grant_type": "refresh_token", "client_id": "spa",
                                                      "refresh_token": body["refresh_token"]})
     assert (await refresh.json())["error"] == "invalid_grant"
+    # the session's access tokens end with it (they carry its `sid`)
+    userinfo = await idp.client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert userinfo.status == 401
 
 
 async def test_unregistered_post_logout_redirect_is_refused(idp):

@@ -67,18 +67,48 @@ async def test_refresh_token_revocation_revokes_the_family(idp):
     assert await active(idp, other_family) is True
 
 
+async def test_refresh_token_revocation_revokes_the_grants_access_tokens(idp):
+    """RFC 7009 §2.1: revoking a refresh token SHOULD also invalidate the access tokens of
+    the same grant: the first one and those minted by rotation; another grant's stay."""
+    user, tokens = await user_tokens(idp)
+    rotated = await (await refresh(idp, tokens["refresh_token"])).json()
+    other = await issue_user_tokens(idp, user)
+    for token in (tokens["access_token"], rotated["access_token"], other["access_token"]):
+        assert await active(idp, token) is True and await userinfo_status(idp, token) == 200
+
+    await assert_revoked_ok(await revoke(idp, rotated["refresh_token"]))
+
+    for token in (tokens["access_token"], rotated["access_token"]):
+        assert await active(idp, token) is False
+        assert await userinfo_status(idp, token) == 401
+    assert await active(idp, other["access_token"]) is True
+
+
+async def test_refresh_reuse_revokes_the_grants_access_tokens(idp):
+    """RFC 9700 §4.14.2 (reuse detection) with §2.1 of RFC 7009: a replayed refresh token
+    revokes its family, and with it the access tokens the attacker or the client holds."""
+    _, tokens = await user_tokens(idp, client_id="spa")  # no reuse_grace: a replay is a reuse at once
+    rotated = await (await refresh(idp, tokens["refresh_token"], client_id="spa")).json()
+    assert await userinfo_status(idp, rotated["access_token"]) == 200
+    replay = await refresh(idp, tokens["refresh_token"], client_id="spa")  # the old one again
+    assert replay.status == 400
+    for token in (tokens["access_token"], rotated["access_token"]):
+        assert await userinfo_status(idp, token) == 401
+
+
 async def test_revocation_is_audited_without_the_token(idp):
     """RFC 7009 §2.1 (the server invalidates the token) recorded as a `revocation` event
     that never contains the token value."""
     user, tokens = await user_tokens(idp)
+    other_grant = await issue_user_tokens(idp, user)  # the first grant's access token goes with its refresh token
     await assert_revoked_ok(await revoke(idp, tokens["refresh_token"]))
-    await assert_revoked_ok(await revoke(idp, tokens["access_token"]))
+    await assert_revoked_ok(await revoke(idp, other_grant["access_token"]))
     events = [e for e in await idp.services.durable.list_events("acme") if e.type == "revocation"]
     assert [e.data["token_type"] for e in events] == ["refresh_token", "access_token"]
     for event in events:
         assert event.client_id == "web" and event.user_id == user.id
         text = repr(event)
-        assert tokens["refresh_token"] not in text and tokens["access_token"] not in text
+        assert tokens["refresh_token"] not in text and other_grant["access_token"] not in text
 
 
 async def test_public_client_revokes_with_client_id(idp):

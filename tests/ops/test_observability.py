@@ -93,7 +93,7 @@ async def test_full_flows_leave_no_secret_in_logs_or_audit_and_are_counted(idp, 
     assert (await introspected.json())["active"] is True
     userinfo = await idp.client.get("/userinfo", headers={"Authorization": f"Bearer {web['access_token']}"})
     assert userinfo.status == 200
-    for token in (web["refresh_token"], web["access_token"]):
+    for token in (web["access_token"], web["refresh_token"]):  # the refresh token would take the other along
         assert (await idp.client.post("/revoke", data={"token": token}, headers=web_auth)).status == 200
 
     # Service to service, with the secret in the form this time.

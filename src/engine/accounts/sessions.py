@@ -19,6 +19,7 @@ from aiohttp import web
 
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
+from engine.tokens.revocation import user_cutoff_key
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ async def end_session(response: web.StreamResponse, services: Any, realm: Realm,
 
 
 def _ended_key(realm: Realm, user_id: str) -> str:
-    return f"{realm.name}:sess-ended:{user_id}"
+    return user_cutoff_key(realm.name, user_id)  # access tokens of the user honour it too
 
 
 async def end_user_sessions(services: Any, realm: Realm, user_id: str) -> None:

@@ -75,6 +75,7 @@ async def logout(request: web.Request, realm: Realm) -> web.StreamResponse:
         revoked = await services.durable.revoke_families(
             realm.name, services.clock.now(), "logout", session_id=session.sid
         )
+        await services.tokens.deny_session(realm, session.sid)  # and the session's access tokens
         await services.audit(realm.name, events.LOGOUT, user_id=session.user_id, client_id=client_id,
                              families_revoked=revoked)
     return response

@@ -1,10 +1,10 @@
 """RFC 7009 token revocation (served at `/revoke` and `/revocation`).
 
 - Clients authenticate as at the token endpoint (§2.1); public clients send `client_id`.
-- A refresh token revokes its whole family, i.e. that grant (§2.1); an access token (a JWT
-  of this realm) is deny-listed by `jti` until it expires, so userinfo and introspection
-  refuse it. Access tokens already minted from a revoked family live on until they
-  expire (10 minutes by default): their `jti`s are not tracked per family.
+- A refresh token revokes its whole family, i.e. that grant, and the access tokens minted
+  from it (§2.1; engine.tokens.revocation); an access token (a JWT of this realm) is
+  deny-listed by `jti` until it expires. Userinfo and introspection refuse revoked
+  tokens on every instance within 0.5 s.
 - Only the client a token was issued to can revoke it. Any other token (unknown, garbage,
   expired, another client's, another realm's) gets the same empty 200 (§2.2): the answer
   tells the caller nothing about the token.
@@ -49,7 +49,7 @@ async def revoke_refresh_token(services: Any, realm: Realm, client: Client, toke
     if found is None or found[1].client_id != client.client_id:
         return
     family = found[1]
-    if await services.durable.revoke_family(realm.name, family.id, "revoked", services.clock.now()):
+    if await services.refresh.revoke_family(realm, family.id, "revoked"):
         await services.audit(
             realm.name, events.REVOCATION, user_id=family.user_id, client_id=client.client_id, ip=ip,
             token_type="refresh_token", family_id=family.id,

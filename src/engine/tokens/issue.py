@@ -4,11 +4,11 @@
   `exp`, `iat`, `jti`, `auth_time` when a user is present).
 - ID tokens: OIDC Core §2 and §3.1.3.6 (`iss`, `sub`, `aud`, `azp`, `exp`, `iat`,
   `auth_time`, `nonce`, `at_hash`, `sid`, plus claims of the granted scopes, §5.4).
-- Revocation of an access token is a deny-listed `jti` in the ephemeral store until the
-  token's own expiry (shared by every instance). Each instance remembers for
-  `REVOCATION_CHECK_TTL` (0.5 s) that a `jti` was *not* deny-listed, so a token revoked on
-  another instance is refused everywhere within that time (the issue's bound is 1 s);
-  one revoked here is refused here at once.
+- Revocation of an access token (its `jti`, its grant, its session or its user:
+  engine.tokens.revocation) is an entry in the ephemeral store, shared by every instance.
+  Each instance remembers for `REVOCATION_CHECK_TTL` (0.5 s) that a `jti` was *not*
+  revoked, so a token revoked on another instance is refused everywhere within that time
+  (the issue's bound is 1 s); one revoked here is refused here at once.
 - A token's signature is checked once per read of the realm's keys (`RealmKeys.verified`):
   resource servers present the same token again and again; `exp`, `iss` and `typ` are
   checked on every use.
@@ -28,6 +28,14 @@ from engine.errors import InvalidToken
 from engine.realm import Realm
 from engine.store.protocols import User
 from engine.tokens import jwt
+from engine.tokens.revocation import (
+    GRANT_CLAIM,
+    denied_grant_key,
+    denied_jti_key,
+    denied_session_key,
+    keys_for,
+    revoked_by,
+)
 
 ACCESS_TOKEN_TYP = "at+jwt"
 REVOCATION_CHECK_TTL = 0.5  # seconds an instance trusts "this jti is not revoked"
@@ -66,10 +74,6 @@ _HASH_FOR_ALG = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "EdDSA": hash
 def half_hash(value: str, alg: str) -> str:
     digest = _HASH_FOR_ALG[alg](value.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
-
-
-def denied_jti_key(realm: str, jti: str) -> str:
-    return f"{realm}:jti:{jti}"
 
 
 def scope_claims(realm: Realm, user: User, scopes: set[str]) -> dict[str, Any]:
@@ -118,8 +122,12 @@ class TokenService:
         scope: str,
         audience: list[str] | None = None,
         auth_time: int | None = None,
+        grant_id: str | None = None,
+        session_id: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Minted:
+        """`grant_id` (the refresh family) and `session_id` (`sid`) let revoking the grant or
+        ending the session revoke this token too (engine.tokens.revocation)."""
         now = self.services.clock.timestamp()
         aud = audience or list(client.audience) or [client.client_id]
         claims: dict[str, Any] = {
@@ -134,6 +142,10 @@ class TokenService:
         }
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        if grant_id is not None:
+            claims[GRANT_CLAIM] = grant_id
+        if session_id is not None:
+            claims["sid"] = session_id
         if extra:
             claims.update(extra)
         alg, kid, key = await self._signer(realm, client.access_token_alg)
@@ -202,7 +214,7 @@ class TokenService:
         now = time.monotonic()
         if checked is not None and now - checked < REVOCATION_CHECK_TTL:
             return claims
-        if await self.services.ephemeral.get(denied_jti_key(realm.name, jti)):
+        if revoked_by(claims, await self.services.ephemeral.get_many(keys_for(realm.name, claims))):
             self._not_revoked.pop(key, None)
             raise InvalidToken("the token has been revoked")
         if len(self._not_revoked) >= _REVOCATION_CACHE_SIZE:
@@ -222,3 +234,18 @@ class TokenService:
         ttl = max(1, exp - self.services.clock.timestamp() + 5)
         self._not_revoked.pop((realm.name, jti), None)
         await self.services.ephemeral.put(denied_jti_key(realm.name, jti), {"exp": exp}, ttl)
+
+    async def deny_grant(self, realm: Realm, grant_id: str) -> None:
+        """Revoke every access token minted from refresh family `grant_id`."""
+        await self._deny(realm, denied_grant_key(realm.name, grant_id))
+
+    async def deny_session(self, realm: Realm, sid: str) -> None:
+        """Revoke every access token minted in browser session `sid`."""
+        await self._deny(realm, denied_session_key(realm.name, sid))
+
+    async def _deny(self, realm: Realm, key: str) -> None:
+        # Kept as long as a token minted just now lives (a minute of slack for a reload
+        # that lengthens the lifetime).
+        ttl = int(realm.config.lifetimes.access_token.total_seconds()) + 60
+        self._not_revoked.clear()  # which jtis it covers is not known here; refusals start at once
+        await self.services.ephemeral.put(key, {"revoked": True}, ttl)

@@ -46,6 +46,13 @@ class RefreshTokens:
         mac = hmac.new(self._secret, token.encode(), hashlib.sha256).digest()
         return PREFIX + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
+    async def revoke_family(self, realm: Realm, family_id: str, reason: str) -> bool:
+        """Revoke the family (its refresh tokens) and every access token minted from it
+        (RFC 7009 §2.1); False if it was already revoked."""
+        revoked = await self.services.durable.revoke_family(realm.name, family_id, reason, self.services.clock.now())
+        await self.services.tokens.deny_grant(realm, family_id)
+        return revoked
+
     async def start_family(
         self,
         realm: Realm,
@@ -105,7 +112,7 @@ class RefreshTokens:
                 current = await durable.get_refresh_token(realm.name, new.token_hash)
                 if current is not None and current[0].replaced_by is None and current[1].revoked_at is None:
                     return Rotation(new_token, current[1])
-            await durable.revoke_family(realm.name, family.id, "refresh_reuse", now)
+            await self.revoke_family(realm, family.id, "refresh_reuse")
             await self.services.audit(
                 realm.name, "refresh_reuse_detected", user_id=family.user_id,
                 client_id=client.client_id, family_id=family.id,

@@ -46,18 +46,18 @@ class AuthorizationCodeGrant:
         user = await live_user(services, realm, grant["user_id"])
 
         scopes = set(grant["scope"].split())
-        minted, id_token = await mint_user_tokens(
-            services, realm, client, user, scope=grant["scope"], auth_time=grant["auth_time"],
-            audience=[grant["resource"]] if grant.get("resource") else None,
-            nonce=grant.get("nonce"), session_id=grant.get("session_id"),
-        )
         refresh_token, family_id = None, None
-        if refresh_allowed(realm, client, user, scopes):
+        if refresh_allowed(realm, client, user, scopes):  # first, so the access token names its grant
             refresh_token, family = await services.refresh.start_family(
                 realm, client, user_id=user.id, scope=grant["scope"], auth_time=grant["auth_time"],
                 session_id=grant.get("session_id"),
             )
             family_id = family.id
+        minted, id_token = await mint_user_tokens(
+            services, realm, client, user, scope=grant["scope"], auth_time=grant["auth_time"],
+            audience=[grant["resource"]] if grant.get("resource") else None,
+            nonce=grant.get("nonce"), session_id=grant.get("session_id"), grant_id=family_id,
+        )
         issued = {"client_id": client.client_id, "family_id": family_id,
                   "jti": minted.claims["jti"], "exp": minted.claims["exp"]}
         marker = await ephemeral.get(used_code_key(realm.name, code_hash))
@@ -86,7 +86,7 @@ class AuthorizationCodeGrant:
     async def _revoke(self, request, issued: dict[str, Any]) -> None:
         realm, services = request.realm, request.services
         if issued.get("family_id"):
-            await services.durable.revoke_family(realm.name, issued["family_id"], "code_replay", services.clock.now())
+            await services.refresh.revoke_family(realm, issued["family_id"], "code_replay")
         if issued.get("jti"):
             await services.tokens.deny_access_token(realm, issued["jti"], issued["exp"])
         await services.audit(realm.name, events.CODE_REPLAY_DETECTED, client_id=issued.get("client_id"),

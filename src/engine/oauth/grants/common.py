@@ -75,11 +75,13 @@ async def mint_user_tokens(
     audience: list[str] | None = None,
     nonce: str | None = None,
     session_id: str | None = None,
+    grant_id: str | None = None,
 ) -> tuple[Any, str | None]:
     """The access token, and the ID token when `openid` was granted (OIDC Core §3.1.3.3,
     §12.2), that the user-facing grants issue."""
     minted = await services.tokens.access_token(
-        realm, client, subject=user.id, scope=scope, audience=audience, auth_time=auth_time
+        realm, client, subject=user.id, scope=scope, audience=audience, auth_time=auth_time,
+        grant_id=grant_id, session_id=session_id,
     )
     scopes = set(scope.split())
     id_token = None

@@ -31,7 +31,7 @@ class RefreshTokenGrant:
         user = await live_user(services, realm, family.user_id)
         minted, id_token = await mint_user_tokens(
             services, realm, client, user, scope=scope, auth_time=int(family.auth_time.timestamp()),
-            session_id=family.session_id,
+            session_id=family.session_id, grant_id=family.id,
         )
         expires_in = minted.claims["exp"] - minted.claims["iat"]
         return token_response(minted.token, expires_in, scope, id_token=id_token,
