@@ -108,6 +108,38 @@ def _count(status: str) -> int:
 ROWS = Rows()
 
 
+_TOKEN_COLUMNS = (
+    "t.token_hash, t.family_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at,"
+    " t.replaced_by, t.replaced_at"
+)
+_TOKEN_AND_FAMILY = (
+    f"SELECT {_TOKEN_COLUMNS}, f.* FROM refresh_tokens t"
+    " JOIN refresh_families f ON f.realm = t.realm AND f.id = t.family_id"
+    " WHERE t.realm = $1 AND t.token_hash = $2"
+)
+# $1 realm, $2 old hash, $3 new hash, $4 now, $5 family, $6 new created_at, $7 new expires_at.
+# The conditions are those of `rotation_verdict` returning None, plus `check_successor`.
+_ROTATE = (
+    "WITH old AS ("
+    " UPDATE refresh_tokens t SET replaced_by = $3, replaced_at = $4 FROM refresh_families f"
+    " WHERE t.realm = $1 AND t.token_hash = $2 AND t.replaced_by IS NULL AND t.expires_at > $4"
+    " AND t.family_id = $5 AND f.realm = t.realm AND f.id = t.family_id"
+    " AND f.revoked_at IS NULL AND f.expires_at > $4"
+    f" RETURNING {_TOKEN_COLUMNS}, f.*"
+    "), successor AS ("
+    " INSERT INTO refresh_tokens (realm, token_hash, family_id, created_at, expires_at)"
+    " SELECT $1, $3, family_id, $6, $7 FROM old"
+    ") SELECT * FROM old"
+)
+
+
+def _token_and_family(row: Any) -> tuple[RefreshToken, RefreshFamily]:
+    token = RefreshToken(token_hash=row["token_hash"], family_id=row["family_id"], realm=row["realm"],
+                         created_at=row["token_created_at"], expires_at=row["token_expires_at"],
+                         replaced_by=row["replaced_by"], replaced_at=row["replaced_at"])
+    return token, ROWS.family(row)
+
+
 class PostgresDurableStore:
     """`DurableStore` on PostgreSQL. Open with `PostgresDurableStore.open(dsn)`."""
 
@@ -335,23 +367,26 @@ class PostgresDurableStore:
     async def get_refresh_token(
         self, realm: str, token_hash: str
     ) -> tuple[RefreshToken, RefreshFamily] | None:
-        async with self._tx() as conn:
-            row = await conn.fetchrow(
-                "SELECT * FROM refresh_tokens WHERE realm = $1 AND token_hash = $2",
-                realm, token_hash,
-            )
-            if row is None:
-                return None
-            fam = await conn.fetchrow(
-                "SELECT * FROM refresh_families WHERE realm = $1 AND id = $2",
-                realm, row["family_id"],
-            )
-        return ROWS.token(row), ROWS.family(fam)
+        row = await self._fetchrow(_TOKEN_AND_FAMILY, realm, token_hash)  # one round trip, one statement
+        return None if row is None else _token_and_family(row)
 
     async def rotate_refresh_token(
         self, realm: str, old_hash: str, new: RefreshToken, now: datetime
     ) -> RotateResult:
         now = utc(now)
+        if new.realm == realm:
+            # The common case in one statement (one round trip): replace the token if it is
+            # live, unreplaced and of the successor's family, and insert the successor.
+            # A concurrent rotation waits on the row lock, then finds `replaced_by` set and
+            # changes nothing; every other outcome is told apart below.
+            async with self._connection() as conn:  # not retried: it writes
+                row = await conn.fetchrow(
+                    _ROTATE, realm, old_hash, new.token_hash, now, new.family_id, utc(new.created_at),
+                    utc(new.expires_at),
+                )
+            if row is not None:
+                token, family = _token_and_family(row)
+                return RotateResult("rotated", token, family)
         async with self._tx() as conn:
             # The row lock serialises concurrent rotations of one token: a waiter re-reads
             # the row after the winner commits and sees replaced_by set.
