@@ -63,9 +63,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def _serve_one(config_path: str, host: str, port: int, reuse_port: bool, log_format: str = "json",
                log_level: str = "INFO", access_log: bool = True,
                preloaded: list[Any] | None = None) -> None:
-    from aiohttp import web
     from prometheus_client import disable_created_metrics
 
+    from engine.web import fastpath
     from engine.web.app import create_app
 
     setup_logging(log_format, log_level)
@@ -85,11 +85,7 @@ def _serve_one(config_path: str, host: str, port: int, reuse_port: bool, log_for
     # collector from rescanning it (with 10,000 realms a full collection takes ~0.5 s).
     gc.collect()
     gc.freeze()
-    web.run_app(
-        app, host=host, port=port, reuse_port=reuse_port, shutdown_timeout=15,
-        access_log=None, print=lambda msg: logging.getLogger("engine").info(msg.strip()),
-        loop=_new_event_loop(),
-    )
+    fastpath.run(app, host, port, reuse_port=reuse_port, loop=_new_event_loop())
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

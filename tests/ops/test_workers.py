@@ -46,7 +46,7 @@ def test_two_workers_share_port_metrics_and_stop_together(tmp_path, pg_database_
         server.wait_ready()
 
         def listening() -> set[int]:
-            return {r["pid"] for r in server.json_logs() if r["message"].startswith("======== Running on")}
+            return {r["pid"] for r in server.json_logs() if r["message"].startswith("serving on http://")}
 
         server.wait_for(lambda: listening() == workers, 30, "both workers listening")
 

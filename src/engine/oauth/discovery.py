@@ -56,8 +56,16 @@ def metadata(realm: Realm) -> dict[str, Any]:
     }
 
 
-async def discovery(request: web.Request, realm: Realm) -> web.Response:
+MAX_AGE = 300
+
+
+def discovery_body(realm: Realm) -> CachedBody:
+    """The realm's metadata, serialised once per realm object (a reload makes new ones)."""
     cached = _cache.get(realm)
     if cached is None:
         cached = _cache[realm] = CachedBody.of(metadata(realm))
-    return cached.response(request, max_age=300)
+    return cached
+
+
+async def discovery(request: web.Request, realm: Realm) -> web.Response:
+    return discovery_body(realm).response(request, max_age=MAX_AGE)

@@ -4,16 +4,28 @@ keys stay until their tokens expire (engine.tokens.keys)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from engine.cached_body import CachedBody
 from engine.realm import Realm
 from engine.web.appkeys import SERVICES
+
+
+def jwks_body(services: Any, realm: Realm) -> tuple[CachedBody, int] | None:
+    """The set and its max-age, if this instance holds the realm's keys (no await)."""
+    keys = services.keys.cached_keys(realm.name, realm.config.signing.algs)
+    return None if keys is None else (keys.jwks_body, _max_age(services))
+
+
+def _max_age(services: Any) -> int:
+    # Verifiers may cache the set for at most the verifier cache TTL: rotation waits that long.
+    return min(int(services.keys.verifier_cache_ttl.total_seconds()), 900)
 
 
 async def jwks(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
     algs = realm.config.signing.algs
     keys = services.keys.cached_keys(realm.name, algs) or await services.keys.realm_keys(realm.name, algs)
-    # Verifiers may cache the set for at most the verifier cache TTL: rotation waits that long.
-    max_age = int(services.keys.verifier_cache_ttl.total_seconds())
-    return keys.jwks_body.response(request, max_age=min(max_age, 900))
+    return keys.jwks_body.response(request, max_age=_max_age(services))

@@ -1,0 +1,175 @@
+"""The discovery/JWKS fast path (engine.web.fastpath) as `idp serve` runs it, over real
+sockets: it must answer exactly as the aiohttp handlers do (OIDC Discovery §4, RFC 7517,
+RFC 9110 §13.1.2 `If-None-Match` → 304, §9.3.2 HEAD), count and identify requests like
+any other, and hand everything else on a connection to aiohttp, in order (RFC 9112 §9.3.2:
+responses to pipelined requests come in the order of the requests)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from engine.web import fastpath
+from engine.web.app import create_app
+from tests.oauth.conftest import ACME, OTHER, WORKER_SECRET, basic_auth, write_config
+
+DOCUMENTS = ("/.well-known/openid-configuration", "/.well-known/jwks.json", "/jwks.json",
+             "/realms/other/.well-known/openid-configuration", "/realms/other/.well-known/jwks.json")
+
+
+@pytest.fixture
+async def served(tmp_path, backend, unused_tcp_port_factory) -> AsyncIterator[str]:
+    """`idp serve`'s serving loop (fastpath.serve) on a free port; yields its base URL."""
+    port = unused_tcp_port_factory()
+    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
+    app = create_app(config, ephemeral_prefix=backend.ephemeral_prefix,
+                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
+    task = asyncio.create_task(fastpath.serve(app, "127.0.0.1", port))
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+        # the keys are read once by the aiohttp handler; the fast path serves them afterwards
+        for path in ("/.well-known/jwks.json", "/realms/other/.well-known/jwks.json"):
+            async with session.get(base + path) as response:
+                assert response.status == 200
+    yield base
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def raw(base: str, request: bytes, count: int = 1, *, expect_close: bool = False) -> bytes:
+    """Send bytes on one connection; read until `count` whole responses came (and, with
+    `expect_close`, until the server closes the connection)."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    received = b""
+    try:
+        while expect_close or not complete(received, count):
+            chunk = await asyncio.wait_for(reader.read(65536), 10)
+            if not chunk:
+                break
+            received += chunk
+    except TimeoutError:
+        raise AssertionError(f"no {'close' if expect_close else f'{count} responses'}: {received[:300]!r}") from None
+    finally:
+        writer.close()
+    return received
+
+
+def complete(data: bytes, count: int) -> bool:
+    try:
+        return len(responses(data)) >= count
+    except (ValueError, IndexError):
+        return False
+
+
+def get(path: str, *headers: str, method: str = "GET", version: str = "1.1") -> bytes:
+    lines = [f"{method} {path} HTTP/{version}", "Host: idp.test", *headers, "", ""]
+    return "\r\n".join(lines).encode()
+
+
+def responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Whole HTTP/1.1 responses with Content-Length bodies (what these endpoints send)."""
+    out = []
+    while b"\r\n\r\n" in data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", 0)) if status != 304 else 0
+        if len(rest) < length:
+            break
+        out.append((status, headers, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+async def test_documents_equal_the_aiohttp_answers(served, monkeypatch):
+    """The same body, ETag, Cache-Control and Content-Type as the aiohttp handler gives
+    (a query string sends the request to aiohttp; the handlers ignore it)."""
+    answered: list[bytes] = []
+    original = fastpath.Documents.answer
+
+    def spy(self, head: bytes):
+        answer = original(self, head)
+        if answer is not None:
+            answered.append(head.split(b" ")[1])
+        return answer
+
+    monkeypatch.setattr(fastpath.Documents, "answer", spy)
+    for path in DOCUMENTS:
+        (fast,) = responses(await raw(served, get(path)))
+        (slow,) = responses(await raw(served, get(path + "?via=aiohttp")))
+        assert fast[0] == slow[0] == 200, path
+        assert fast[2] == slow[2] and json.loads(fast[2]), path
+        for name in ("etag", "cache-control", "content-type", "content-length", "server"):
+            assert fast[1][name] == slow[1][name], (path, name)
+        assert "date" in fast[1] and "x-request-id" in fast[1]
+    assert answered == [p.encode() for p in DOCUMENTS]  # the fast path answered those, aiohttp the rest
+
+
+async def test_conditional_and_head_requests(served):
+    (first,) = responses(await raw(served, get("/.well-known/jwks.json")))
+    etag = first[1]["etag"]
+    (again,) = responses(await raw(served, get("/.well-known/jwks.json", f"If-None-Match: {etag}")))
+    assert again[0] == 304 and again[2] == b"" and again[1]["etag"] == etag
+    data = await raw(served, get("/.well-known/openid-configuration", "Connection: close", method="HEAD"), 0,
+                     expect_close=True)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == b""
+    assert b"Content-Length: " in head
+
+
+async def test_pipelined_requests_are_answered_in_order_across_the_hand_over(served):
+    """Documents, then a token request (aiohttp's), then a document again, in one write."""
+    form = b"grant_type=client_credentials"
+    token = (b"POST /token HTTP/1.1\r\nHost: idp.test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+             + f"Authorization: {basic_auth('worker', WORKER_SECRET)['Authorization']}\r\n".encode()
+             + f"Content-Length: {len(form)}\r\n\r\n".encode() + form)
+    data = await raw(served, get("/.well-known/openid-configuration") + get("/jwks.json") + token
+                     + get("/realms/other/.well-known/openid-configuration"), 4)
+    answers = responses(data)
+    assert [a[0] for a in answers] == [200, 200, 200, 200]
+    assert json.loads(answers[0][2])["issuer"] == served
+    assert "keys" in json.loads(answers[1][2])
+    assert "access_token" in json.loads(answers[2][2])
+    assert json.loads(answers[3][2])["issuer"] == served + "/realms/other"
+
+
+async def test_connection_close_http10_and_other_requests(served):
+    data = await raw(served, get("/.well-known/openid-configuration", "Connection: close"), expect_close=True)
+    assert data.startswith(b"HTTP/1.1 200") and b"Connection: close" in data
+    old = await raw(served, get("/.well-known/openid-configuration", version="1.0"), expect_close=True)
+    assert old.startswith(b"HTTP/1.") and b" 200 " in old.split(b"\r\n")[0]
+    (missing,) = responses(await raw(served, get("/realms/nope/.well-known/openid-configuration")))
+    assert missing[0] == 404 and json.loads(missing[2])["error"] == "not_found"
+    garbage = await raw(served, b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", expect_close=True)
+    assert b" 400 " in garbage.split(b"\r\n")[0]  # aiohttp's answer to a head it refuses
+
+
+async def test_request_ids_cors_and_metrics(served):
+    (answer,) = responses(await raw(served, get("/.well-known/jwks.json", "X-Request-Id: lb-42",
+                                                "Origin: https://app.example")))
+    assert answer[1]["x-request-id"] == "lb-42" and answer[1]["access-control-allow-origin"] == "*"
+    (generated,) = responses(await raw(served, get("/.well-known/jwks.json", 'X-Request-Id: has "quotes"')))
+    assert len(generated[1]["x-request-id"]) == 32
+    async with aiohttp.ClientSession() as session, session.get(served + "/metrics") as response:
+        text = await response.text()
+    counted = {(s.labels["route"], s.labels["status"]): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "http_requests_total" and s.labels["method"] == "GET"}
+    assert counted[("/.well-known/jwks.json", "200")] >= 3  # the warm-up by aiohttp, then ours
