@@ -14,8 +14,9 @@ from engine.web.appkeys import SERVICES
 
 
 def jwks_body(services: Any, realm: Realm) -> tuple[CachedBody, int] | None:
-    """The set and its max-age, if this instance holds the realm's keys (no await)."""
-    keys = services.keys.cached_keys(realm.name, realm.config.signing.algs)
+    """The set and its max-age without waiting, if this instance holds the realm's keys
+    (keys due for a re-read are served while it runs: `KeyManager.keys_now`)."""
+    keys = services.keys.keys_now(realm.name, realm.config.signing.algs)
     return None if keys is None else (keys.jwks_body, _max_age(services))
 
 

@@ -139,6 +139,7 @@ class KeyManager:
         self.verifier_cache_ttl = verifier_cache_ttl
         self._cache: dict[str, RealmKeys] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._rereads: dict[str, asyncio.Task[Any]] = {}
         self._on_event = on_event
 
     def cached_keys(self, realm: str, algs: list[str]) -> RealmKeys | None:
@@ -152,6 +153,29 @@ class KeyManager:
                     return None
             return cached
         return None
+
+    def keys_now(self, realm: str, algs: list[str]) -> RealmKeys | None:
+        """Without waiting: `cached_keys`, or keys due for a re-read (less than twice
+        CACHE_TTL old) while one re-read runs in the background; None if there are none.
+        For the JWKS at the protocol level (engine.web.fastpath), which cannot await."""
+        cached = self.cached_keys(realm, algs)
+        if cached is not None:
+            return cached
+        stale = self._cache.get(realm)
+        if stale is None or self.clock.now() - stale.read_at >= 2 * CACHE_TTL or any(a not in stale.signers
+                                                                                      for a in algs):
+            return None
+        if realm not in self._rereads:
+            self._rereads[realm] = asyncio.get_running_loop().create_task(self._reread(realm, algs))
+        return stale
+
+    async def _reread(self, realm: str, algs: list[str]) -> None:
+        try:
+            await self.realm_keys(realm, algs)
+        except Exception as exc:  # the store is down: the next request through aiohttp says so
+            log.warning("re-reading the keys of realm %s failed: %s", realm, exc)
+        finally:
+            self._rereads.pop(realm, None)
 
     async def realm_keys(self, realm: str, algs: list[str]) -> RealmKeys:
         """The realm's current keys, created on first use; cached for CACHE_TTL."""
