@@ -31,9 +31,9 @@ from engine.logs import REQUEST_ID, accept_request_id
 from engine.oauth.discovery import discovery_body
 from engine.oauth.jwks import jwks_body
 from engine.web.appkeys import SERVICES
+from engine.web.middleware import record_request
 
 log = logging.getLogger("engine.web")
-access_log = logging.getLogger("engine.access")
 
 MAX_HEAD = 8192  # a longer head is aiohttp's to judge
 DISCOVERY, JWKS, JWKS_SHORT = "/.well-known/openid-configuration", "/.well-known/jwks.json", "/jwks.json"
@@ -73,7 +73,7 @@ class Documents:
         self._date_second = 0
         self._date = ""
 
-    def answer(self, head: bytes) -> tuple[bytes, bool] | None:
+    def answer(self, head: bytes, remote: str | None = None) -> tuple[bytes, bool] | None:
         """(response bytes, close after) for a request head we can answer, else None."""
         started = perf_counter()
         parsed = _Head()
@@ -114,7 +114,7 @@ class Documents:
         response = "".join(lines).encode("latin-1")
         if not not_modified and method == b"GET":
             response += body.body
-        self._observe(method.decode(), route, status, perf_counter() - started, request_id)
+        self._observe(method.decode(), route, status, perf_counter() - started, request_id, remote)
         return response, close
 
     def _document(self, path: str) -> tuple[str, CachedBody, int] | None:
@@ -143,16 +143,13 @@ class Documents:
             self._date_second, self._date = now, formatdate(now, usegmt=True)
         return self._date
 
-    def _observe(self, method: str, route: str, status: int, seconds: float, request_id: str) -> None:
-        self.app[SERVICES].metrics.observe_request(route, method, status, seconds)
-        if access_log.isEnabledFor(logging.INFO):
-            token = REQUEST_ID.set(request_id)
-            try:
-                access_log.info("%s %s %d %.1fms", method, route, status, seconds * 1000,
-                                extra={"method": method, "route": route, "status": status,
-                                       "duration_ms": round(seconds * 1000, 2)})
-            finally:
-                REQUEST_ID.reset(token)
+    def _observe(self, method: str, route: str, status: int, seconds: float, request_id: str,
+                 remote: str | None) -> None:
+        token = REQUEST_ID.set(request_id)
+        try:
+            record_request(self.app, method, route, status, seconds, remote)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 class DocumentProtocol(asyncio.Protocol):
@@ -161,10 +158,13 @@ class DocumentProtocol(asyncio.Protocol):
     def __init__(self, server: web.Server, documents: Documents, connections: set[DocumentProtocol]) -> None:
         self.server, self.documents, self.connections = server, documents, connections
         self.transport: Any = None
+        self.remote: str | None = None
         self.buffer = bytearray()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.remote = peer[0] if isinstance(peer, tuple) else None
         self.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -186,7 +186,7 @@ class DocumentProtocol(asyncio.Protocol):
                     self.hand_over()
                 return
             try:
-                answer = self.documents.answer(bytes(buffer[:end + 4]))
+                answer = self.documents.answer(bytes(buffer[:end + 4]), self.remote)
             except Exception:  # never lose a connection to a bug here: aiohttp answers instead
                 log.exception("document fast path failed; handing the request to aiohttp")
                 answer = None

@@ -119,12 +119,18 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
 
 
 def _finished(request: web.Request, status: int, started: float) -> None:
-    elapsed = perf_counter() - started
-    route = route_template(request)
-    request.app[SERVICES].metrics.observe_request(route, request.method, status, elapsed)
+    remote = request.remote if access_log.isEnabledFor(logging.INFO) else None
+    record_request(request.app, request.method, route_template(request), status, perf_counter() - started, remote)
+
+
+def record_request(app: web.Application, method: str, route: str, status: int, seconds: float,
+                   remote: str | None = None) -> None:
+    """A request answered: into the metrics, and one access-log line (with the current
+    request id) unless the access log is off."""
+    app[SERVICES].metrics.observe_request(route, method, status, seconds)
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(
-            "%s %s %d %.1fms", request.method, route, status, elapsed * 1000,
-            extra={"method": request.method, "route": route, "status": status,
-                   "duration_ms": round(elapsed * 1000, 2), "remote": request.remote},
+            "%s %s %d %.1fms", method, route, status, seconds * 1000,
+            extra={"method": method, "route": route, "status": status,
+                   "duration_ms": round(seconds * 1000, 2), "remote": remote},
         )
