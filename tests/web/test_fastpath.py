@@ -173,3 +173,29 @@ async def test_request_ids_cors_and_metrics(served):
                for family in text_string_to_metric_families(text) for s in family.samples
                if s.name == "http_requests_total" and s.labels["method"] == "GET"}
     assert counted[("/.well-known/jwks.json", "200")] >= 3  # the warm-up by aiohttp, then ours
+
+
+async def test_a_silent_connection_is_closed_after_the_keepalive(tmp_path, backend, unused_tcp_port_factory):
+    """As aiohttp's keepalive_timeout: an idle client does not hold a connection forever."""
+    port = unused_tcp_port_factory()
+    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
+    app = create_app(config, ephemeral_prefix=backend.ephemeral_prefix,
+                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
+    task = asyncio.create_task(fastpath.serve(app, "127.0.0.1", port, keepalive=0.3))
+    try:
+        for _ in range(200):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        writer.write(get("/.well-known/openid-configuration"))  # one answer, then silence
+        data = await asyncio.wait_for(reader.read(65536), 10)
+        assert data.startswith(b"HTTP/1.1 200")
+        rest = await asyncio.wait_for(reader.read(), 5)  # EOF once the keepalive passed
+        assert rest == b"" or rest.startswith(b"{")  # the body may come in a second read
+        writer.close()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -36,6 +36,7 @@ from engine.web.middleware import record_request
 log = logging.getLogger("engine.web")
 
 MAX_HEAD = 8192  # a longer head is aiohttp's to judge
+KEEPALIVE = 75.0  # seconds a connection may stay silent (aiohttp's keepalive_timeout)
 DISCOVERY, JWKS, JWKS_SHORT = "/.well-known/openid-configuration", "/.well-known/jwks.json", "/jwks.json"
 _REALM_PATH = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(/\.well-known/openid-configuration|/\.well-known/jwks\.json"
                          r"|/jwks\.json)$")
@@ -155,8 +156,13 @@ class Documents:
 class DocumentProtocol(asyncio.Protocol):
     """A connection: documents answered here until the first other request, then aiohttp's."""
 
-    def __init__(self, server: web.Server, documents: Documents, connections: set[DocumentProtocol]) -> None:
+    def __init__(self, server: web.Server, documents: Documents, connections: set[DocumentProtocol],
+                 keepalive: float = KEEPALIVE) -> None:
         self.server, self.documents, self.connections = server, documents, connections
+        self.keepalive = keepalive
+        self.idle: asyncio.TimerHandle | None = None
+        self.loop: Any = None
+        self.last_active = 0.0
         self.transport: Any = None
         self.remote: str | None = None
         self.buffer = bytearray()
@@ -166,9 +172,27 @@ class DocumentProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if isinstance(peer, tuple) else None
         self.connections.add(self)
+        self.loop = asyncio.get_running_loop()
+        self.last_active = self.loop.time()
+        self.idle = self.loop.call_at(self.last_active + self.keepalive, self._close_if_silent)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
         self.connections.discard(self)
+
+    def _close_if_silent(self) -> None:
+        """A connection silent for `keepalive` seconds is closed, as aiohttp would (one
+        timer per connection, moved only when it fires)."""
+        due = self.last_active + self.keepalive
+        if self.loop.time() >= due:
+            self.close()
+        else:
+            self.idle = self.loop.call_at(due, self._close_if_silent)
+
+    def _stop_timer(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
 
     def pause_writing(self) -> None:  # a client that sends faster than it reads waits
         self.transport.pause_reading()
@@ -177,6 +201,7 @@ class DocumentProtocol(asyncio.Protocol):
         self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
         buffer = self.buffer
         buffer += data
         while buffer:
@@ -204,6 +229,7 @@ class DocumentProtocol(asyncio.Protocol):
 
     def hand_over(self) -> None:
         """aiohttp's protocol takes the connection and the bytes not answered yet."""
+        self._stop_timer()
         self.connections.discard(self)
         handler = self.server()
         self.transport.set_protocol(handler)
@@ -213,13 +239,14 @@ class DocumentProtocol(asyncio.Protocol):
             handler.data_received(data)
 
     def close(self) -> None:
+        self._stop_timer()
         self.connections.discard(self)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
 
 async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
-                shutdown_timeout: float = 15) -> None:
+                shutdown_timeout: float = 15, keepalive: float = KEEPALIVE) -> None:
     """Run `app` until SIGINT/SIGTERM (aiohttp's `AppRunner`, whose signal handlers raise
     `GracefulExit`), its connections starting with `DocumentProtocol`. Stopping: stop
     listening, close the document connections (never busy between two events), then
@@ -233,7 +260,7 @@ async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool 
     listener = None
     try:
         listener = await asyncio.get_running_loop().create_server(
-            lambda: DocumentProtocol(server, documents, connections), host, port,
+            lambda: DocumentProtocol(server, documents, connections, keepalive), host, port,
             reuse_port=reuse_port or None, backlog=1024,
         )
         log.info("serving on http://%s:%d", host, port)
