@@ -50,10 +50,17 @@ def secret_matches(client: Client, presented: str) -> bool:
     if client.secret_sha256 is not None:
         expected = client.secret_sha256
     elif client.secret is not None:
-        expected = sha256_hex(client.secret.get_secret_value())
+        expected = _configured_hash(client.secret.get_secret_value())
     else:
         return False
     return same_hash(presented, expected)
+
+
+@lru_cache(maxsize=1024)
+def _configured_hash(secret: str) -> str:
+    """The hash of a `${ENV}` client secret, once per configured value (it is in memory
+    anyway, as the configuration)."""
+    return sha256_hex(secret)
 
 
 def authenticate_client(
