@@ -211,3 +211,41 @@ async def test_disabled_user_cannot_refresh(idp):
     tokens = await issue_user_tokens(idp, user)
     await idp.services.durable.update_user("acme", user.id, disabled=True)
     await assert_invalid_grant(await refresh(idp, tokens["refresh_token"]))
+
+
+async def test_a_store_failure_before_the_rotation_leaves_the_token_live(idp):
+    """RFC 6749 §5.2 + §6: a refresh that fails with 503 (the user lookup could not reach
+    the store) must not have consumed the token: the retry succeeds, even for a client
+    without reuse_grace, instead of looking like a reuse that revokes the family."""
+    from engine.store.protocols import StoreUnavailable
+
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user, client_id="spa")
+    services = idp.services
+    healthy = services.durable
+
+    class UserLookupDown:
+        def __getattr__(self, name):
+            return getattr(healthy, name)
+
+        async def get_user(self, realm, user_id):
+            raise StoreUnavailable("postgres: connection reset")
+
+    services.durable = UserLookupDown()
+    try:
+        failed = await refresh(idp, tokens["refresh_token"], client_id="spa")
+    finally:
+        services.durable = healthy
+    assert failed.status == 503
+    retried = await refresh(idp, tokens["refresh_token"], client_id="spa")
+    assert retried.status == 200, await retried.text()
+
+
+async def test_a_refused_refresh_does_not_consume_the_token(idp):
+    """A disabled user's refresh is refused before rotating: enabled again, the same token works."""
+    user = await idp.add_user()
+    tokens = await issue_user_tokens(idp, user, client_id="spa")  # no reuse_grace
+    await idp.services.durable.update_user("acme", user.id, disabled=True)
+    await assert_invalid_grant(await refresh(idp, tokens["refresh_token"], client_id="spa"))
+    await idp.services.durable.update_user("acme", user.id, disabled=False)
+    assert "access_token" in await rotated(idp, tokens["refresh_token"], client_id="spa")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ PREFIX = "rt_"
 class Rotation:
     token: str  # the successor, plaintext, for the response only
     family: RefreshFamily
+    checked: Any = None  # what `before` returned
 
 
 class ReuseDetected(InvalidGrant):
@@ -85,8 +87,12 @@ class RefreshTokens:
         await self.services.durable.create_refresh_family(family, first)
         return token, family
 
-    async def rotate(self, realm: Realm, client: Client, token: str) -> Rotation:
-        """Replace `token` by its successor; InvalidGrant (ReuseDetected on reuse) otherwise."""
+    async def rotate(self, realm: Realm, client: Client, token: str,
+                     before: Callable[[RefreshFamily], Awaitable[Any]] | None = None) -> Rotation:
+        """Replace `token` by its successor; InvalidGrant (ReuseDetected on reuse) otherwise.
+        `before(family)` runs first (what it raises leaves the token unused; what it
+        returns is `Rotation.checked`): what can refuse the request or fail on a store is
+        done before the rotation commits, so a retry finds the token still live."""
         durable = self.services.durable
         now = self.services.clock.now()
         old_hash = sha256_hex(token)
@@ -95,6 +101,7 @@ class RefreshTokens:
             # RFC 6749 §10.4: a token is bound to the client it was issued to.
             raise InvalidGrant("the refresh token is invalid, expired or revoked")
         family = found[1]
+        checked = await before(family) if before is not None else None
         new_token = self.successor(token)
         new = RefreshToken(
             token_hash=sha256_hex(new_token), family_id=family.id, realm=realm.name,
@@ -102,7 +109,7 @@ class RefreshTokens:
         )
         result = await durable.rotate_refresh_token(realm.name, old_hash, new, now)
         if result.status == "rotated":
-            return Rotation(new_token, result.family or family)
+            return Rotation(new_token, result.family or family, checked)
         if result.status == "already_rotated" and result.token is not None:
             replaced_at = result.token.replaced_at or now
             # A zero grace means none: with a frozen (or coarse) clock `now - replaced_at`
@@ -111,7 +118,7 @@ class RefreshTokens:
             if in_grace and result.token.replaced_by == new.token_hash:
                 current = await durable.get_refresh_token(realm.name, new.token_hash)
                 if current is not None and current[0].replaced_by is None and current[1].revoked_at is None:
-                    return Rotation(new_token, current[1])
+                    return Rotation(new_token, current[1], checked)
             await self.revoke_family(realm, family.id, "refresh_reuse")
             await self.services.audit(
                 realm.name, "refresh_reuse_detected", user_id=family.user_id,

@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.errors import InvalidRequest
 from engine.oauth.grants.common import live_user, mint_user_tokens, narrow_scope, token_response
-from engine.secrets_util import sha256_hex
+from engine.store.protocols import RefreshFamily, User
 
 
 class RefreshTokenGrant:
@@ -19,16 +19,15 @@ class RefreshTokenGrant:
         token = params.get("refresh_token")
         if not token:
             raise InvalidRequest("refresh_token is required")
-        scope = None
-        if params.get("scope"):
-            # Check before rotating: a refused request must not consume the token.
-            found = await services.durable.get_refresh_token(realm.name, sha256_hex(token))
-            if found is not None:
-                scope = narrow_scope(params["scope"], found[1].scope)
-        rotation = await services.refresh.rotate(realm, client, token)
+
+        async def check(family: RefreshFamily) -> tuple[str, User]:
+            # Before rotating: a refused request (a wider scope, a disabled user) or a store
+            # failure here must not consume the token.
+            return narrow_scope(params.get("scope"), family.scope), await live_user(services, realm, family.user_id)
+
+        rotation = await services.refresh.rotate(realm, client, token, before=check)
         family = rotation.family
-        scope = scope or family.scope
-        user = await live_user(services, realm, family.user_id)
+        scope, user = rotation.checked
         minted, id_token = await mint_user_tokens(
             services, realm, client, user, scope=scope, auth_time=int(family.auth_time.timestamp()),
             session_id=family.session_id, grant_id=family.id,
