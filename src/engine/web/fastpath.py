@@ -165,6 +165,7 @@ class DocumentProtocol(asyncio.Protocol):
         self.last_active = 0.0
         self.transport: Any = None
         self.remote: str | None = None
+        self.reading_paused = False
         self.buffer = bytearray()
 
     def connection_made(self, transport: Any) -> None:
@@ -195,9 +196,11 @@ class DocumentProtocol(asyncio.Protocol):
             self.idle = None
 
     def pause_writing(self) -> None:  # a client that sends faster than it reads waits
+        self.reading_paused = True
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.reading_paused = False
         self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -234,6 +237,8 @@ class DocumentProtocol(asyncio.Protocol):
         handler = self.server()
         self.transport.set_protocol(handler)
         handler.connection_made(self.transport)
+        if self.reading_paused:  # aiohttp paces its own writes; reading was ours to pause
+            self.transport.resume_reading()
         if self.buffer:
             data, self.buffer = bytes(self.buffer), bytearray()
             handler.data_received(data)
