@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -199,3 +200,26 @@ async def test_a_silent_connection_is_closed_after_the_keepalive(tmp_path, backe
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_client_that_pipelines_without_reading_gets_every_answer_in_order(served):
+    """Flow control: answers wait while the client does not read (the server stops
+    answering instead of buffering without bound), and all come once it reads."""
+    count = 3000
+    host, port = served.removeprefix("http://").split(":")
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server must wait
+    client.connect((host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=client)
+    writer.write(get("/.well-known/openid-configuration") * count + get("/nope"))
+    await writer.drain()
+    await asyncio.sleep(0.5)  # the server fills the socket buffers and has to wait for us
+    data = b""
+    while b'"not_found"' not in data:
+        chunk = await asyncio.wait_for(reader.read(1 << 20), 10)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    writer.close()
+    answers = responses(data)
+    assert [a[0] for a in answers[:count]] == [200] * count
+    assert answers[count][0] == 404  # and the hand-over after them still happens in order

@@ -202,12 +202,16 @@ class DocumentProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.reading_paused = False
         self.transport.resume_reading()
+        self._answer_buffered()  # what was read before the pause
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
+        self.buffer += data
+        self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
         buffer = self.buffer
-        buffer += data
-        while buffer:
+        while buffer and not self.reading_paused:  # a client that does not read gets no more
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(buffer) > MAX_HEAD:
