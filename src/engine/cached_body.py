@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +17,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 class CachedBody:
     body: bytes
     etag: str
+    # (max_age, with body) -> the response headers, built once per body (not a global
+    # cache: bodies come and go with realms and key rotations)
+    _header_sets: dict[tuple[int, bool], CIMultiDictProxy[str]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, document: Any) -> CachedBody:
@@ -29,9 +32,11 @@ class CachedBody:
             return web.Response(status=304, headers=self._headers(max_age, False))
         return web.Response(body=self.body, headers=self._headers(max_age, True))
 
-    @cache  # noqa: B019 (a few max-ages per body; the body lives as long as its realm)
     def _headers(self, max_age: int, with_body: bool) -> CIMultiDictProxy[str]:
-        headers = CIMultiDict({"ETag": self.etag, "Cache-Control": f"public, max-age={max_age}"})
-        if with_body:
-            headers["Content-Type"] = "application/json"
-        return CIMultiDictProxy(headers)
+        found = self._header_sets.get((max_age, with_body))
+        if found is None:
+            headers = CIMultiDict({"ETag": self.etag, "Cache-Control": f"public, max-age={max_age}"})
+            if with_body:
+                headers["Content-Type"] = "application/json"
+            found = self._header_sets[(max_age, with_body)] = CIMultiDictProxy(headers)
+        return found

@@ -56,6 +56,7 @@ def metadata(realm: Realm) -> dict[str, Any]:
     }
 
 
+PATH = "/.well-known/openid-configuration"
 MAX_AGE = 300
 
 

@@ -12,6 +12,8 @@ from engine.cached_body import CachedBody
 from engine.realm import Realm
 from engine.web.appkeys import SERVICES
 
+PATHS = ("/.well-known/jwks.json", "/jwks.json")
+
 
 def jwks_body(services: Any, realm: Realm) -> tuple[CachedBody, int] | None:
     """The set and its max-age without waiting, if this instance holds the realm's keys

@@ -28,6 +28,8 @@ from engine.config import Config
 from engine.http import http_client
 from engine.mail.service import MailService
 from engine.metrics import MetricsSink, metrics_endpoint, multiprocess_mode
+from engine.oauth import discovery as discovery_module
+from engine.oauth import jwks as jwks_module
 from engine.oauth.authorize import authorize, resume
 from engine.oauth.consent import consent_decision, consent_page
 from engine.oauth.discovery import discovery
@@ -146,9 +148,9 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
-    add_realm_route(app, ["GET"], "/.well-known/openid-configuration", discovery, cors=PUBLIC)
-    add_realm_route(app, ["GET"], "/.well-known/jwks.json", jwks, cors=PUBLIC)
-    add_realm_route(app, ["GET"], "/jwks.json", jwks, cors=PUBLIC)
+    add_realm_route(app, ["GET"], discovery_module.PATH, discovery, cors=PUBLIC)
+    for path in jwks_module.PATHS:
+        add_realm_route(app, ["GET"], path, jwks, cors=PUBLIC)
     add_realm_route(app, ["POST"], "/token", token, cors=CLIENTS)
     add_realm_route(app, ["GET", "POST"], "/userinfo", userinfo, cors=CLIENTS)
     add_realm_route(app, ["POST"], "/introspect", introspect)

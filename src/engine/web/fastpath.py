@@ -28,19 +28,18 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from engine.cached_body import CachedBody
 from engine.logs import REQUEST_ID, accept_request_id
-from engine.oauth.discovery import discovery_body
-from engine.oauth.jwks import jwks_body
+from engine.oauth import discovery, jwks
 from engine.web.appkeys import SERVICES
+from engine.web.cors import EXPOSE_HEADERS
 from engine.web.middleware import record_request
 
 log = logging.getLogger("engine.web")
 
 MAX_HEAD = 8192  # a longer head is aiohttp's to judge
 KEEPALIVE = 75.0  # seconds a connection may stay silent (aiohttp's keepalive_timeout)
-DISCOVERY, JWKS, JWKS_SHORT = "/.well-known/openid-configuration", "/.well-known/jwks.json", "/jwks.json"
-_REALM_PATH = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(/\.well-known/openid-configuration|/\.well-known/jwks\.json"
-                         r"|/jwks\.json)$")
-_EXPOSE = "Access-Control-Expose-Headers: WWW-Authenticate, Retry-After, X-Request-Id\r\n"
+DOCUMENT_PATHS = (discovery.PATH, *jwks.PATHS)  # as engine.web.app routes them
+_REALM_PATH = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(" + "|".join(map(re.escape, DOCUMENT_PATHS)) + ")$")
+_CORS = f"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: {EXPOSE_HEADERS}\r\n"
 
 
 class _Head:
@@ -108,7 +107,7 @@ class Documents:
             lines.append(f"Content-Type: application/json\r\nContent-Length: {len(body.body)}\r\n")
         lines.append(f"X-Request-Id: {request_id}\r\nDate: {self._http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n")
         if b"origin" in headers:
-            lines.append("Access-Control-Allow-Origin: *\r\n" + _EXPOSE)
+            lines.append(_CORS)
         if close:
             lines.append("Connection: close\r\n")
         lines.append("\r\n")
@@ -124,16 +123,16 @@ class Documents:
         match = _REALM_PATH.match(path)
         if match is not None:
             name, tail, prefix = match.group(1), match.group(2), "/realms/{realm}"
-        elif path in (DISCOVERY, JWKS, JWKS_SHORT) and runtime.root_realm:
+        elif path in DOCUMENT_PATHS and runtime.root_realm:
             name, tail, prefix = runtime.root_realm, path, ""
         else:
             return None
         realm = runtime.realms.get(name)
         if realm is None:
             return None
-        if tail == DISCOVERY:
-            return prefix + tail, discovery_body(realm), 300
-        found = jwks_body(services, realm)
+        if tail == discovery.PATH:
+            return prefix + tail, discovery.discovery_body(realm), discovery.MAX_AGE
+        found = jwks.jwks_body(services, realm)
         if found is None:  # keys not read yet, or due for a re-read: aiohttp's handler awaits them
             return None
         return prefix + tail, found[0], found[1]
