@@ -52,3 +52,16 @@ async def test_consent_post_without_csrf_is_refused(idp):
     flow_id = query_of(resp.headers["Location"])["flow"]
     resp = await idp.client.post("/consent", data={"flow": flow_id, "decision": "allow"}, allow_redirects=False)
     assert resp.status == 400 and "Location" not in resp.headers
+
+
+async def test_a_login_inside_the_flow_satisfies_prompt_login_through_consent(idp):
+    """OIDC Core §3.1.2.1 prompt=login (and max_age): the login done in this flow counts
+    at the consent step after it, so the user is not sent back to the login page."""
+    await idp.add_user()
+    await login_for_code(idp, scope="openid", **WEB)  # a session, and consent for `openid`
+    resp, _ = await authorize(idp, scope="openid videos.read", prompt="login", max_age="0", **WEB)
+    assert "/login?flow=" in resp.headers["Location"]
+    resp = await submit_login(idp, resp.headers["Location"], "alice@example.com", "correct horse battery")
+    assert "/consent?flow=" in resp.headers["Location"]  # videos.read is new
+    resp = await submit_consent(idp, resp.headers["Location"])
+    assert resp.status == 303 and "code" in query_of(resp.headers["Location"]), resp.headers["Location"]

@@ -54,6 +54,31 @@ async def test_code_is_single_use_and_replay_revokes_first_tokens(idp):
     assert userinfo.status == 401
 
 
+async def test_a_replay_while_the_first_use_is_issuing_revokes_it_too(idp, monkeypatch):
+    """§10.5 when the replay comes before the first use has finished: the first use is
+    flagged, and it revokes what it issued instead of handing it out."""
+    from engine.oauth.grants import authorization_code
+
+    await idp.add_user()
+    code, verifier, _ = await login_for_code(idp)
+    minting, release = asyncio.Event(), asyncio.Event()
+    original = authorization_code.mint_user_tokens
+
+    async def paused(*args, **kwargs):
+        minting.set()
+        await release.wait()
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(authorization_code, "mint_user_tokens", paused)
+    first = asyncio.create_task(exchange(idp, code, verifier))
+    await asyncio.wait_for(minting.wait(), 10)
+    replay = await exchange(idp, code, verifier)
+    assert replay.status == 400 and (await replay.json())["error"] == "invalid_grant"
+    release.set()
+    answer = await first
+    assert answer.status == 400 and "revoked" in (await answer.json())["error_description"]
+
+
 async def test_concurrent_exchanges_of_one_code_have_one_winner(idp):
     """Single use under concurrency (atomic take)."""
     await idp.add_user()

@@ -54,6 +54,35 @@ async def test_take_returns_value_once(ephemeral: EphemeralStore):
     assert await ephemeral.get("k") is None
 
 
+async def test_take_can_leave_a_mark_only_when_it_took_something(ephemeral: EphemeralStore):
+    """take(leave=...) stores the mark (with its TTL) in the same step, and only when the
+    value was there: a take of a missing key overwrites no mark."""
+    await ephemeral.put("code", VALUE, 60)
+    assert await ephemeral.take("code", leave=("used", {"first": True}, 30)) == VALUE
+    assert await ephemeral.get("used") == {"first": True}
+    assert 0 < (await ephemeral.ttl("used") or 0) <= 30
+    assert await ephemeral.take("code", leave=("used", {"second": True}, 30)) is None
+    assert await ephemeral.get("used") == {"first": True}
+    assert await ephemeral.get("code") is None
+
+
+async def test_swap_stores_and_returns_the_old_value(ephemeral: EphemeralStore):
+    assert await ephemeral.swap("k", {"v": 1}, 60) is None
+    assert await ephemeral.swap("k", {"v": 2}, 60) == {"v": 1}
+    assert await ephemeral.get("k") == {"v": 2}
+    with pytest.raises(ValueError):
+        await ephemeral.swap("k", {"v": 3}, 0)
+
+
+async def test_concurrent_swaps_see_every_value_once(ephemeral: EphemeralStore):
+    """50 concurrent swaps: each old value is returned to exactly one swapper."""
+    await asyncio.gather(*(ephemeral.ping() for _ in range(50)))
+    olds = await asyncio.gather(*(ephemeral.swap("s", {"n": i}, 60) for i in range(50)))
+    final = await ephemeral.get("s")
+    seen = sorted([o["n"] for o in olds if o is not None] + [final["n"]])
+    assert olds.count(None) == 1 and seen == list(range(50))
+
+
 async def test_delete(ephemeral: EphemeralStore):
     """delete removes the key; deleting a missing key is not an error."""
     await ephemeral.put("k", VALUE, 60)

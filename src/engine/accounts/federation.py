@@ -42,7 +42,7 @@ from engine.oauth.authorize import (
     see_other,
     validate_request,
 )
-from engine.oauth.flows import Flow, finish_flow, load_flow, save_flow, start_flow
+from engine.oauth.flows import Flow, finish_flow, load_flow, note_login, start_flow
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, enforce
 from engine.providers import AccessDenied, ProviderError
@@ -205,8 +205,7 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
                                   provider=provider_id, previous=previous)
     await services.audit(realm.name, events.LOGIN, user_id=user.id, ip=ip, client_id=client_id,
                          provider=provider_id)
-    flow.data["login_at"] = session.auth_time
-    await save_flow(services, realm, flow)
+    note_login(flow, session.auth_time)
     return await continue_flow(request, realm, flow.data, session, flow=flow, response=response)
 
 

@@ -15,7 +15,7 @@ from engine.accounts import lockout
 from engine.accounts.sessions import current_session, start_session
 from engine.errors import NotFound, RateLimited
 from engine.oauth.authorize import continue_flow, realm_base
-from engine.oauth.flows import load_flow, save_flow
+from engine.oauth.flows import load_flow, note_login, save_flow
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, hit
 from engine.providers import LoginFailed
@@ -112,6 +112,5 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
                                   provider=provider_id, previous=previous)
     await services.audit(realm.name, events.LOGIN, user_id=identity.user_id, ip=ip,
                          client_id=client_id, provider=provider_id)
-    flow.data["login_at"] = session.auth_time
-    await save_flow(services, realm, flow)
+    note_login(flow, session.auth_time)
     return await continue_flow(request, realm, flow.data, session, flow=flow, response=response)

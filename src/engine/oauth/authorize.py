@@ -21,7 +21,7 @@ from engine.config import Client
 from engine.errors import InvalidRequest, OAuthError
 from engine.oauth import pkce
 from engine.oauth.codes import issue_code
-from engine.oauth.flows import Flow, finish_flow, load_flow, start_flow
+from engine.oauth.flows import Flow, finish_flow, load_flow, save_flow, start_flow
 from engine.oauth.grants.common import parse_scope
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, enforce
@@ -224,6 +224,8 @@ async def _interact(request, realm, authz, flow, step: str, response) -> web.Str
             result.cookies[morsel.key] = morsel
     if flow is None:
         flow = await start_flow(result, request, services, realm, authz)
+    elif flow.unsaved:
+        await save_flow(services, realm, flow)
     result.headers["Location"] = f"{realm_base(request, realm)}/{step}?flow={flow.id}"
     return result
 

@@ -283,8 +283,13 @@ class EphemeralStore(Protocol):
     async def get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
         """`get` of several keys in one round trip, in order."""
 
-    async def take(self, key: str) -> dict[str, Any] | None:
-        """Atomic get-and-delete: of N concurrent takes of one key exactly one gets the value."""
+    async def take(self, key: str, *, leave: tuple[str, dict[str, Any], int] | None = None) -> dict[str, Any] | None:
+        """Atomic get-and-delete: of N concurrent takes of one key exactly one gets the value.
+        With `leave` (key, value, ttl), the one that gets it also stores that, in the same
+        atomic step (a single-use value and the mark of its use, in one round trip)."""
+
+    async def swap(self, key: str, value: dict[str, Any], ttl: int) -> dict[str, Any] | None:
+        """Atomic store-and-return-the-old-value (None if there was none)."""
 
     async def delete(self, key: str) -> None: ...
 

@@ -27,13 +27,14 @@ class AuthorizationCodeGrant:
             raise InvalidRequest("code is required")
         code_hash = sha256_hex(code)
         ephemeral = services.ephemeral
-        grant = await ephemeral.take(code_key(realm.name, code_hash))
+        lifetime = int(realm.config.lifetimes.auth_code.total_seconds())
+        used_ttl = lifetime + int(realm.config.lifetimes.access_token.total_seconds()) + 60
+        used_key = used_code_key(realm.name, code_hash)
+        # Taken, and marked used in the same atomic step: a replay from now on finds the mark.
+        grant = await ephemeral.take(code_key(realm.name, code_hash), leave=(used_key, {}, used_ttl))
         if grant is None:
             await self._replayed(request, code_hash)
             raise InvalidGrant("the authorization code is invalid, expired or already used")
-        lifetime = int(realm.config.lifetimes.auth_code.total_seconds())
-        used_ttl = lifetime + int(realm.config.lifetimes.access_token.total_seconds()) + 60
-        await ephemeral.put(used_code_key(realm.name, code_hash), {"client_id": grant["client_id"]}, used_ttl)
         if grant["exp"] <= services.clock.timestamp():
             raise InvalidGrant("the authorization code has expired")
         if grant["client_id"] != client.client_id:
@@ -60,8 +61,9 @@ class AuthorizationCodeGrant:
         )
         issued = {"client_id": client.client_id, "family_id": family_id,
                   "jti": minted.claims["jti"], "exp": minted.claims["exp"]}
-        marker = await ephemeral.get(used_code_key(realm.name, code_hash))
-        await ephemeral.put(used_code_key(realm.name, code_hash), issued, used_ttl)
+        # What was issued replaces the mark atomically: a replay before this saw the mark and
+        # flagged it (we revoke), a replay after it finds what to revoke.
+        marker = await ephemeral.swap(used_key, issued, used_ttl)
         if marker and marker.get("replayed"):
             # The code was replayed while we were issuing: revoke what we just made.
             await self._revoke(request, issued)
@@ -76,11 +78,12 @@ class AuthorizationCodeGrant:
         realm, services = request.realm, request.services
         key = used_code_key(realm.name, code_hash)
         issued = await services.ephemeral.get(key)
-        if issued is None:
+        if issued is None:  # never issued, or long gone (and no key is made for a made-up code)
             return
-        if issued.get("jti") is None:
-            await services.ephemeral.put(key, {**issued, "replayed": True}, 600)
-            return
+        if issued.get("jti") is None:  # the first use is still issuing: flag it, atomically
+            issued = await services.ephemeral.swap(key, {**issued, "replayed": True}, 600)
+            if issued is None or issued.get("jti") is None:
+                return  # the first use sees the flag and revokes what it issued
         await self._revoke(request, issued)
 
     async def _revoke(self, request, issued: dict[str, Any]) -> None:

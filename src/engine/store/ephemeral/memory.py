@@ -71,12 +71,24 @@ class MemoryEphemeralStore:
     async def get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
         return [await self.get(key) for key in keys]
 
-    async def take(self, key: str) -> dict[str, Any] | None:
-        entry = self._live(key, self._clock())
+    async def take(self, key: str, *, leave: tuple[str, dict[str, Any], int] | None = None) -> dict[str, Any] | None:
+        now = self._clock()
+        entry = self._live(key, now)
         if entry is None:
             return None
         del self._data[key]
+        if leave is not None:
+            mark_key, mark, ttl = leave
+            _check_ttl(ttl)
+            self._data[mark_key] = (now + ttl, json.dumps(mark))
         return json.loads(entry[1])
+
+    async def swap(self, key: str, value: dict[str, Any], ttl: int) -> dict[str, Any] | None:
+        _check_ttl(ttl)
+        now = self._clock()
+        entry = self._live(key, now)
+        self._data[key] = (now + ttl, json.dumps(value))
+        return None if entry is None else json.loads(entry[1])
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)

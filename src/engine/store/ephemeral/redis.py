@@ -1,7 +1,8 @@
 """Production ephemeral store: Redis through redis.asyncio (needs Redis >= 7.0).
 
 Values are JSON strings under `<prefix><key>`. `take` is `GETDEL` (one of N concurrent
-takers gets the value), `put(only_if_absent=True)` is `SET NX EX`, and `incr` is
+takers gets the value; with `leave`, a Lua script that also `SET`s the mark when it took
+something), `swap` is `SET GET EX`, `put(only_if_absent=True)` is `SET NX EX`, and `incr` is
 `INCR` + `EXPIRE NX` in one MULTI/EXEC so a counter never lives without a TTL and its TTL
 is never extended.
 
@@ -40,6 +41,13 @@ def _mapped_errors() -> Iterator[None]:
         raise StoreError(f"redis: {exc}") from exc
 
 
+_TAKE_AND_LEAVE = """
+local value = redis.call('GETDEL', KEYS[1])
+if value then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2]) end
+return value
+"""
+
+
 def _check_ttl(ttl: int) -> None:
     if ttl <= 0:
         raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
@@ -52,6 +60,7 @@ class RedisEphemeralStore:
         self._pool = pool
         self._redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
+        self._take_and_leave = self._redis.register_script(_TAKE_AND_LEAVE)  # EVALSHA, loaded on first use
 
     @classmethod
     async def open(
@@ -112,9 +121,21 @@ class RedisEphemeralStore:
             texts = await self._redis.mget([self._key(key) for key in keys])
         return [None if text is None else json.loads(text) for text in texts]
 
-    async def take(self, key: str) -> dict[str, Any] | None:
+    async def take(self, key: str, *, leave: tuple[str, dict[str, Any], int] | None = None) -> dict[str, Any] | None:
         with _mapped_errors():
-            text = await self._redis.getdel(self._key(key))
+            if leave is None:
+                text = await self._redis.getdel(self._key(key))
+            else:
+                mark_key, mark, ttl = leave
+                _check_ttl(ttl)
+                text = await self._take_and_leave(keys=[self._key(key), self._key(mark_key)],
+                                                  args=[json.dumps(mark), ttl])
+        return None if text is None else json.loads(text)
+
+    async def swap(self, key: str, value: dict[str, Any], ttl: int) -> dict[str, Any] | None:
+        _check_ttl(ttl)
+        with _mapped_errors():
+            text = await self._redis.set(self._key(key), json.dumps(value), ex=ttl, get=True)
         return None if text is None else json.loads(text)
 
     async def delete(self, key: str) -> None:
