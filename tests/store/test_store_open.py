@@ -140,7 +140,7 @@ async def test_redis_hung_server_fails_fast(silent_port: int):
     """A server that never answers: StoreUnavailable after the socket timeout."""
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
-        await RedisEphemeralStore.open(f"redis://127.0.0.1:{silent_port}/0", socket_timeout=0.5)
+        await RedisEphemeralStore.open(f"redis://127.0.0.1:{silent_port}/0", timeout=0.5)
     assert time.monotonic() - started < 3
 
 

@@ -6,8 +6,12 @@ something), `swap` is `SET GET EX`, `put(only_if_absent=True)` is `SET NX EX`, a
 `INCR` + `EXPIRE NX` in one MULTI/EXEC so a counter never lives without a TTL and its TTL
 is never extended.
 
-Faults: a blocking pool with short timeouts makes a dead or hung Redis fail fast with
-`StoreUnavailable` (503) instead of hanging requests, and there is no retry loop with
+Faults: every command has one deadline (`_Deadline`: waiting for a pooled connection,
+sending, reading), so a dead or hung Redis fails fast with `StoreUnavailable` (503)
+instead of hanging requests; redis-py's own socket timeouts are off because its send
+timeout wraps every write in a task of its own (issue 7: a tenth of a login's event-loop
+time went to timeouts). A command cut off by the deadline has its connection closed by
+redis-py, so no late reply is ever read as another command's. There is no retry loop with
 backoff (redis-py's default client retries for seconds). A command that meets a
 connection closed by the server is retried once, at once, on a new connection: after a
 Redis restart the pool's old connections are all dead, and without that retry each of
@@ -16,9 +20,8 @@ them would fail one request after Redis is back.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -31,14 +34,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from engine.store.protocols import StoreError, StoreUnavailable
 
 
-@contextmanager
-def _mapped_errors() -> Iterator[None]:
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
-        raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
-    except ResponseError as exc:
-        raise StoreError(f"redis: {exc}") from exc
+def _store_error(exc: BaseException) -> Exception | None:
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)):
+        return StoreUnavailable(f"redis: {type(exc).__name__}: {exc}")
+    if isinstance(exc, ResponseError):
+        return StoreError(f"redis: {exc}")
+    return None
 
 
 _TAKE_AND_LEAVE = """
@@ -46,6 +47,31 @@ local value = redis.call('GETDEL', KEYS[1])
 if value then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2]) end
 return value
 """
+
+
+class _Deadline:
+    """`async with`: the command inside (a pooled connection, sending, reading) finishes
+    within `seconds`, and Redis errors come out as store errors (the deadline as
+    StoreUnavailable)."""
+
+    __slots__ = ("seconds", "_timeout")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def __aenter__(self) -> None:
+        self._timeout = asyncio.timeout(self.seconds)
+        await self._timeout.__aenter__()
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        try:
+            await self._timeout.__aexit__(kind, exc, traceback)
+        except TimeoutError as expired:
+            raise StoreUnavailable(f"redis: no answer within {self.seconds} s") from expired
+        mapped = None if exc is None else _store_error(exc)
+        if mapped is not None:
+            raise mapped from exc
+        return False
 
 
 def _check_ttl(ttl: int) -> None:
@@ -56,8 +82,9 @@ def _check_ttl(ttl: int) -> None:
 class RedisEphemeralStore:
     """`EphemeralStore` on Redis. Open with `RedisEphemeralStore.open(url, prefix=...)`."""
 
-    def __init__(self, pool: aioredis.BlockingConnectionPool, *, prefix: str = "tessera:"):
+    def __init__(self, pool: aioredis.BlockingConnectionPool, *, prefix: str = "tessera:", timeout: float = 2.0):
         self._pool = pool
+        self._timeout = timeout
         self._redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._take_and_leave = self._redis.register_script(_TAKE_AND_LEAVE)  # EVALSHA, loaded on first use
@@ -69,21 +96,20 @@ class RedisEphemeralStore:
         *,
         prefix: str = "tessera:",
         max_connections: int = 50,
-        pool_timeout: float = 2.0,
-        socket_timeout: float = 2.0,
+        timeout: float = 2.0,
     ) -> RedisEphemeralStore:
         """Connect and PING; StoreUnavailable if Redis cannot be reached."""
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=pool_timeout,
-            socket_connect_timeout=socket_timeout,
-            socket_timeout=socket_timeout,
+            timeout=None,  # the command's deadline covers the wait for a connection
+            socket_connect_timeout=timeout,
+            socket_timeout=None,  # and sending and reading (`_Deadline`)
             decode_responses=True,
-            # Not on timeouts: a hung server fails the request after one socket_timeout.
+            # Not on timeouts: a hung server fails the request at the deadline.
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        store = cls(pool, prefix=prefix)
+        store = cls(pool, prefix=prefix, timeout=timeout)
         try:
             await store.ping()
         except BaseException:
@@ -95,7 +121,7 @@ class RedisEphemeralStore:
         return self.prefix + key
 
     async def ping(self) -> None:
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             await self._redis.ping()
 
     async def close(self) -> None:
@@ -107,22 +133,22 @@ class RedisEphemeralStore:
     ) -> bool:
         _check_ttl(ttl)
         text = json.dumps(value)
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             written = await self._redis.set(self._key(key), text, ex=ttl, nx=only_if_absent)
         return bool(written)
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             text = await self._redis.get(self._key(key))
         return None if text is None else json.loads(text)
 
     async def get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             texts = await self._redis.mget([self._key(key) for key in keys])
         return [None if text is None else json.loads(text) for text in texts]
 
     async def take(self, key: str, *, leave: tuple[str, dict[str, Any], int] | None = None) -> dict[str, Any] | None:
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             if leave is None:
                 text = await self._redis.getdel(self._key(key))
             else:
@@ -134,12 +160,12 @@ class RedisEphemeralStore:
 
     async def swap(self, key: str, value: dict[str, Any], ttl: int) -> dict[str, Any] | None:
         _check_ttl(ttl)
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             text = await self._redis.set(self._key(key), json.dumps(value), ex=ttl, get=True)
         return None if text is None else json.loads(text)
 
     async def delete(self, key: str) -> None:
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             await self._redis.delete(self._key(key))
 
     async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
@@ -147,7 +173,7 @@ class RedisEphemeralStore:
         if amount < 1:
             raise ValueError(f"amount must be at least 1, got {amount!r}")
         full = self._key(key)
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(full, amount)
                 pipe.expire(full, ttl, nx=True)
@@ -155,6 +181,6 @@ class RedisEphemeralStore:
         return int(count)
 
     async def ttl(self, key: str) -> int | None:
-        with _mapped_errors():
+        async with _Deadline(self._timeout):
             seconds = await self._redis.ttl(self._key(key))
         return None if seconds < 0 else int(seconds)  # -2: no key; -1: no TTL (never set)
