@@ -24,7 +24,7 @@ from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
 from engine.web.appkeys import SERVICES
-from engine.web.middleware import NO_STORE
+from engine.web.middleware import no_store_json
 
 INACTIVE: dict[str, Any] = {"active": False}
 ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time")
@@ -41,7 +41,7 @@ async def introspect(request: web.Request, realm: Realm) -> web.Response:
         body = await refresh_token_info(services, realm, client, token)
     else:
         body = await access_token_info(services, realm, token)
-    return web.json_response(body, headers=NO_STORE)
+    return no_store_json(body)
 
 
 async def access_token_info(services: Any, realm: Realm, token: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, enforce
 from engine.realm import Realm
 from engine.web.appkeys import SERVICES
-from engine.web.middleware import NO_STORE
+from engine.web.middleware import no_store_json
 
 
 @dataclass(frozen=True)
@@ -61,4 +61,4 @@ async def token(request: web.Request, realm: Realm) -> web.Response:
         raise UnauthorizedClient(f"this client may not use {grant_type}")
     body = await grant.issue(GrantRequest(realm, client, params, services, ip))
     services.metrics.token_issued(realm.name, grant_type)
-    return web.json_response(body, headers=NO_STORE)
+    return no_store_json(body)

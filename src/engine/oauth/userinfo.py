@@ -21,7 +21,7 @@ from engine.oauth.params import form_params
 from engine.realm import Realm
 from engine.tokens.issue import scope_claims
 from engine.web.appkeys import SERVICES
-from engine.web.middleware import NO_STORE
+from engine.web.middleware import no_store_json
 
 OPENID = "openid"
 
@@ -59,4 +59,4 @@ async def userinfo(request: web.Request, realm: Realm) -> web.Response:
     if user is None or user.disabled:
         raise InvalidToken("the token's user no longer exists or is disabled")
     body = {**scope_claims(realm, user, scopes), "sub": user.id}
-    return web.json_response(body, headers=NO_STORE)
+    return no_store_json(body)

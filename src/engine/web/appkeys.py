@@ -12,4 +12,3 @@ if TYPE_CHECKING:
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", object)  # type: ignore[arg-type]
 REALM: web.RequestKey[Realm] = web.RequestKey("realm", object)  # type: ignore[arg-type]
-BROWSER: web.RequestKey[bool] = web.RequestKey("browser", bool)

@@ -30,7 +30,6 @@ from engine.web.appkeys import REALM
 
 PUBLIC = "public"
 CLIENTS = "clients"
-CORS: web.RequestKey[str] = web.RequestKey("cors", str)
 
 ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id"
 EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, X-Request-Id"

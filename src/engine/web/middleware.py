@@ -16,18 +16,21 @@ signal costs a coroutine per request."""
 from __future__ import annotations
 
 import html
+import json
 import logging
 from time import perf_counter
+from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavailable
 from engine.logs import REQUEST_ID, accept_request_id
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
 from engine.web import cors
-from engine.web.appkeys import BROWSER, REALM, SERVICES
-from engine.web.cors import CORS
+from engine.web.appkeys import REALM, SERVICES
+from engine.web.routing import route_options
 from engine.web.templates import render
 
 log = logging.getLogger("engine.web")
@@ -36,11 +39,18 @@ access_log = logging.getLogger("engine.access")
 REQUEST_ID_HEADER = "X-Request-Id"
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_JSON_NO_STORE = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json; charset=utf-8", **NO_STORE}))
+
+
+def no_store_json(body: Any) -> web.Response:
+    """`web.json_response(body, headers=NO_STORE)` (the same bytes and headers) without
+    deriving the same headers again for every token, introspection and userinfo answer."""
+    return web.Response(body=json.dumps(body).encode(), headers=_JSON_NO_STORE)
 
 
 def render_error(request: web.Request, exc: OAuthError) -> web.Response:
     headers = {**NO_STORE, **exc.headers}
-    if request.get(BROWSER):
+    if route_options(request).browser:
         title = "Something went wrong" if exc.status >= 500 else "This request cannot be completed"
         realm = request.get(REALM)
         if realm is not None:  # the realm's own (overridable) error page
@@ -109,7 +119,7 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
         except Exception as exc:
             response = error_response(request, exc)
         response.headers[REQUEST_ID_HEADER] = request_id
-        cors_mode = request.get(CORS)
+        cors_mode = route_options(request).cors
         if cors_mode is not None:
             cors.apply(request, response, cors_mode)
         _finished(request, response.status, started)

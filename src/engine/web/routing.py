@@ -4,15 +4,34 @@ root realm, at `/<path>`. The realm is resolved here, once, and handed to the ha
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from engine.errors import NotFound
 from engine.realm import Realm
-from engine.web.appkeys import BROWSER, REALM, SERVICES
-from engine.web.cors import CORS, preflight_handler
+from engine.web.appkeys import REALM, SERVICES
+from engine.web.cors import preflight_handler
 
 RealmHandler = Callable[[web.Request, Realm], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class RouteOptions:
+    """How the middleware treats a route's responses: errors as HTML pages (`browser`),
+    CORS headers (`cors`: `engine.web.cors.PUBLIC` or `CLIENTS`)."""
+
+    browser: bool = False
+    cors: str | None = None
+
+
+DEFAULT_OPTIONS = RouteOptions()
+
+
+def route_options(request: web.Request) -> RouteOptions:
+    """The options of the route that matched (defaults for system routes: 404, 405).
+    Kept on the route's handler, not set on every request (issue 7: the hot paths)."""
+    return getattr(request.match_info.handler, "route_options", DEFAULT_OPTIONS)
 
 
 def resolve_realm(request: web.Request) -> Realm:
@@ -36,17 +55,16 @@ def add_realm_route(
     """Serve `handler` for `path` in every realm; `browser` routes render errors as HTML;
     `cors` (`engine.web.cors.PUBLIC` or `CLIENTS`) lets pages of other origins call it."""
     methods = list(methods)
+    options = RouteOptions(browser, cors)
 
     def scope(handler: RealmHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def scoped(request: web.Request) -> web.StreamResponse:
-            request[BROWSER] = browser
-            if cors is not None:
-                request[CORS] = cors
             realm = resolve_realm(request)
             request[REALM] = realm
             return await handler(request, realm)
 
         scoped.__name__ = getattr(handler, "__name__", "realm_handler")
+        scoped.route_options = options  # type: ignore[attr-defined]
         return scoped
 
     scoped = scope(handler)

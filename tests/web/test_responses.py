@@ -1,0 +1,17 @@
+"""Response helpers of the request middleware (engine.web.middleware)."""
+
+from __future__ import annotations
+
+
+def test_no_store_json_is_aiohttps_json_response():
+    """The hot paths' JSON answer: the body and headers `web.json_response` gives
+    (RFC 6749 §5.1: `Cache-Control: no-store`, `Pragma: no-cache`)."""
+    from aiohttp import web
+
+    from engine.web.middleware import NO_STORE, no_store_json
+
+    body = {"access_token": "a.b.c", "token_type": "Bearer", "expires_in": 600, "scope": "x y", "ü": "é"}
+    fast, slow = no_store_json(body), web.json_response(body, headers=NO_STORE)
+    assert fast.body == slow.body and fast.status == slow.status == 200
+    assert dict(fast.headers) == dict(slow.headers)
+    assert no_store_json(body).headers is not fast.headers  # each response its own headers
