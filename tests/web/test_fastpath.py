@@ -1,8 +1,9 @@
-"""The discovery/JWKS fast path (engine.web.fastpath) as `idp serve` runs it, over real
-sockets: it must answer exactly as the aiohttp handlers do (OIDC Discovery §4, RFC 7517,
-RFC 9110 §13.1.2 `If-None-Match` → 304, §9.3.2 HEAD), count and identify requests like
-any other, and hand everything else on a connection to aiohttp, in order (RFC 9112 §9.3.2:
-responses to pipelined requests come in the order of the requests)."""
+"""The fast path (engine.web.fastpath, engine.web.fastintrospect) as `idp serve` runs it,
+over real sockets: discovery/JWKS and introspection must be answered exactly as the
+aiohttp handlers do (OIDC Discovery §4, RFC 7517, RFC 9110 §13.1.2 `If-None-Match` → 304,
+§9.3.2 HEAD; RFC 7662 §2.2), counted and identified like any other request, and
+everything else on a connection handed to aiohttp, in order (RFC 9112 §9.3.2: responses
+to pipelined requests come in the order of the requests)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.web import fastpath
+from engine.web import fastintrospect, fastpath
 from engine.web.app import create_app
 from tests.oauth.conftest import ACME, OTHER, WORKER_SECRET, basic_auth, write_config
 
@@ -105,10 +106,10 @@ async def test_documents_equal_the_aiohttp_answers(served, monkeypatch):
     answered: list[bytes] = []
     original = fastpath.Documents.answer
 
-    def spy(self, head: bytes, *rest):
-        answer = original(self, head, *rest)
+    def spy(self, parsed, *rest):
+        answer = original(self, parsed, *rest)
         if answer is not None:
-            answered.append(head.split(b" ")[1])
+            answered.append(parsed.url)
         return answer
 
     monkeypatch.setattr(fastpath.Documents, "answer", spy)
@@ -223,3 +224,196 @@ async def test_a_client_that_pipelines_without_reading_gets_every_answer_in_orde
     answers = responses(data)
     assert [a[0] for a in answers[:count]] == [200] * count
     assert answers[count][0] == 404  # and the hand-over after them still happens in order
+
+
+def post(path: str, form: str, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: idp.test", "Content-Type: application/x-www-form-urlencoded",
+             f"Content-Length: {len(form.encode())}", *headers, "", ""]
+    return "\r\n".join(lines).encode() + form.encode()
+
+
+WORKER = basic_auth("worker", WORKER_SECRET)["Authorization"]
+BAD = basic_auth("worker", "not-the-secret")["Authorization"]
+VARYING = ("date", "x-request-id", "content-length", "connection")  # differ per answer (or by `close`)
+
+
+@pytest.fixture
+def fast_answers(monkeypatch) -> list[str]:
+    """The introspection requests the fast path answered itself (its path, then `+store`
+    for those that waited on the store)."""
+    answered: list[str] = []
+    answer, later = fastintrospect.Introspections.answer, fastintrospect.Introspections._later
+
+    def spy(self, url, *rest):
+        made = answer(self, url, *rest)
+        if made is not None:
+            answered.append(url.decode())
+        return made
+
+    async def spy_later(self, *args):
+        answered.append("+store")
+        return await later(self, *args)
+
+    monkeypatch.setattr(fastintrospect.Introspections, "answer", spy)
+    monkeypatch.setattr(fastintrospect.Introspections, "_later", spy_later)
+    return answered
+
+
+async def issue(served: str) -> str:
+    form = "grant_type=client_credentials"
+    (issued,) = responses(await raw(served, post("/token", form, f"Authorization: {WORKER}")))
+    return json.loads(issued[2])["access_token"]
+
+
+async def test_introspection_equals_the_aiohttp_answers(served, fast_answers):
+    """RFC 7662 §2.2 on the fast path, answer for answer against the endpoint's own
+    (`Connection: close` sends a request to aiohttp): status, headers, body; what the fast
+    path does not answer itself (errors, refresh tokens, other realms' rules) is aiohttp's
+    on the same connection."""
+    token = await issue(served)
+    cases = [
+        ("/introspect", f"token={token}", f"Authorization: {WORKER}"),
+        ("/realms/acme/introspect", f"token={token}&token_type_hint=access_token", f"Authorization: {WORKER}"),
+        ("/introspect", "token=not-a-token", f"Authorization: {WORKER}"),
+        ("/introspect", f"token={token[:-4]}AAAA", f"Authorization: {WORKER}"),
+        ("/realms/other/introspect", f"token={token}", f"Authorization: {WORKER}"),
+        ("/introspect", f"token={token}", f"Authorization: {BAD}"),
+        ("/introspect", f"token={token}&token=x", f"Authorization: {WORKER}"),
+        ("/introspect", "", f"Authorization: {WORKER}"),
+        ("/introspect", "token=rt_abc", f"Authorization: {WORKER}"),
+        ("/introspect", f"token={token}&client_id=worker&client_secret={WORKER_SECRET}"),
+        ("/realms/nope/introspect", f"token={token}", f"Authorization: {WORKER}"),
+        ("/introspect", f"token={token}", f"Authorization: {WORKER}", "Origin: https://web.example.com"),
+    ]
+    for path, form, *headers in cases:
+        (fast,) = responses(await raw(served, post(path, form, *headers)))
+        (slow,) = responses(await raw(served, post(path, form, *headers, "Connection: close"), expect_close=True))
+        assert fast[0] == slow[0], (path, form, fast, slow)
+        assert {k: v for k, v in fast[1].items() if k not in VARYING} == \
+            {k: v for k, v in slow[1].items() if k not in VARYING}, (path, form)
+        assert json.loads(fast[2]) == json.loads(slow[2]), (path, form)
+        assert int(fast[1]["content-length"]) == len(fast[2])
+        assert "connection" not in fast[1] and len(fast[1]["x-request-id"]) == 32
+    answered = [a for a in fast_answers if a != "+store"]
+    assert answered == ["/introspect", "/realms/acme/introspect", "/introspect", "/introspect", "/introspect",
+                        "/introspect"], answered  # the others went to aiohttp
+    statuses = [responses(await raw(served, post(p, f, *h)))[0][0] for p, f, *h in cases[4:8]]
+    assert statuses == [401, 401, 400, 400]  # no such client in `other`, a bad secret, a repeated or no token
+    assert json.loads(responses(await raw(served, post(*cases[0])))[0][2])["active"] is True
+
+
+async def test_a_revoked_token_is_inactive_at_once_on_the_fast_path(served, fast_answers):
+    """RFC 7009 §2.1 / RFC 7662 §2.2: revoked on this instance, inactive on the next
+    introspection, although its "not revoked" state was cached a moment ago."""
+    token = await issue(served)
+    intro = post("/introspect", f"token={token}", f"Authorization: {WORKER}")
+    (first,) = responses(await raw(served, intro))
+    (cached,) = responses(await raw(served, intro))
+    assert json.loads(first[2])["active"] is True and json.loads(cached[2])["active"] is True
+    assert fast_answers.count("+store") == 1  # the first read the revocation state, the second did not
+    (revoked,) = responses(await raw(served, post("/revoke", f"token={token}", f"Authorization: {WORKER}")))
+    (after,) = responses(await raw(served, intro))
+    assert revoked[0] == 200 and json.loads(after[2]) == {"active": False}
+
+
+async def test_introspection_pipelined_split_and_mixed_stays_in_order(served, fast_answers):
+    """Introspections (one waiting on the store), a document and a request aiohttp takes,
+    in one write; then one whose body comes in a later write: every answer, in order."""
+    token, other = await issue(served), await issue(served)
+    known = post("/introspect", f"token={token}", f"Authorization: {WORKER}")
+    await raw(served, known)  # its revocation state is now cached; `other`'s is not
+    unknown = post("/introspect", f"token={other}", f"Authorization: {WORKER}")
+    data = await raw(served, known + unknown + get("/.well-known/openid-configuration") + known
+                     + get("/realms/acme/userinfo") + get("/jwks.json"), 6)
+    answers = responses(data)
+    assert [a[0] for a in answers] == [200, 200, 200, 200, 401, 200]
+    assert [json.loads(answers[i][2])["jti"] for i in (0, 1, 3)] == [
+        json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==="))["jti"] for t in (token, other, token)]
+    assert "issuer" in json.loads(answers[2][2]) and "keys" in json.loads(answers[5][2])
+    host, port = served.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head, _, form = known.partition(b"\r\n\r\n")
+    writer.write(head + b"\r\n\r\n" + form[:5])
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.write(form[5:] + known)
+    received = b""
+    while not complete(received, 2):
+        received += await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    assert [json.loads(a[2])["active"] for a in responses(received)] == [True, True]
+    assert len([a for a in fast_answers if a != "+store"]) == 6
+
+
+async def test_introspection_is_counted_and_identified(served):
+    token = await issue(served)
+    (answer,) = responses(await raw(served, post("/realms/acme/introspect", f"token={token}",
+                                                 f"Authorization: {WORKER}", "X-Request-Id: gw-7")))
+    assert answer[0] == 200 and answer[1]["x-request-id"] == "gw-7"
+    assert answer[1]["cache-control"] == "no-store" and answer[1]["pragma"] == "no-cache"
+    async with aiohttp.ClientSession() as session, session.get(served + "/metrics") as response:
+        text = await response.text()
+    counted = {(s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "http_requests_total"}
+    assert counted[("/realms/{realm}/introspect", "POST", "200")] >= 1
+
+
+async def test_a_store_outage_is_a_503_and_a_bug_a_500_and_a_closed_connection(served, monkeypatch):
+    from engine.store.protocols import StoreUnavailable
+    from engine.tokens.issue import TokenService
+
+    token = await issue(served)
+
+    async def unavailable(self, realm, token):
+        raise StoreUnavailable("redis: down")
+
+    monkeypatch.setattr(TokenService, "verify_access_token", unavailable)
+    (answer,) = responses(await raw(served, post("/introspect", f"token={token}", f"Authorization: {WORKER}")))
+    assert answer[0] == 503 and json.loads(answer[2])["error"] == "temporarily_unavailable"
+
+    async def broken(self, realm, token):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(TokenService, "verify_access_token", broken)
+    data = await raw(served, post("/introspect", f"token={token}", f"Authorization: {WORKER}"), expect_close=True)
+    (answer,) = responses(data)
+    assert answer[0] == 500 and json.loads(answer[2])["error"] == "server_error"
+
+
+async def test_stopping_waits_for_the_introspection_waiting_on_the_store(tmp_path, backend, unused_tcp_port_factory,
+                                                                         monkeypatch):
+    """A shutdown (SIGTERM) lets an introspection already waiting on the store finish and
+    be answered, then closes its connection."""
+    from engine.tokens.issue import TokenService
+
+    original = TokenService.verify_access_token
+    started = asyncio.Event()
+
+    async def slow(self, realm, token):
+        started.set()
+        await asyncio.sleep(0.5)
+        return await original(self, realm, token)
+
+    port = unused_tcp_port_factory()
+    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
+    app = create_app(config, ephemeral_prefix=backend.ephemeral_prefix,
+                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
+    task = asyncio.create_task(fastpath.serve(app, "127.0.0.1", port))
+    for _ in range(200):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    token = await issue(f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(TokenService, "verify_access_token", slow)
+    writer.write(post("/introspect", f"token={token}", f"Authorization: {WORKER}"))
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()  # as the signal handler's GracefulExit would
+    data = await asyncio.wait_for(reader.read(), 10)  # the answer, then EOF
+    writer.close()
+    (answer,) = responses(data)
+    assert answer[0] == 200 and json.loads(answer[2])["active"] is True
+    with pytest.raises(asyncio.CancelledError):
+        await task

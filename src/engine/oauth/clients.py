@@ -18,8 +18,7 @@ from engine.realm import Realm
 from engine.secrets_util import same_hash, sha256_hex
 
 
-def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization")
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     if not header:
         return None
     scheme, _, value = header.partition(" ")
@@ -67,7 +66,13 @@ def authenticate_client(
     request: web.Request, realm: Realm, params: dict[str, str], *, allow_public: bool = True
 ) -> Client:
     """Who is calling. Public clients identify with `client_id` only (when allowed)."""
-    basic = _basic_credentials(request)
+    return authenticate(realm, request.headers.get("Authorization"), params, allow_public=allow_public)
+
+
+def authenticate(realm: Realm, authorization: str | None, params: dict[str, str], *,
+                 allow_public: bool = True) -> Client:
+    """`authenticate_client` from the `Authorization` header's value and the parameters."""
+    basic = _basic_credentials(authorization)
     posted_secret = params.get("client_secret")
     challenge_realm = realm.name
     if basic is not None:

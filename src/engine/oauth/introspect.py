@@ -50,6 +50,11 @@ async def access_token_info(services: Any, realm: Realm, token: str) -> dict[str
         claims = await services.tokens.verify_access_token(realm, token)
     except InvalidToken:
         return INACTIVE
+    return access_token_body(claims)
+
+
+def access_token_body(claims: dict[str, Any]) -> dict[str, Any]:
+    """The §2.2 answer for a live access token with these claims."""
     info: dict[str, Any] = {"active": True, "token_type": "Bearer"}
     info.update({name: claims[name] for name in ACCESS_TOKEN_CLAIMS if name in claims})
     return info

@@ -190,6 +190,10 @@ class TokenService:
         algs = realm.config.signing.algs
         manager = self.services.keys
         keys = manager.cached_keys(realm.name, algs) or await manager.realm_keys(realm.name, algs)
+        return self._verified(realm, keys, token, typ=typ, leeway=leeway, check_exp=check_exp)
+
+    def _verified(self, realm: Realm, keys: Any, token: str, *, typ: str | None = None, leeway: int = 0,
+                  check_exp: bool = True) -> dict[str, Any]:
         verified = keys.verified.get(token)
         if verified is None:
             verified = jwt.decode_verified(token, keys.verify_set, list(realm.config.signing.algs), keys.verifiers)
@@ -206,14 +210,30 @@ class TokenService:
     async def verify_access_token(self, realm: Realm, token: str) -> dict[str, Any]:
         """A live access token of this realm: signed, unexpired, right `typ`, not revoked."""
         claims = await self.verify_signed(realm, token, typ=ACCESS_TOKEN_TYP)
+        return claims if self._known_live(realm, claims) else await self._check_revocation(realm, claims)
+
+    def access_claims_now(self, realm: Realm, token: str) -> dict[str, Any] | None:
+        """`verify_access_token` without waiting, for the protocol-level introspection
+        (engine.web.fastintrospect): the claims when the keys are in hand and the token is
+        known not revoked (within REVOCATION_CHECK_TTL); None when that needs a store;
+        InvalidToken as `verify_access_token` raises it."""
+        keys = self.services.keys.cached_keys(realm.name, realm.config.signing.algs)
+        if keys is None:
+            return None
+        claims = self._verified(realm, keys, token, typ=ACCESS_TOKEN_TYP)
+        return claims if self._known_live(realm, claims) else None
+
+    def _known_live(self, realm: Realm, claims: dict[str, Any]) -> bool:
+        """Checked in the store less than REVOCATION_CHECK_TTL ago and not revoked then."""
         jti = claims.get("jti")
         if not isinstance(jti, str):
             raise InvalidToken("the token has been revoked")
-        key = (realm.name, jti)
-        checked = self._not_revoked.get(key)
+        checked = self._not_revoked.get((realm.name, jti))
+        return checked is not None and time.monotonic() - checked < REVOCATION_CHECK_TTL
+
+    async def _check_revocation(self, realm: Realm, claims: dict[str, Any]) -> dict[str, Any]:
+        key = (realm.name, claims["jti"])
         now = time.monotonic()
-        if checked is not None and now - checked < REVOCATION_CHECK_TTL:
-            return claims
         if revoked_by(claims, await self.services.ephemeral.get_many(keys_for(realm.name, claims))):
             self._not_revoked.pop(key, None)
             raise InvalidToken("the token has been revoked")

@@ -1,16 +1,19 @@
-"""Discovery and JWKS at the protocol level (issue 7: verifiers fetch them far more often
-than anything else changes them).
+"""The hot endpoints at the protocol level (issue 7: verifiers fetch discovery and JWKS, and
+gateways introspect the tokens they are shown, far more often than anything else happens).
 
-Every connection starts with `DocumentProtocol`. While the requests on it are plain
-`GET`/`HEAD`s of a realm's discovery document or JWKS whose pre-serialised body is at hand
-(`engine.cached_body`), it answers them itself: the request head is parsed by httptools
-(llhttp, the parser uvicorn uses), the answer is the body and headers aiohttp would send
-(`ETag`, `Cache-Control`, `If-None-Match` → 304, `X-Request-Id`, CORS `*`, `Date`),
-counted in the metrics and the access log like any request. The first request that is
-anything else (another path or method, a body, a query, HTTP/1.0, an upgrade, a head
-httptools refuses, keys not read yet) hands the connection and every byte not yet
-answered to aiohttp for good, so aiohttp stays the server of record for everything else:
-the application never sees a difference but the speed.
+Every connection starts with `FastProtocol`. It parses each request head with httptools
+(llhttp, the parser uvicorn uses) and
+
+- answers plain `GET`/`HEAD`s of a realm's discovery document or JWKS whose
+  pre-serialised body is at hand (`engine.cached_body`) itself, with the body and headers
+  aiohttp would send (`ETag`, `Cache-Control`, `If-None-Match` → 304, `X-Request-Id`,
+  CORS `*`, `Date`), counted in the metrics and the access log like any request;
+- answers `POST /introspect` of JWT access tokens (`engine.web.fastintrospect`), the
+  ones that need a store lookup once the lookup is done, one at a time, in order;
+- hands the connection, and every byte not yet answered, to aiohttp for good at the first
+  request that is anything else (another path or method, a query, HTTP/1.0,
+  `Connection: close`, an upgrade, chunked bodies, a head httptools refuses, keys not read
+  yet), so aiohttp stays the server of record for everything else.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Coroutine
 from email.utils import formatdate
 from time import perf_counter, time
 from typing import Any
@@ -29,40 +33,86 @@ from aiohttp.http import SERVER_SOFTWARE
 from engine.cached_body import CachedBody
 from engine.logs import REQUEST_ID, accept_request_id
 from engine.oauth import discovery, jwks
+from engine.oauth.params import MAX_BODY
 from engine.web.appkeys import SERVICES
 from engine.web.cors import EXPOSE_HEADERS
+from engine.web.fastintrospect import Introspections
 from engine.web.middleware import record_request
 
 log = logging.getLogger("engine.web")
 
 MAX_HEAD = 8192  # a longer head is aiohttp's to judge
+MAX_BUFFER = 4 * MAX_BODY  # bytes read ahead while a request runs; reading pauses beyond
 KEEPALIVE = 75.0  # seconds a connection may stay silent (aiohttp's keepalive_timeout)
 DOCUMENT_PATHS = (discovery.PATH, *jwks.PATHS)  # as engine.web.app routes them
 _REALM_PATH = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(" + "|".join(map(re.escape, DOCUMENT_PATHS)) + ")$")
 _CORS = f"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: {EXPOSE_HEADERS}\r\n"
 
 
+class HttpDate:
+    """The `Date` header value (RFC 9110 §6.6.1), formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._value = ""
+
+    def __call__(self) -> str:
+        now = int(time())
+        if now != self._second:
+            self._second, self._value = now, formatdate(now, usegmt=True)
+        return self._value
+
+
+http_date = HttpDate()
+_ERROR_BODY = b'{"error": "server_error", "error_description": "internal error"}'
+_SERVER_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json; charset=utf-8\r\n"
+                 b"Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                 % (len(_ERROR_BODY), _ERROR_BODY))
+
+
 class _Head:
     """What httptools saw of one request head."""
 
-    __slots__ = ("url", "headers", "complete")
+    __slots__ = ("url", "headers", "raw", "complete", "method", "plain", "close")
 
     def __init__(self) -> None:
         self.url = b""
-        self.headers: dict[bytes, bytes] = {}
-        self.complete = False
+        self.headers: dict[bytes, bytes] = {}  # names lower-cased
+        self.raw: list[tuple[bytes, bytes]] = []  # as sent
+        self.complete = False  # the whole message (a head without a body)
+        self.method = b""
+        self.plain = False  # HTTP/1.1 with a Host, no upgrade: ours to answer
+        self.close = False  # the client asks to close after the answer
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name in self.headers:  # a repeated header: aiohttp's to judge
+        lower = name.lower()
+        if lower in self.headers:  # a repeated header: aiohttp's to judge
             raise httptools.HttpParserError("repeated header")
-        self.headers[name] = value
+        self.headers[lower] = value
+        self.raw.append((name, value))
 
     def on_message_complete(self) -> None:
         self.complete = True
+
+
+def parse_head(head: bytes) -> _Head | None:
+    """A request head (through its blank line), or None when httptools refuses it."""
+    parsed = _Head()
+    parser = httptools.HttpRequestParser(parsed)
+    try:
+        parser.feed_data(head)
+    except httptools.HttpParserError:
+        return None
+    headers = parsed.headers
+    parsed.method = parser.get_method()
+    parsed.plain = parser.get_http_version() == "1.1" and not parser.should_upgrade() and b"host" in headers
+    # HTTP/1.1 keeps the connection unless the client says `close` (RFC 9112 §9.3);
+    # httptools forgets it once the message is complete, so the header decides.
+    parsed.close = b"close" in [t.strip() for t in headers.get(b"connection", b"").lower().split(b",")]
+    return parsed
 
 
 class Documents:
@@ -70,23 +120,14 @@ class Documents:
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        self._date_second = 0
-        self._date = ""
 
-    def answer(self, head: bytes, remote: str | None = None) -> tuple[bytes, bool] | None:
-        """(response bytes, close after) for a request head we can answer, else None."""
+    def answer(self, parsed: _Head, remote: str | None = None) -> tuple[bytes, bool] | None:
+        """(response bytes, close after) for a request we can answer, else None."""
         started = perf_counter()
-        parsed = _Head()
-        parser = httptools.HttpRequestParser(parsed)
-        try:
-            parser.feed_data(head)
-        except httptools.HttpParserError:
-            return None
-        method = parser.get_method()
+        method = parsed.method
         headers = parsed.headers
-        if (not parsed.complete or method not in (b"GET", b"HEAD") or parser.get_http_version() != "1.1"
-                or parser.should_upgrade() or b"content-length" in headers or b"transfer-encoding" in headers
-                or b"expect" in headers or b"host" not in headers):
+        if (not parsed.plain or not parsed.complete or method not in (b"GET", b"HEAD")
+                or b"content-length" in headers or b"transfer-encoding" in headers or b"expect" in headers):
             return None
         found = self._document(parsed.url.decode("latin-1"))
         if found is None:
@@ -96,16 +137,14 @@ class Documents:
                                        else None)
         not_modified = headers.get(b"if-none-match", b"").decode("latin-1") == body.etag
         status = 304 if not_modified else 200
-        # HTTP/1.1 keeps the connection unless the client says `close` (RFC 9112 §9.3);
-        # httptools forgets it once the message is complete, so the header decides.
-        close = b"close" in [t.strip() for t in headers.get(b"connection", b"").lower().split(b",")]
+        close = parsed.close
         lines = [
             "HTTP/1.1 304 Not Modified\r\n" if not_modified else "HTTP/1.1 200 OK\r\n",
             f"ETag: {body.etag}\r\nCache-Control: public, max-age={max_age}\r\n",
         ]
         if not not_modified:
             lines.append(f"Content-Type: application/json\r\nContent-Length: {len(body.body)}\r\n")
-        lines.append(f"X-Request-Id: {request_id}\r\nDate: {self._http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n")
+        lines.append(f"X-Request-Id: {request_id}\r\nDate: {http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n")
         if b"origin" in headers:
             lines.append(_CORS)
         if close:
@@ -137,12 +176,6 @@ class Documents:
             return None
         return prefix + tail, found[0], found[1]
 
-    def _http_date(self) -> str:
-        now = int(time())
-        if now != self._date_second:
-            self._date_second, self._date = now, formatdate(now, usegmt=True)
-        return self._date
-
     def _observe(self, method: str, route: str, status: int, seconds: float, request_id: str,
                  remote: str | None) -> None:
         token = REQUEST_ID.set(request_id)
@@ -152,19 +185,24 @@ class Documents:
             REQUEST_ID.reset(token)
 
 
-class DocumentProtocol(asyncio.Protocol):
-    """A connection: documents answered here until the first other request, then aiohttp's."""
+class FastProtocol(asyncio.Protocol):
+    """A connection: documents and API requests answered here until the first other
+    request, then aiohttp's."""
 
-    def __init__(self, server: web.Server, documents: Documents, connections: set[DocumentProtocol],
-                 keepalive: float = KEEPALIVE) -> None:
+    def __init__(self, server: web.Server, documents: Documents, introspections: Introspections,
+                 connections: set[FastProtocol], keepalive: float = KEEPALIVE) -> None:
         self.server, self.documents, self.connections = server, documents, connections
+        self.introspections = introspections
         self.keepalive = keepalive
         self.idle: asyncio.TimerHandle | None = None
         self.loop: Any = None
         self.last_active = 0.0
         self.transport: Any = None
         self.remote: str | None = None
-        self.reading_paused = False
+        self.writing_paused = False  # the client does not read: answer nothing more for now
+        self.reading_paused = False  # the transport's reading, paused by us
+        self.running: asyncio.Task[None] | None = None  # the API request being answered
+        self.closing = False  # close once the request running is answered (shutdown)
         self.buffer = bytearray()
 
     def connection_made(self, transport: Any) -> None:
@@ -178,57 +216,121 @@ class DocumentProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
-        self.connections.discard(self)
+        if self.running is None:
+            self.connections.discard(self)  # else once its request is done (a shutdown waits for it)
 
     def _close_if_silent(self) -> None:
         """A connection silent for `keepalive` seconds is closed, as aiohttp would (one
-        timer per connection, moved only when it fires)."""
+        timer per connection, moved only when it fires); never while a request runs."""
         due = self.last_active + self.keepalive
-        if self.loop.time() >= due:
+        if self.loop.time() >= due and self.running is None:
             self.close()
         else:
-            self.idle = self.loop.call_at(due, self._close_if_silent)
+            self.idle = self.loop.call_at(max(due, self.loop.time() + 1.0), self._close_if_silent)
 
     def _stop_timer(self) -> None:
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None
 
+    def _pace_reading(self) -> None:
+        """Reading pauses while the client does not read our answers, or while more than
+        `MAX_BUFFER` bytes wait behind a running request."""
+        pause = self.writing_paused or len(self.buffer) > MAX_BUFFER
+        if pause != self.reading_paused and not self.transport.is_closing():
+            self.reading_paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
     def pause_writing(self) -> None:  # a client that sends faster than it reads waits
-        self.reading_paused = True
-        self.transport.pause_reading()
+        self.writing_paused = True
+        self._pace_reading()
 
     def resume_writing(self) -> None:
-        self.reading_paused = False
-        self.transport.resume_reading()
+        self.writing_paused = False
+        self._pace_reading()
         self._answer_buffered()  # what was read before the pause
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
         self.buffer += data
-        self._answer_buffered()
+        if self.running is None:
+            self._answer_buffered()
+        self._pace_reading()
 
     def _answer_buffered(self) -> None:
         buffer = self.buffer
-        while buffer and not self.reading_paused:  # a client that does not read gets no more
+        while buffer and not self.writing_paused and self.running is None:  # answers go out in order
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(buffer) > MAX_HEAD:
                     self.hand_over()
                 return
-            try:
-                answer = self.documents.answer(bytes(buffer[:end + 4]), self.remote)
-            except Exception:  # never lose a connection to a bug here: aiohttp answers instead
-                log.exception("document fast path failed; handing the request to aiohttp")
-                answer = None
-            if answer is None:
+            parsed = parse_head(bytes(buffer[:end + 4]))
+            if parsed is None:
                 self.hand_over()
                 return
-            del buffer[:end + 4]
+            try:
+                answer = self.documents.answer(parsed, self.remote)
+                if answer is None:
+                    answer = self._introspection(parsed, end + 4)
+                    if answer is None:
+                        return  # handed over, or waiting for the rest of the body
+                    if not isinstance(answer, tuple):
+                        self.running = self.loop.create_task(self._finish(answer))
+                        return
+                else:
+                    del buffer[:end + 4]
+            except Exception:  # never lose a connection to a bug here: aiohttp answers instead
+                log.exception("fast path failed; handing the request to aiohttp")
+                self.hand_over()
+                return
             self.transport.write(answer[0])
             if answer[1]:
                 self.close()
                 return
+
+    def _introspection(self, parsed: _Head, head_end: int) -> tuple[bytes, bool] | Coroutine[Any, Any, bytes] | None:
+        """The answer to an introspection request at the head of the buffer (its bytes
+        then taken off the buffer), a coroutine making it, or None: handed over to aiohttp
+        (not ours) or not complete yet."""
+        size = None
+        if parsed.plain and not parsed.close:
+            size = self.introspections.body_length(parsed.method, parsed.url, parsed.headers)
+        if size is None:
+            self.hand_over()
+            return None
+        if len(self.buffer) < head_end + size:
+            return None  # the rest of the body is still on its way
+        body = bytes(self.buffer[head_end:head_end + size])
+        answer = self.introspections.answer(parsed.url, parsed.headers, body, self.remote)
+        if answer is None:
+            self.hand_over()
+            return None
+        del self.buffer[:head_end + size]
+        return (answer, False) if isinstance(answer, bytes) else answer
+
+    async def _finish(self, making: Coroutine[Any, Any, bytes]) -> None:
+        """Write an answer that needed the stores, then go on with the buffered requests."""
+        try:
+            data, close = await making, False
+        except Exception:  # not an error the endpoint knows (those are in the answer): a bug
+            log.exception("introspection on the fast path failed")
+            data, close = _SERVER_ERROR, True
+        finally:
+            self.running = None
+        self.last_active = self.loop.time()
+        if self.transport.is_closing():
+            self.connections.discard(self)
+            return
+        self.transport.write(data)
+        if close or self.closing:
+            self.close()
+            return
+        self._answer_buffered()
+        self._pace_reading()
 
     def eof_received(self) -> bool | None:
         return None  # close (a half-closed client gets nothing more from us)
@@ -240,11 +342,17 @@ class DocumentProtocol(asyncio.Protocol):
         handler = self.server()
         self.transport.set_protocol(handler)
         handler.connection_made(self.transport)
-        if self.reading_paused:  # aiohttp paces its own writes; reading was ours to pause
+        if self.reading_paused:  # aiohttp paces its own reading and writing
             self.transport.resume_reading()
         if self.buffer:
             data, self.buffer = bytes(self.buffer), bytearray()
             handler.data_received(data)
+
+    def shut(self) -> None:
+        """Stopping: close now, or right after the request that is running."""
+        self.closing = True
+        if self.running is None:
+            self.close()
 
     def close(self) -> None:
         self._stop_timer()
@@ -256,19 +364,20 @@ class DocumentProtocol(asyncio.Protocol):
 async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
                 shutdown_timeout: float = 15, keepalive: float = KEEPALIVE) -> None:
     """Run `app` until SIGINT/SIGTERM (aiohttp's `AppRunner`, whose signal handlers raise
-    `GracefulExit`), its connections starting with `DocumentProtocol`. Stopping: stop
-    listening, close the document connections (never busy between two events), then
-    aiohttp drains the requests in flight for up to `shutdown_timeout` s and the
-    application's cleanup closes the stores."""
+    `GracefulExit`), its connections starting with `FastProtocol`. Stopping: stop
+    listening, close the fast-path connections (those running an API request once it is
+    answered, within `shutdown_timeout`), then aiohttp drains the requests in flight for
+    up to `shutdown_timeout` s and the application's cleanup closes the stores."""
     runner = web.AppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     server = runner.server
     assert server is not None
     documents, connections = Documents(app), set()
+    introspections = Introspections(app, http_date)
     listener = None
     try:
         listener = await asyncio.get_running_loop().create_server(
-            lambda: DocumentProtocol(server, documents, connections, keepalive), host, port,
+            lambda: FastProtocol(server, documents, introspections, connections, keepalive), host, port,
             reuse_port=reuse_port or None, backlog=1024,
         )
         log.info("serving on http://%s:%d", host, port)
@@ -277,7 +386,10 @@ async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool 
         if listener is not None:
             listener.close()
         for connection in list(connections):
-            connection.close()
+            connection.shut()
+        running = [c.running for c in connections if c.running is not None]
+        if running:
+            await asyncio.wait(running, timeout=shutdown_timeout)
         await runner.cleanup()
 
 
