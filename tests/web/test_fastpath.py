@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.web import fastintrospect, fastpath
+from engine.web import fastpath, fastposts
 from engine.web.app import create_app
 from tests.oauth.conftest import ACME, OTHER, WORKER_SECRET, basic_auth, write_config
 
@@ -137,7 +137,7 @@ async def test_conditional_and_head_requests(served):
 
 
 async def test_pipelined_requests_are_answered_in_order_across_the_hand_over(served):
-    """Documents, then a token request (aiohttp's), then a document again, in one write."""
+    """Documents, then a token request, then a document again, in one write."""
     form = b"grant_type=client_credentials"
     token = (b"POST /token HTTP/1.1\r\nHost: idp.test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
              + f"Authorization: {basic_auth('worker', WORKER_SECRET)['Authorization']}\r\n".encode()
@@ -239,10 +239,10 @@ VARYING = ("date", "x-request-id", "content-length", "connection")  # differ per
 
 @pytest.fixture
 def fast_answers(monkeypatch) -> list[str]:
-    """The introspection requests the fast path answered itself (its path, then `+store`
-    for those that waited on the store)."""
+    """The token and introspection requests the fast path answered itself (their paths,
+    and `+store` for each introspection that waited on the store)."""
     answered: list[str] = []
-    answer, later = fastintrospect.Introspections.answer, fastintrospect.Introspections._later
+    answer, later = fastposts.Posts.answer, fastposts._Call.introspect
 
     def spy(self, url, *rest):
         made = answer(self, url, *rest)
@@ -254,8 +254,8 @@ def fast_answers(monkeypatch) -> list[str]:
         answered.append("+store")
         return await later(self, *args)
 
-    monkeypatch.setattr(fastintrospect.Introspections, "answer", spy)
-    monkeypatch.setattr(fastintrospect.Introspections, "_later", spy_later)
+    monkeypatch.setattr(fastposts.Posts, "answer", spy)
+    monkeypatch.setattr(fastposts._Call, "introspect", spy_later)
     return answered
 
 
@@ -271,6 +271,7 @@ async def test_introspection_equals_the_aiohttp_answers(served, fast_answers):
     path does not answer itself (errors, refresh tokens, other realms' rules) is aiohttp's
     on the same connection."""
     token = await issue(served)
+    fast_answers.clear()
     cases = [
         ("/introspect", f"token={token}", f"Authorization: {WORKER}"),
         ("/realms/acme/introspect", f"token={token}&token_type_hint=access_token", f"Authorization: {WORKER}"),
@@ -295,8 +296,8 @@ async def test_introspection_equals_the_aiohttp_answers(served, fast_answers):
         assert int(fast[1]["content-length"]) == len(fast[2])
         assert "connection" not in fast[1] and len(fast[1]["x-request-id"]) == 32
     answered = [a for a in fast_answers if a != "+store"]
-    assert answered == ["/introspect", "/realms/acme/introspect", "/introspect", "/introspect", "/introspect",
-                        "/introspect"], answered  # the others went to aiohttp
+    assert answered == ["/introspect", "/realms/acme/introspect", "/introspect", "/introspect",
+                        "/introspect"], answered  # the others (errors, refresh tokens, CORS) went to aiohttp
     statuses = [responses(await raw(served, post(p, f, *h)))[0][0] for p, f, *h in cases[4:8]]
     assert statuses == [401, 401, 400, 400]  # no such client in `other`, a bad secret, a repeated or no token
     assert json.loads(responses(await raw(served, post(*cases[0])))[0][2])["active"] is True
@@ -306,6 +307,7 @@ async def test_a_revoked_token_is_inactive_at_once_on_the_fast_path(served, fast
     """RFC 7009 §2.1 / RFC 7662 §2.2: revoked on this instance, inactive on the next
     introspection, although its "not revoked" state was cached a moment ago."""
     token = await issue(served)
+    fast_answers.clear()
     intro = post("/introspect", f"token={token}", f"Authorization: {WORKER}")
     (first,) = responses(await raw(served, intro))
     (cached,) = responses(await raw(served, intro))
@@ -330,6 +332,7 @@ async def test_introspection_pipelined_split_and_mixed_stays_in_order(served, fa
     assert [json.loads(answers[i][2])["jti"] for i in (0, 1, 3)] == [
         json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==="))["jti"] for t in (token, other, token)]
     assert "issuer" in json.loads(answers[2][2]) and "keys" in json.loads(answers[5][2])
+    fast_answers.clear()
     host, port = served.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     head, _, form = known.partition(b"\r\n\r\n")
@@ -342,7 +345,7 @@ async def test_introspection_pipelined_split_and_mixed_stays_in_order(served, fa
         received += await asyncio.wait_for(reader.read(65536), 10)
     writer.close()
     assert [json.loads(a[2])["active"] for a in responses(received)] == [True, True]
-    assert len([a for a in fast_answers if a != "+store"]) == 6
+    assert fast_answers == ["/introspect", "/introspect"]
 
 
 async def test_introspection_is_counted_and_identified(served):
@@ -359,25 +362,35 @@ async def test_introspection_is_counted_and_identified(served):
     assert counted[("/realms/{realm}/introspect", "POST", "200")] >= 1
 
 
-async def test_a_store_outage_is_a_503_and_a_bug_a_500_and_a_closed_connection(served, monkeypatch):
+async def test_a_store_outage_is_a_503_and_a_bug_a_500_as_the_middleware_renders_them(served, monkeypatch):
+    """As on the aiohttp path: 503 `temporarily_unavailable` for a store outage, a logged
+    500 `server_error` for anything else, and the connection goes on; a failure past
+    that (in writing the answer) is a 500 and a closed connection."""
     from engine.store.protocols import StoreUnavailable
     from engine.tokens.issue import TokenService
 
     token = await issue(served)
+    intro = post("/introspect", f"token={token}", f"Authorization: {WORKER}")
 
     async def unavailable(self, realm, token):
         raise StoreUnavailable("redis: down")
 
     monkeypatch.setattr(TokenService, "verify_access_token", unavailable)
-    (answer,) = responses(await raw(served, post("/introspect", f"token={token}", f"Authorization: {WORKER}")))
+    (answer,) = responses(await raw(served, intro))
     assert answer[0] == 503 and json.loads(answer[2])["error"] == "temporarily_unavailable"
 
     async def broken(self, realm, token):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(TokenService, "verify_access_token", broken)
-    data = await raw(served, post("/introspect", f"token={token}", f"Authorization: {WORKER}"), expect_close=True)
-    (answer,) = responses(data)
+    answers = responses(await raw(served, intro + get("/jwks.json"), 2))
+    assert [a[0] for a in answers] == [500, 200] and json.loads(answers[0][2])["error"] == "server_error"
+
+    def unwritable(self, *args, **kwargs):
+        raise RuntimeError("another bug")
+
+    monkeypatch.setattr(fastposts._Call, "respond", unwritable)
+    (answer,) = responses(await raw(served, intro, expect_close=True))
     assert answer[0] == 500 and json.loads(answer[2])["error"] == "server_error"
 
 
@@ -417,3 +430,56 @@ async def test_stopping_waits_for_the_introspection_waiting_on_the_store(tmp_pat
     assert answer[0] == 200 and json.loads(answer[2])["active"] is True
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_token_requests_equal_the_aiohttp_answers(served, fast_answers):
+    """RFC 6749 §5.1/§5.2 on the fast path, answer for answer against the endpoint's own:
+    status, headers (401 challenge, no-store), body; CORS requests and repeated parameters
+    are aiohttp's."""
+    cases = [
+        ("/token", "grant_type=client_credentials&scope=videos.read", f"Authorization: {WORKER}"),
+        ("/realms/acme/token", "grant_type=client_credentials&resource=photos-api", f"Authorization: {WORKER}"),
+        ("/token", "grant_type=client_credentials", f"Authorization: {BAD}"),
+        ("/token", "grant_type=client_credentials"),
+        ("/token", "grant_type=password&username=a&password=b", f"Authorization: {WORKER}"),
+        ("/token", "grant_type=client_credentials&scope=openid", f"Authorization: {WORKER}"),
+        ("/token", "grant_type=client_credentials&resource=elsewhere", f"Authorization: {WORKER}"),
+        ("/token", "", f"Authorization: {WORKER}"),
+        ("/token", "grant_type=authorization_code&code=nope&redirect_uri=x&client_id=spa&code_verifier=" + "v" * 43),
+        ("/token", "grant_type=refresh_token&refresh_token=rt_nope&client_id=spa"),
+        ("/realms/other/token", "grant_type=client_credentials", f"Authorization: {WORKER}"),
+        ("/token", "grant_type=client_credentials&scope=x&scope=y", f"Authorization: {WORKER}"),
+        ("/token", "grant_type=client_credentials", f"Authorization: {WORKER}", "Origin: https://web.example.com"),
+    ]
+    for path, form, *headers in cases:
+        (fast,) = responses(await raw(served, post(path, form, *headers)))
+        (slow,) = responses(await raw(served, post(path, form, *headers, "Connection: close"), expect_close=True))
+        assert fast[0] == slow[0], (path, form, fast, slow)
+        assert {k: v for k, v in fast[1].items() if k not in VARYING} == \
+            {k: v for k, v in slow[1].items() if k not in VARYING}, (path, form)
+        fast_body, slow_body = json.loads(fast[2]), json.loads(slow[2])
+        if "access_token" in fast_body:
+            fast_body["access_token"] = slow_body["access_token"] = "…"
+        assert fast_body == slow_body, (path, form)
+        assert int(fast[1]["content-length"]) == len(fast[2])
+    assert fast_answers == [c[0] for c in cases[:-2]]  # the last two went to aiohttp
+    statuses = [responses(await raw(served, post(p, f, *h)))[0][0] for p, f, *h in cases[:-1]]
+    assert statuses == [200, 200, 401, 401, 400, 400, 400, 400, 400, 400, 401, 400]
+    (challenge,) = responses(await raw(served, post(*cases[2])))
+    assert challenge[1]["www-authenticate"] == 'Basic realm="acme"'
+
+
+async def test_a_store_outage_on_the_token_path_is_a_503(served, monkeypatch):
+    from engine.store.protocols import StoreUnavailable
+    from engine.tokens.issue import TokenService
+
+    async def unavailable(self, *args, **kwargs):
+        raise StoreUnavailable("postgres: down")
+
+    monkeypatch.setattr(TokenService, "access_token", unavailable)
+    data = await raw(served, post("/token", "grant_type=client_credentials", f"Authorization: {WORKER}")
+                     + post("/token", "grant_type=client_credentials", f"Authorization: {WORKER}"), 2)
+    answers = responses(data)
+    assert [a[0] for a in answers] == [503, 503]  # and the connection goes on
+    assert json.loads(answers[0][2])["error"] == "temporarily_unavailable"
+    assert answers[0][1]["cache-control"] == "no-store"

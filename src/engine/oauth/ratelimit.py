@@ -37,12 +37,14 @@ COUNTERS = "engine.oauth.ratelimit.counters"  # key in services.extras
 
 def client_ip(request: web.Request) -> str:
     """The caller's address; `X-Forwarded-For` only when the operator trusts the proxy."""
-    services = request.app[SERVICES]
-    if services.runtime.config.server.trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.remote or "unknown"
+    return caller_address(request.app[SERVICES], request.headers.get("X-Forwarded-For"), request.remote)
+
+
+def caller_address(services: Any, forwarded_for: str | None, remote: str | None) -> str:
+    """`client_ip` from the `X-Forwarded-For` value and the peer's address."""
+    if forwarded_for and services.runtime.config.server.trust_forwarded_for:
+        return forwarded_for.split(",")[0].strip()
+    return remote or "unknown"
 
 
 def batch_size(limit: RateLimit) -> int:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from engine.config import Client
 from engine.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from engine.oauth.clients import authenticate_client
+from engine.oauth.clients import authenticate
 from engine.oauth.grants.authorization_code import AuthorizationCodeGrant
 from engine.oauth.grants.client_credentials import ClientCredentialsGrant
 from engine.oauth.grants.refresh_token import RefreshTokenGrant
@@ -50,15 +50,22 @@ async def token(request: web.Request, realm: Realm) -> web.Response:
     ip = client_ip(request)
     await enforce(services, realm, "token", ip, realm.config.rate_limits.token_per_ip)
     params = await form_params(request, allow_json=True)
+    return no_store_json(await token_answer(services, realm, params, request.headers.get("Authorization"), ip))
+
+
+async def token_answer(services: Any, realm: Realm, params: dict[str, str], authorization: str | None,
+                       ip: str) -> dict[str, Any]:
+    """The token response for a counted (rate limit) request's parameters; OAuthError
+    otherwise. Also what the protocol-level fast path (engine.web.fastpath) runs."""
     grant_type = params.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")
     grant = GRANTS.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType(f"unsupported grant_type {grant_type!r}")
-    client = authenticate_client(request, realm, params, allow_public=grant.public_clients)
+    client = authenticate(realm, authorization, params, allow_public=grant.public_clients)
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use {grant_type}")
     body = await grant.issue(GrantRequest(realm, client, params, services, ip))
     services.metrics.token_issued(realm.name, grant_type)
-    return no_store_json(body)
+    return body

@@ -1,5 +1,5 @@
-"""The hot endpoints at the protocol level (issue 7: verifiers fetch discovery and JWKS, and
-gateways introspect the tokens they are shown, far more often than anything else happens).
+"""The hot endpoints at the protocol level (issue 7: verifiers fetch discovery and JWKS,
+services get tokens, gateways introspect them, far more often than anything else happens).
 
 Every connection starts with `FastProtocol`. It parses each request head with httptools
 (llhttp, the parser uvicorn uses) and
@@ -8,8 +8,9 @@ Every connection starts with `FastProtocol`. It parses each request head with ht
   pre-serialised body is at hand (`engine.cached_body`) itself, with the body and headers
   aiohttp would send (`ETag`, `Cache-Control`, `If-None-Match` → 304, `X-Request-Id`,
   CORS `*`, `Date`), counted in the metrics and the access log like any request;
-- answers `POST /introspect` of JWT access tokens (`engine.web.fastintrospect`), the
-  ones that need a store lookup once the lookup is done, one at a time, in order;
+- answers form `POST`s to `/token` and `/introspect` with the endpoints' own code
+  (`engine.web.fastposts`), those that wait on a store once they are done, one at a time,
+  in order;
 - hands the connection, and every byte not yet answered, to aiohttp for good at the first
   request that is anything else (another path or method, a query, HTTP/1.0,
   `Connection: close`, an upgrade, chunked bodies, a head httptools refuses, keys not read
@@ -36,7 +37,7 @@ from engine.oauth import discovery, jwks
 from engine.oauth.params import MAX_BODY
 from engine.web.appkeys import SERVICES
 from engine.web.cors import EXPOSE_HEADERS
-from engine.web.fastintrospect import Introspections
+from engine.web.fastposts import Posts
 from engine.web.middleware import record_request
 
 log = logging.getLogger("engine.web")
@@ -189,10 +190,10 @@ class FastProtocol(asyncio.Protocol):
     """A connection: documents and API requests answered here until the first other
     request, then aiohttp's."""
 
-    def __init__(self, server: web.Server, documents: Documents, introspections: Introspections,
+    def __init__(self, server: web.Server, documents: Documents, posts: Posts,
                  connections: set[FastProtocol], keepalive: float = KEEPALIVE) -> None:
         self.server, self.documents, self.connections = server, documents, connections
-        self.introspections = introspections
+        self.posts = posts
         self.keepalive = keepalive
         self.idle: asyncio.TimerHandle | None = None
         self.loop: Any = None
@@ -275,7 +276,7 @@ class FastProtocol(asyncio.Protocol):
             try:
                 answer = self.documents.answer(parsed, self.remote)
                 if answer is None:
-                    answer = self._introspection(parsed, end + 4)
+                    answer = self._post(parsed, end + 4)
                     if answer is None:
                         return  # handed over, or waiting for the rest of the body
                     if not isinstance(answer, tuple):
@@ -292,20 +293,20 @@ class FastProtocol(asyncio.Protocol):
                 self.close()
                 return
 
-    def _introspection(self, parsed: _Head, head_end: int) -> tuple[bytes, bool] | Coroutine[Any, Any, bytes] | None:
-        """The answer to an introspection request at the head of the buffer (its bytes
-        then taken off the buffer), a coroutine making it, or None: handed over to aiohttp
-        (not ours) or not complete yet."""
+    def _post(self, parsed: _Head, head_end: int) -> tuple[bytes, bool] | Coroutine[Any, Any, bytes] | None:
+        """The answer to a token or introspection request at the head of the buffer (its
+        bytes then taken off the buffer), a coroutine making it, or None: handed over to
+        aiohttp (not ours) or not complete yet."""
         size = None
         if parsed.plain and not parsed.close:
-            size = self.introspections.body_length(parsed.method, parsed.url, parsed.headers)
+            size = self.posts.body_length(parsed.method, parsed.url, parsed.headers)
         if size is None:
             self.hand_over()
             return None
         if len(self.buffer) < head_end + size:
             return None  # the rest of the body is still on its way
         body = bytes(self.buffer[head_end:head_end + size])
-        answer = self.introspections.answer(parsed.url, parsed.headers, body, self.remote)
+        answer = self.posts.answer(parsed.url, parsed.headers, body, self.remote)
         if answer is None:
             self.hand_over()
             return None
@@ -317,7 +318,7 @@ class FastProtocol(asyncio.Protocol):
         try:
             data, close = await making, False
         except Exception:  # not an error the endpoint knows (those are in the answer): a bug
-            log.exception("introspection on the fast path failed")
+            log.exception("a request on the fast path failed")
             data, close = _SERVER_ERROR, True
         finally:
             self.running = None
@@ -373,11 +374,11 @@ async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool 
     server = runner.server
     assert server is not None
     documents, connections = Documents(app), set()
-    introspections = Introspections(app, http_date)
+    posts = Posts(app, http_date)
     listener = None
     try:
         listener = await asyncio.get_running_loop().create_server(
-            lambda: FastProtocol(server, documents, introspections, connections, keepalive), host, port,
+            lambda: FastProtocol(server, documents, posts, connections, keepalive), host, port,
             reuse_port=reuse_port or None, backlog=1024,
         )
         log.info("serving on http://%s:%d", host, port)
