@@ -107,6 +107,7 @@ class Metrics:
         # and +Inf]. Requests by (route, method, status), store operations by (store, operation).
         self._requests: dict[tuple[str, str, int], list[Any]] = {}
         self._store_operations: dict[tuple[str, str], list[Any]] = {}
+        self._tokens: dict[tuple[str, str], int] = {}  # token responses by (realm, grant_type)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -118,9 +119,8 @@ class Metrics:
     # counted by the engine
 
     def token_issued(self, realm: str, grant_type: str) -> None:
-        self._child(self.tokens_issued, realm, grant_type).inc()
-        if grant_type == "refresh_token":
-            self._child(self.refresh_uses, realm).inc()
+        key = (realm, grant_type)
+        self._tokens[key] = self._tokens.get(key, 0) + 1
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         _pend(self._requests, (route, method, status), seconds, REQUEST_BUCKETS)
@@ -140,6 +140,11 @@ class Metrics:
         operations, self._store_operations = self._store_operations, {}
         for (store, operation), pending in operations.items():
             _add(self._child(self.store_duration, store, operation), pending)
+        tokens, self._tokens = self._tokens, {}
+        for (realm, grant_type), count in tokens.items():
+            self._child(self.tokens_issued, realm, grant_type).inc(count)
+            if grant_type == "refresh_token":
+                self._child(self.refresh_uses, realm).inc(count)
 
     async def flush_periodically(self, every: float = 1.0) -> None:
         """With several workers a scrape reads every worker's files, so each worker
