@@ -12,6 +12,7 @@ import base64
 import json
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -50,6 +51,21 @@ async def served(tmp_path, backend, unused_tcp_port_factory) -> AsyncIterator[st
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def serve_and_connect(tmp_path, backend, port: int, **serve_options: Any):
+    """`fastpath.serve` of a fresh app as a task, and a connection to it once it listens."""
+    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
+    app = create_app(config, ephemeral_prefix=backend.ephemeral_prefix,
+                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
+    task = asyncio.create_task(fastpath.serve(app, "127.0.0.1", port, **serve_options))
+    for _ in range(200):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            return task, reader, writer
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
 
 
 async def raw(base: str, request: bytes, count: int = 1, *, expect_close: bool = False) -> bytes:
@@ -180,17 +196,8 @@ async def test_request_ids_cors_and_metrics(served):
 async def test_a_silent_connection_is_closed_after_the_keepalive(tmp_path, backend, unused_tcp_port_factory):
     """As aiohttp's keepalive_timeout: an idle client does not hold a connection forever."""
     port = unused_tcp_port_factory()
-    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
-    app = create_app(config, ephemeral_prefix=backend.ephemeral_prefix,
-                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
-    task = asyncio.create_task(fastpath.serve(app, "127.0.0.1", port, keepalive=0.3))
+    task, reader, writer = await serve_and_connect(tmp_path, backend, port, keepalive=0.3)
     try:
-        for _ in range(200):
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
         writer.write(get("/.well-known/openid-configuration"))  # one answer, then silence
         data = await asyncio.wait_for(reader.read(65536), 10)
         assert data.startswith(b"HTTP/1.1 200")
@@ -259,6 +266,23 @@ def fast_answers(monkeypatch) -> list[str]:
     return answered
 
 
+async def assert_same_answer(served: str, path: str, form: str, *headers: str) -> None:
+    """The request answered on a keep-alive connection (the fast path's, when it takes it)
+    and with `Connection: close` (always aiohttp's): the same status, headers and body (a
+    new access token aside)."""
+    (fast,) = responses(await raw(served, post(path, form, *headers)))
+    (slow,) = responses(await raw(served, post(path, form, *headers, "Connection: close"), expect_close=True))
+    assert fast[0] == slow[0], (path, form, fast, slow)
+    assert {k: v for k, v in fast[1].items() if k not in VARYING} == \
+        {k: v for k, v in slow[1].items() if k not in VARYING}, (path, form)
+    fast_body, slow_body = json.loads(fast[2]), json.loads(slow[2])
+    if "access_token" in fast_body:
+        fast_body["access_token"] = slow_body["access_token"] = "…"
+    assert fast_body == slow_body, (path, form)
+    assert int(fast[1]["content-length"]) == len(fast[2])
+    assert "connection" not in fast[1] and len(fast[1]["x-request-id"]) == 32
+
+
 async def issue(served: str) -> str:
     form = "grant_type=client_credentials"
     (issued,) = responses(await raw(served, post("/token", form, f"Authorization: {WORKER}")))
@@ -286,15 +310,8 @@ async def test_introspection_equals_the_aiohttp_answers(served, fast_answers):
         ("/realms/nope/introspect", f"token={token}", f"Authorization: {WORKER}"),
         ("/introspect", f"token={token}", f"Authorization: {WORKER}", "Origin: https://web.example.com"),
     ]
-    for path, form, *headers in cases:
-        (fast,) = responses(await raw(served, post(path, form, *headers)))
-        (slow,) = responses(await raw(served, post(path, form, *headers, "Connection: close"), expect_close=True))
-        assert fast[0] == slow[0], (path, form, fast, slow)
-        assert {k: v for k, v in fast[1].items() if k not in VARYING} == \
-            {k: v for k, v in slow[1].items() if k not in VARYING}, (path, form)
-        assert json.loads(fast[2]) == json.loads(slow[2]), (path, form)
-        assert int(fast[1]["content-length"]) == len(fast[2])
-        assert "connection" not in fast[1] and len(fast[1]["x-request-id"]) == 32
+    for case in cases:
+        await assert_same_answer(served, *case)
     answered = [a for a in fast_answers if a != "+store"]
     assert answered == ["/introspect", "/realms/acme/introspect", "/introspect", "/introspect",
                         "/introspect"], answered  # the others (errors, refresh tokens, CORS) went to aiohttp
@@ -409,16 +426,7 @@ async def test_stopping_waits_for_the_introspection_waiting_on_the_store(tmp_pat
         return await original(self, realm, token)
 
     port = unused_tcp_port_factory()
-    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
-    app = create_app(config, ephemeral_prefix=backend.ephemeral_prefix,
-                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
-    task = asyncio.create_task(fastpath.serve(app, "127.0.0.1", port))
-    for _ in range(200):
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
+    task, reader, writer = await serve_and_connect(tmp_path, backend, port)
     token = await issue(f"http://127.0.0.1:{port}")
     monkeypatch.setattr(TokenService, "verify_access_token", slow)
     writer.write(post("/introspect", f"token={token}", f"Authorization: {WORKER}"))
@@ -451,17 +459,8 @@ async def test_token_requests_equal_the_aiohttp_answers(served, fast_answers):
         ("/token", "grant_type=client_credentials&scope=x&scope=y", f"Authorization: {WORKER}"),
         ("/token", "grant_type=client_credentials", f"Authorization: {WORKER}", "Origin: https://web.example.com"),
     ]
-    for path, form, *headers in cases:
-        (fast,) = responses(await raw(served, post(path, form, *headers)))
-        (slow,) = responses(await raw(served, post(path, form, *headers, "Connection: close"), expect_close=True))
-        assert fast[0] == slow[0], (path, form, fast, slow)
-        assert {k: v for k, v in fast[1].items() if k not in VARYING} == \
-            {k: v for k, v in slow[1].items() if k not in VARYING}, (path, form)
-        fast_body, slow_body = json.loads(fast[2]), json.loads(slow[2])
-        if "access_token" in fast_body:
-            fast_body["access_token"] = slow_body["access_token"] = "…"
-        assert fast_body == slow_body, (path, form)
-        assert int(fast[1]["content-length"]) == len(fast[2])
+    for case in cases:
+        await assert_same_answer(served, *case)
     assert fast_answers == [c[0] for c in cases[:-2]]  # the last two went to aiohttp
     statuses = [responses(await raw(served, post(p, f, *h)))[0][0] for p, f, *h in cases[:-1]]
     assert statuses == [200, 200, 401, 401, 400, 400, 400, 400, 400, 400, 401, 400]
