@@ -251,10 +251,10 @@ def fast_answers(monkeypatch) -> list[str]:
     answered: list[str] = []
     answer, later = fastposts.Posts.answer, fastposts._Call.introspect
 
-    def spy(self, url, *rest):
-        made = answer(self, url, *rest)
+    def spy(self, route, *rest):
+        made = answer(self, route, *rest)
         if made is not None:
-            answered.append(url.decode())
+            answered.append(route[1].replace("/realms/{realm}", "/realms/" + route[0].name))
         return made
 
     async def spy_later(self, *args):

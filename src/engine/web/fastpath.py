@@ -297,16 +297,16 @@ class FastProtocol(asyncio.Protocol):
         """The answer to a token or introspection request at the head of the buffer (its
         bytes then taken off the buffer), a coroutine making it, or None: handed over to
         aiohttp (not ours) or not complete yet."""
-        size = None
-        if parsed.plain and not parsed.close:
-            size = self.posts.body_length(parsed.method, parsed.url, parsed.headers)
-        if size is None:
+        accepted = self.posts.accept(parsed.method, parsed.url, parsed.headers) if parsed.plain and not parsed.close \
+            else None
+        if accepted is None:
             self.hand_over()
             return None
+        size, route = accepted
         if len(self.buffer) < head_end + size:
             return None  # the rest of the body is still on its way
         body = bytes(self.buffer[head_end:head_end + size])
-        answer = self.posts.answer(parsed.url, parsed.headers, body, self.remote)
+        answer = self.posts.answer(route, parsed.headers, body, self.remote)
         if answer is None:
             self.hand_over()
             return None

@@ -54,6 +54,7 @@ _REALM_PATH = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(/token|/introspect)$"
 _JSON = "Content-Type: application/json; charset=utf-8\r\n" + "".join(f"{k}: {v}\r\n" for k, v in NO_STORE.items())
 
 Answer = bytes | Coroutine[Any, Any, bytes] | None
+Route = tuple[Realm, str, str]  # the realm, the route template (metrics), the endpoint
 
 
 class Posts:
@@ -63,9 +64,9 @@ class Posts:
         self.app = app
         self.http_date = http_date
 
-    def body_length(self, method: bytes, url: bytes, headers: dict[bytes, bytes]) -> int | None:
-        """The body length of a request answered here, else None (aiohttp's)."""
-        if method != b"POST" or headers.get(b"content-type") != FORM.encode() or self._route(url) is None:
+    def accept(self, method: bytes, url: bytes, headers: dict[bytes, bytes]) -> tuple[int, Route] | None:
+        """(body length, route) of a request answered here, else None (aiohttp's)."""
+        if method != b"POST" or headers.get(b"content-type") != FORM.encode():
             return None
         if (b"transfer-encoding" in headers or b"expect" in headers or b"content-encoding" in headers
                 or b"origin" in headers):
@@ -73,9 +74,10 @@ class Posts:
         length = headers.get(b"content-length", b"")
         if not length.isdigit() or len(length) > 6 or int(length) > MAX_BODY:
             return None
-        return int(length)
+        route = self._route(url)
+        return (int(length), route) if route is not None else None
 
-    def _route(self, url: bytes) -> tuple[Realm, str, str] | None:
+    def _route(self, url: bytes) -> Route | None:
         """(realm, route template, endpoint) of a path served here."""
         path = url.decode("latin-1")
         runtime = self.app[SERVICES].runtime
@@ -88,13 +90,10 @@ class Posts:
             return None
         return (realm, prefix + endpoint, endpoint) if realm is not None else None
 
-    def answer(self, url: bytes, headers: dict[bytes, bytes], body: bytes, remote: str | None) -> Answer:
+    def answer(self, route: Route, headers: dict[bytes, bytes], body: bytes, remote: str | None) -> Answer:
         """The response bytes, a coroutine making them, or None (aiohttp answers)."""
         started = perf_counter()
-        found = self._route(url)
-        if found is None:
-            return None
-        realm, route, endpoint = found
+        realm, template, endpoint = route
         try:
             params = form_body(body)
         except OAuthError:
@@ -103,7 +102,7 @@ class Posts:
         auth = authorization.decode("latin-1") if authorization is not None else None
         request_id = accept_request_id(headers[b"x-request-id"].decode("latin-1") if b"x-request-id" in headers
                                        else None)
-        call = _Call(self, route, started, request_id, remote)
+        call = _Call(self, template, started, request_id, remote)
         if endpoint == TOKEN:
             forwarded = headers.get(b"x-forwarded-for")
             ip = caller_address(self.app[SERVICES], forwarded.decode("latin-1") if forwarded else None, remote)
