@@ -482,3 +482,41 @@ async def test_a_store_outage_on_the_token_path_is_a_503(served, monkeypatch):
     assert [a[0] for a in answers] == [503, 503]  # and the connection goes on
     assert json.loads(answers[0][2])["error"] == "temporarily_unavailable"
     assert answers[0][1]["cache-control"] == "no-store"
+
+
+async def test_a_client_gone_while_its_request_waits_on_the_store(tmp_path, backend, unused_tcp_port_factory,
+                                                                   monkeypatch, caplog):
+    """The request still completes (its effects stand), nothing is written to the closed
+    connection and nothing is logged as an error; the server goes on serving."""
+    from engine.tokens.issue import TokenService
+
+    original = TokenService.verify_access_token
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow(self, realm, token):
+        started.set()
+        await asyncio.sleep(0.3)
+        try:
+            return await original(self, realm, token)
+        finally:
+            finished.set()
+
+    port = unused_tcp_port_factory()
+    task, reader, writer = await serve_and_connect(tmp_path, backend, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        token = await issue(base)
+        monkeypatch.setattr(TokenService, "verify_access_token", slow)
+        writer.write(post("/introspect", f"token={token}", f"Authorization: {WORKER}"))
+        await asyncio.wait_for(started.wait(), 10)
+        writer.close()  # gone before the answer
+        await asyncio.wait_for(finished.wait(), 10)
+        await asyncio.sleep(0.1)
+        monkeypatch.setattr(TokenService, "verify_access_token", original)
+        (answer,) = responses(await raw(base, post("/introspect", f"token={token}", f"Authorization: {WORKER}")))
+        assert answer[0] == 200 and json.loads(answer[2])["active"] is True
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
