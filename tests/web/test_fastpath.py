@@ -53,9 +53,11 @@ async def served(tmp_path, backend, unused_tcp_port_factory) -> AsyncIterator[st
         await task
 
 
-async def serve_and_connect(tmp_path, backend, port: int, **serve_options: Any):
+async def serve_and_connect(tmp_path, backend, port: int, realms: dict[str, str] | None = None,
+                            **serve_options: Any):
     """`fastpath.serve` of a fresh app as a task, and a connection to it once it listens."""
-    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
+    realms = realms or {"acme": ACME, "other": OTHER}
+    config = write_config(tmp_path, backend, realms, f"http://127.0.0.1:{port}")
     app = create_app(config, ephemeral_prefix=backend.ephemeral_prefix,
                      environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
     task = asyncio.create_task(fastpath.serve(app, "127.0.0.1", port, **serve_options))
@@ -516,6 +518,29 @@ async def test_a_client_gone_while_its_request_waits_on_the_store(tmp_path, back
         (answer,) = responses(await raw(base, post("/introspect", f"token={token}", f"Authorization: {WORKER}")))
         assert answer[0] == 200 and json.loads(answer[2])["active"] is True
         assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_the_token_rate_limit_holds_on_the_fast_path(tmp_path, backend, unused_tcp_port_factory):
+    """Seed security musts: `/token` is rate-limited per address; over the limit, 429
+    with `Retry-After` (RFC 6585 §4), as the aiohttp endpoint answers it."""
+    port = unused_tcp_port_factory()
+    limited = ACME + "rate_limits:\n  token_per_ip: {requests: 2}\n"
+    task, reader, writer = await serve_and_connect(tmp_path, backend, port, {"acme": limited, "other": OTHER})
+    writer.close()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        request = post("/token", "grant_type=client_credentials", f"Authorization: {WORKER}")
+        answers = responses(await raw(base, request * 3, 3))
+        assert [a[0] for a in answers] == [200, 200, 429]
+        assert json.loads(answers[2][2])["error"] and int(answers[2][1]["retry-after"]) >= 1
+        assert answers[2][1]["cache-control"] == "no-store"
+        (slow,) = responses(await raw(base, post("/token", "grant_type=client_credentials",
+                                                 f"Authorization: {WORKER}", "Connection: close"), expect_close=True))
+        assert slow[0] == 429 and set(slow[1]) - set(VARYING) == set(answers[2][1]) - set(VARYING)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
