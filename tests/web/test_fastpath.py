@@ -368,10 +368,30 @@ async def test_introspection_pipelined_split_and_mixed_stays_in_order(served, fa
 
 
 async def test_introspection_is_counted_and_identified(served):
-    token = await issue(served)
-    (answer,) = responses(await raw(served, post("/realms/acme/introspect", f"token={token}",
-                                                 f"Authorization: {WORKER}", "X-Request-Id: gw-7")))
+    """The answer names the request id, and so does the request's access-log line."""
+    import logging
+
+    from engine.logs import REQUEST_ID
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), REQUEST_ID.get()))
+
+    access = logging.getLogger("engine.access")
+    handler, level = Lines(), access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        token = await issue(served)
+        (answer,) = responses(await raw(served, post("/realms/acme/introspect", f"token={token}",
+                                                     f"Authorization: {WORKER}", "X-Request-Id: gw-7")))
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
     assert answer[0] == 200 and answer[1]["x-request-id"] == "gw-7"
+    assert [ids for line, ids in seen if line.startswith("POST /realms/{realm}/introspect 200")] == ["gw-7"]
     assert answer[1]["cache-control"] == "no-store" and answer[1]["pragma"] == "no-cache"
     async with aiohttp.ClientSession() as session, session.get(served + "/metrics") as response:
         text = await response.text()

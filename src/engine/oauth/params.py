@@ -26,11 +26,9 @@ async def form_params(request: web.Request, *, allow_json: bool = False, query: 
         raise InvalidRequest("request body too large")
     # The header as clients send it is compared first: parsing it (`content_type`) costs
     # more than the rest of a small form (issue 7: every token and introspection request).
-    if request.headers.get("Content-Type") == FORM:
+    if request.headers.get("Content-Type") == FORM or request.content_type == FORM:
         return form_body(await request.read())
     content_type = request.content_type
-    if content_type == FORM:
-        return form_body(await request.read())
     if content_type == "application/json" and allow_json:
         try:
             data = json.loads(await request.read() or b"{}")

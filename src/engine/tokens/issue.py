@@ -224,7 +224,8 @@ class TokenService:
         return claims if self._known_live(realm, claims) else None
 
     def _known_live(self, realm: Realm, claims: dict[str, Any]) -> bool:
-        """Checked in the store less than REVOCATION_CHECK_TTL ago and not revoked then."""
+        """Checked in the store less than REVOCATION_CHECK_TTL ago and not revoked then
+        (InvalidToken for a token without a `jti`: it could never be revoked)."""
         jti = claims.get("jti")
         if not isinstance(jti, str):
             raise InvalidToken("the token has been revoked")

@@ -32,7 +32,7 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from engine.cached_body import CachedBody
-from engine.logs import REQUEST_ID, accept_request_id
+from engine.logs import accept_request_id
 from engine.oauth import discovery, jwks
 from engine.oauth.params import MAX_BODY
 from engine.web.appkeys import SERVICES
@@ -154,7 +154,7 @@ class Documents:
         response = "".join(lines).encode("latin-1")
         if not not_modified and method == b"GET":
             response += body.body
-        self._observe(method.decode(), route, status, perf_counter() - started, request_id, remote)
+        record_request(self.app, method.decode(), route, status, perf_counter() - started, remote, request_id)
         return response, close
 
     def _document(self, path: str) -> tuple[str, CachedBody, int] | None:
@@ -176,14 +176,6 @@ class Documents:
         if found is None:  # keys not read yet, or due for a re-read: aiohttp's handler awaits them
             return None
         return prefix + tail, found[0], found[1]
-
-    def _observe(self, method: str, route: str, status: int, seconds: float, request_id: str,
-                 remote: str | None) -> None:
-        token = REQUEST_ID.set(request_id)
-        try:
-            record_request(self.app, method, route, status, seconds, remote)
-        finally:
-            REQUEST_ID.reset(token)
 
 
 class FastProtocol(asyncio.Protocol):

@@ -25,7 +25,6 @@ request.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
@@ -34,24 +33,22 @@ from typing import Any
 
 from aiohttp.http import SERVER_SOFTWARE
 
-from engine.errors import InvalidToken, OAuthError, ServerError, TemporarilyUnavailable
-from engine.logs import REQUEST_ID, accept_request_id
+from engine.errors import InvalidToken, OAuthError
+from engine.logs import accept_request_id
 from engine.oauth.clients import authenticate
 from engine.oauth.introspect import INACTIVE, access_token_body
 from engine.oauth.params import FORM, MAX_BODY, form_body
 from engine.oauth.ratelimit import caller_address, enforce
 from engine.oauth.token import token_answer
 from engine.realm import Realm
-from engine.store.protocols import StoreUnavailable
 from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
 from engine.web.appkeys import SERVICES
-from engine.web.middleware import NO_STORE, record_request
-
-log = logging.getLogger("engine.web")
+from engine.web.middleware import JSON_NO_STORE, protocol_error, record_request
 
 TOKEN, INTROSPECT = "/token", "/introspect"  # as engine.web.app routes them
 _REALM_PATH = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(/token|/introspect)$")
-_JSON = "Content-Type: application/json; charset=utf-8\r\n" + "".join(f"{k}: {v}\r\n" for k, v in NO_STORE.items())
+_FORM = FORM.encode()
+_JSON = "".join(f"{name}: {value}\r\n" for name, value in JSON_NO_STORE.items())  # as no_store_json
 
 Answer = bytes | Coroutine[Any, Any, bytes] | None
 Route = tuple[Realm, str, str]  # the realm, the route template (metrics), the endpoint
@@ -66,7 +63,7 @@ class Posts:
 
     def accept(self, method: bytes, url: bytes, headers: dict[bytes, bytes]) -> tuple[int, Route] | None:
         """(body length, route) of a request answered here, else None (aiohttp's)."""
-        if method != b"POST" or headers.get(b"content-type") != FORM.encode():
+        if method != b"POST" or headers.get(b"content-type") != _FORM:
             return None
         if (b"transfer-encoding" in headers or b"expect" in headers or b"content-encoding" in headers
                 or b"origin" in headers):
@@ -154,22 +151,14 @@ class _Call:
 
     def error(self, exc: Exception) -> bytes:
         """As `engine.web.middleware.error_response` renders it for an API route."""
-        if isinstance(exc, StoreUnavailable):
-            log.warning("store unavailable on POST %s: %s", self.route, exc)
-            exc = TemporarilyUnavailable("a backing store is unavailable; retry shortly")
-        elif not isinstance(exc, OAuthError):
-            log.error("unhandled error on POST %s", self.route, exc_info=exc)
-            exc = ServerError("internal error")
-        return self.respond(exc.status, exc.body(), exc.headers)
+        error = protocol_error(exc, "POST", self.route)
+        return self.respond(error.status, error.body(), error.headers)
 
     def respond(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> bytes:
         data = json.dumps(body).encode()
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items()) if headers else ""
         head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n{_JSON}{extra}X-Request-Id: {self.request_id}\r\n"
                 f"Content-Length: {len(data)}\r\nDate: {self.posts.http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n\r\n")
-        token = REQUEST_ID.set(self.request_id)
-        try:
-            record_request(self.posts.app, "POST", self.route, status, perf_counter() - self.started, self.remote)
-        finally:
-            REQUEST_ID.reset(token)
+        record_request(self.posts.app, "POST", self.route, status, perf_counter() - self.started, self.remote,
+                       self.request_id)
         return head.encode("latin-1") + data

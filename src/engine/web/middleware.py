@@ -39,13 +39,13 @@ access_log = logging.getLogger("engine.access")
 REQUEST_ID_HEADER = "X-Request-Id"
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_JSON_NO_STORE = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json; charset=utf-8", **NO_STORE}))
+JSON_NO_STORE = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json; charset=utf-8", **NO_STORE}))
 
 
 def no_store_json(body: Any) -> web.Response:
     """`web.json_response(body, headers=NO_STORE)` (the same bytes and headers) without
     deriving the same headers again for every token, introspection and userinfo answer."""
-    return web.Response(body=json.dumps(body).encode(), headers=_JSON_NO_STORE)
+    return web.Response(body=json.dumps(body).encode(), headers=JSON_NO_STORE)
 
 
 def render_error(request: web.Request, exc: OAuthError) -> web.Response:
@@ -75,19 +75,26 @@ def render_error(request: web.Request, exc: OAuthError) -> web.Response:
 def error_response(request: web.Request, exc: Exception) -> web.Response:
     """The response for an exception a handler raised (anything but `web.HTTPException`s
     other than 404/405, which pass through as the responses they are)."""
-    if isinstance(exc, OAuthError):
-        return render_error(request, exc)
-    if isinstance(exc, StoreUnavailable):
-        log.warning("store unavailable on %s %s: %s", request.method, request.path, exc)
-        return render_error(request, TemporarilyUnavailable("a backing store is unavailable; retry shortly"))
     if isinstance(exc, web.HTTPNotFound):
         return render_error(request, NotFound("no such endpoint"))
     if isinstance(exc, web.HTTPMethodNotAllowed):
         response = render_error(request, _MethodNotAllowed(f"use {', '.join(sorted(exc.allowed_methods))}"))
         response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
         return response
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    return render_error(request, ServerError("internal error"))
+    return render_error(request, protocol_error(exc, request.method, request.path))
+
+
+def protocol_error(exc: Exception, method: str, path: str) -> OAuthError:
+    """The protocol error a handler's exception is answered with: itself, 503
+    `temporarily_unavailable` for an unreachable store, else a logged 500 (also what the
+    protocol-level fast path answers with, engine.web.fastposts)."""
+    if isinstance(exc, OAuthError):
+        return exc
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store unavailable on %s %s: %s", method, path, exc)
+        return TemporarilyUnavailable("a backing store is unavailable; retry shortly")
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return ServerError("internal error")
 
 
 class _MethodNotAllowed(OAuthError):
@@ -134,13 +141,18 @@ def _finished(request: web.Request, status: int, started: float) -> None:
 
 
 def record_request(app: web.Application, method: str, route: str, status: int, seconds: float,
-                   remote: str | None = None) -> None:
-    """A request answered: into the metrics, and one access-log line (with the current
-    request id) unless the access log is off."""
+                   remote: str | None = None, request_id: str | None = None) -> None:
+    """A request answered: into the metrics, and one access-log line unless the access log
+    is off, with the current request id or, from the fast path, `request_id`."""
     app[SERVICES].metrics.observe_request(route, method, status, seconds)
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info(
-            "%s %s %d %.1fms", method, route, status, seconds * 1000,
-            extra={"method": method, "route": route, "status": status,
-                   "duration_ms": round(seconds * 1000, 2), "remote": remote},
-        )
+        context = REQUEST_ID.set(request_id) if request_id is not None else None
+        try:
+            access_log.info(
+                "%s %s %d %.1fms", method, route, status, seconds * 1000,
+                extra={"method": method, "route": route, "status": status,
+                       "duration_ms": round(seconds * 1000, 2), "remote": remote},
+            )
+        finally:
+            if context is not None:
+                REQUEST_ID.reset(context)
