@@ -121,6 +121,11 @@ def _collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        if gc.get_freeze_count() == 0:
+            # What was loaded goes straight to the oldest generation (freeze, then unfreeze:
+            # no scan) instead of being scanned by the next young collections (~0.4 s).
+            gc.freeze()
+            gc.unfreeze()
         if was_enabled:
             gc.enable()
 

@@ -1,0 +1,61 @@
+"""The applied-configuration snapshot behind `idp plan` (issue 6, item 2): every setting of
+every realm, secrets only as a SHA-256 fingerprint, durations as written in YAML, and the
+file the server writes reads back to the same snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+from engine.config.loader import load_config
+from engine.config.plan import SNAPSHOT_FILE, diff, read_snapshot, snapshot, write_snapshot
+from engine.plugins import Plugins
+
+REALM = """\
+name: acme
+lifetimes: {access_token: 10m, refresh_token: 45d}
+clients:
+  - {client_id: svc, type: confidential, secret: "${SVC_SECRET}", grant_types: [client_credentials]}
+"""
+
+
+def _config(tmp_path, secret: str = "s3cret-value-0123456789"):
+    (tmp_path / "realms").mkdir(exist_ok=True)
+    (tmp_path / "realms" / "acme.yaml").write_text(REALM)
+    (tmp_path / "idp.yaml").write_text("base_url: http://127.0.0.1:8080\nrealms: realms/\nroot_realm: acme\n")
+    return load_config(tmp_path / "idp.yaml", Plugins().providers.settings_models(),
+                       environ={"SVC_SECRET": secret})
+
+
+def test_snapshot_fingerprints_secrets_and_formats_durations(tmp_path):
+    secret = "s3cret-value-0123456789"
+    taken = snapshot(_config(tmp_path, secret))
+    realm = taken["realms"]["acme"]
+    client = realm["clients"][0]
+    assert client["secret"] == f"<secret sha256:{hashlib.sha256(secret.encode()).hexdigest()[:12]}>"
+    assert secret not in json.dumps(taken)
+    assert realm["lifetimes"]["access_token"] == "10m" and realm["lifetimes"]["refresh_token"] == "45d"
+    assert client["grant_types"] == ["client_credentials"] and client["client_id"] == "svc"
+    assert taken["server"]["base_url"] == "http://127.0.0.1:8080"
+    # every field of the model is there, defaults included
+    assert set(realm) == set(type(_config(tmp_path).realms["acme"]).model_fields)
+
+
+def test_a_rotated_secret_shows_as_changed(tmp_path):
+    before = snapshot(_config(tmp_path, "first-secret-0123456789"))
+    after = snapshot(_config(tmp_path, "second-secret-0123456789"))
+    assert [line.split(":")[0] for line in diff(before, after)] == ["~ realms.acme.clients.svc.secret"]
+
+
+def test_written_snapshot_reads_back(tmp_path):
+    config = _config(tmp_path)
+    write_snapshot(config, tmp_path / "var")
+    assert read_snapshot(tmp_path / "var") == snapshot(config)
+    assert not [p for p in (tmp_path / "var").iterdir() if p.name != SNAPSHOT_FILE]  # no temporary left
+
+
+def test_plain_handles_sets_and_timedeltas_outside_models():
+    from engine.config.plan import _plain
+
+    assert _plain({"a": frozenset({1}), 2: (timedelta(hours=2),)}) == {"a": [1], "2": ["2h"]}
