@@ -53,7 +53,7 @@ SERVER_CORE, LOAD_CORE = "0", "1"
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DB, PG_DB_MANY = "tessera_bench", "tessera_bench_many"
 REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_DB_MANY = "127.0.0.1", 6379, 13, 12
-TESSERA_PORT, MANY_PORT, NODE_PORT, BARE_PORT = 4100, 4101, 4200, 4300  # node: 4200 (JWT) and 4201 (opaque)
+TESSERA_PORT, MANY_PORT, NODE_PORT, BARE_PORT, FLOOR_PORT = 4100, 4101, 4200, 4300, 4301  # node: 4200, 4201
 CLIENT_SECRET = "bench-" + "9f3c1e7a5b2d4f6081a3c5e7b9d1f3a5"  # high entropy, SHA-256 in the realm file
 RESOURCE = "https://api.bench.example"
 PASSWORD = "correct horse battery staple"
@@ -246,13 +246,14 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
-    def wait_ready(self, url: str, timeout: float = 120) -> float:
+    def wait_ready(self, url: str, timeout: float = 120, method: str = "GET") -> float:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited ({self.process.returncode}); log: {self.log_path}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                request = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+                with urllib.request.urlopen(request, timeout=2) as response:
                     if response.status == 200:
                         return time.perf_counter() - self.started
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -551,6 +552,11 @@ def measure_all(settings: Settings, wrk: Wrk, workdir: Path, only: set[str]) -> 
             servers.append(Server("bare", [PYTHON, str(BENCH / "bare_server.py"), str(BARE_PORT)],
                                   log_path=workdir / "bare.log", port=BARE_PORT))
             servers[-1].wait_ready(bare_url)
+        floor_url = f"http://127.0.0.1:{FLOOR_PORT}"
+        if "limits" in only:  # the floor under 1a and 6a (bench/floor_server.py)
+            servers.append(Server("floor", [PYTHON, str(BENCH / "floor_server.py"), str(FLOOR_PORT)],
+                                  log_path=workdir / "floor.log", port=FLOOR_PORT))
+            servers[-1].wait_ready(floor_url + "/token", method="POST")
         node = "node" in only and node_available()
         if "node" in only and not node:
             log("node/npm not found: node-oidc-provider cases skipped")
@@ -585,6 +591,8 @@ def measure_all(settings: Settings, wrk: Wrk, workdir: Path, only: set[str]) -> 
         cc = "grant_type=client_credentials"
         if "limits" in only:
             cases["sign_RS256"] = LimitCase("limit: RS256 sign through engine.tokens.jwt.sign", "sign", "RS256")
+            cases["floor_cc"] = WrkCase("floor: minimal server, one RS256 sign per POST", wrk, f"{floor_url}/token",
+                                        post_script([cc], basic("svc-rs256", CLIENT_SECRET)))
         if node:
             token = http_json("POST", f"{node_base}/token", {"grant_type": cc.split("=")[1], "scope": "api.read"},
                               node_auth)
@@ -601,6 +609,7 @@ def measure_all(settings: Settings, wrk: Wrk, workdir: Path, only: set[str]) -> 
                                              profile=(f"cc_{alg}", pid))
         group = in_turns(cases, settings)
         results["limits"]["sign_RS256"] = group.get("sign_RS256", {}).get("rps")
+        results["floor"] = {"cc": group.get("floor_cc")}
         results["node"]["cc_rs256"] = group.get("node_cc_rs256")
         for alg in ("RS256", "ES256", "EdDSA"):
             results["tessera"][f"cc_{alg}"] = group.get(f"cc_{alg}")
@@ -609,6 +618,8 @@ def measure_all(settings: Settings, wrk: Wrk, workdir: Path, only: set[str]) -> 
             "1b": paired(group.get("node_cc_rs256"), group.get("cc_RS256")),
             "2a": paired(group.get("cc_RS256"), group.get("cc_ES256")),
             "2b": paired(group.get("cc_RS256"), group.get("cc_EdDSA")),
+            "1a_floor": paired(group.get("sign_RS256"), group.get("floor_cc")),
+            "1a_of_floor": paired(group.get("floor_cc"), group.get("cc_RS256")),
         })
 
         # Group 2: introspection.
@@ -660,10 +671,15 @@ def measure_all(settings: Settings, wrk: Wrk, workdir: Path, only: set[str]) -> 
             cases = {"login": LoginCase(settings, pid)}
             if "limits" in only:
                 cases["argon2"] = LimitCase("limit: argon2id verify (m=19456, t=2, p=1), one core", "argon2")
+                cases["floor_login"] = WrkCase(
+                    "floor: minimal server, one argon2id verify + two RS256 signs per POST", wrk, f"{floor_url}/login",
+                    post_script(["password=x"], basic("webapp", CLIENT_SECRET)), connections=8)
             group = in_turns(cases, settings)
             results["tessera"]["login"] = group["login"]
             results["limits"]["argon2_verify"] = group.get("argon2", {}).get("rps")
             results["paired"]["6a"] = paired(group.get("argon2"), group["login"])
+            results.setdefault("floor", {})["login"] = group.get("floor_login")
+            results["paired"]["6a_floor"] = paired(group.get("argon2"), group.get("floor_login"))
             results["tessera"].update(cc_under_login(settings, wrk, issuer, pid))
             results["paired"]["6b"] = paired(results["tessera"]["cc_paced_unloaded"],
                                              results["tessera"]["cc_paced_under_login"], "p99_ms")
@@ -877,7 +893,7 @@ def targets(r: dict[str, Any]) -> list[Check]:
     t, lim, node, many = r.get("tessera", {}), r.get("limits", {}), r.get("node", {}), r.get("many", {})
 
     def rps(d: dict[str, Any], key: str) -> float | None:
-        return d.get(key, {}).get("rps")
+        return (d.get(key) or {}).get("rps")
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a is not None and b else None
@@ -977,6 +993,15 @@ def report(results: dict[str, Any]) -> str:
         if ident in ("5a", "7a", "7b", "8"):
             shown = f"{value:.2f} of limit"
         lines.append(f"| {ident} | {what} | {measured} | {shown} | {goal} | {'PASS' if passes(value) else 'FAIL'} |")
+    paired_ = results.get("paired", {})
+    floors = [(paired_.get(key) or {}).get("ratio") for key in ("1a_floor", "1a_of_floor", "6a_floor")]
+    if any(value is not None for value in floors):
+        shown = [f"{value:.2f}" if value is not None else "not measured" for value in floors]
+        lines += ["", f"Floors (bench/floor_server.py, in turns with the same cases): a minimal server that signs one"
+                  f" RS256 JWT per POST reaches {shown[0]} of the RS256 sign ceiling (1a asks 0.85 of Tessera), and"
+                  f" Tessera's client_credentials reaches {shown[1]} of that server; one argon2id verify plus the two"
+                  f" RS256 signatures of a code exchange per POST reaches {shown[2]} of the argon2id rate (6a asks"
+                  " 0.90 of a four-request flow)."]
     lines += ["", "Every case (median of runs; min in brackets):", "",
               "| case | throughput | p50 | p99 | errors |", "| --- | --- | --- | --- | --- |"]
     limits_ = results.get("limits", {})
@@ -992,6 +1017,9 @@ def report(results: dict[str, Any]) -> str:
                          f" {data['p99_ms']:.2f} ms | {data['errors']} |")
 
     row("limit: bare aiohttp JSON GET", results.get("bare", {}).get("get"))
+    row("floor: minimal server, one RS256 sign per POST", results.get("floor", {}).get("cc"))
+    row("floor: minimal server, argon2id verify + two RS256 signs per POST (8 connections)",
+        results.get("floor", {}).get("login"))
     node = results.get("node", {})
     for key in ("cc_rs256", "introspect", "discovery", "jwks"):
         row(f"node-oidc-provider {node.get('version', '')} {key}", node.get(key))
