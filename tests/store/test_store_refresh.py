@@ -69,6 +69,9 @@ async def test_refresh_family_create_and_get(durable: DurableStore):
     with pytest.raises(AlreadyExists):
         await durable.create_refresh_family(family("fam2"), token("h1", "fam2"))
     assert await durable.get_refresh_token("main", "h2") is None  # the failed insert left nothing
+    # nor did the family whose first token was refused: it can still be created as new
+    await durable.create_refresh_family(family("fam2"), token("h3", "fam2"))
+    assert (await durable.get_refresh_token("main", "h3"))[1] == family("fam2")
 
 
 async def test_rotate_replaces_live_token(durable: DurableStore):

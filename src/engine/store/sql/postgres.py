@@ -121,6 +121,13 @@ _TOKEN_COLUMNS = (
     "t.token_hash, t.family_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at,"
     " t.replaced_by, t.replaced_at"
 )
+_FAMILY_AND_FIRST_TOKEN = (
+    "WITH family AS (INSERT INTO refresh_families (realm, id, client_id, user_id, scope, session_id,"
+    " auth_time, created_at, expires_at, revoked_at, revoked_reason, data)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))"
+    " INSERT INTO refresh_tokens (realm, token_hash, family_id, created_at, expires_at, replaced_by, replaced_at)"
+    " VALUES ($1, $13, $2, $14, $15, $16, $17)"
+)
 _TOKEN_AND_FAMILY = (
     f"SELECT {_TOKEN_COLUMNS}, f.* FROM refresh_tokens t"
     " JOIN refresh_families f ON f.realm = t.realm AND f.id = t.family_id"
@@ -355,17 +362,18 @@ class PostgresDurableStore:
     async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:
         if first.realm != family.realm or first.family_id != family.id:
             raise ValueError("the first token must belong to the family it starts")
-        async with self._tx() as conn:
+        # One statement, one round trip (BEGIN, two INSERTs and COMMIT were four): the
+        # family and its first token are written together or not at all; the foreign key
+        # is checked at the end of the statement, when both rows are there.
+        async with self._connection() as conn:  # not retried: it writes
             await conn.execute(
-                "INSERT INTO refresh_families (realm, id, client_id, user_id, scope, session_id,"
-                " auth_time, created_at, expires_at, revoked_at, revoked_reason, data)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                _FAMILY_AND_FIRST_TOKEN,
                 family.realm, family.id, family.client_id, family.user_id, family.scope,
                 family.session_id, utc(family.auth_time), utc(family.created_at),
                 utc(family.expires_at), utc_or_none(family.revoked_at), family.revoked_reason,
-                family.data,
+                family.data, first.token_hash, utc(first.created_at), utc(first.expires_at),
+                first.replaced_by, utc_or_none(first.replaced_at),
             )
-            await self._insert_token(conn, first)
 
     @staticmethod
     async def _insert_token(conn: asyncpg.Connection, token: RefreshToken) -> None:
