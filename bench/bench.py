@@ -61,6 +61,8 @@ EMAIL = "user{n}@bench.example"  # one account per login loop (loadgen fills in 
 USERS = 64
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 
+SETTLE = 1.0  # seconds between two wrk runs (Wrk.once)
+
 DONE_LUA = r"""
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -125,6 +127,12 @@ class Wrk:
         self.count = 0
 
     def once(self, url: str, script: str, seconds: float, connections: int) -> dict[str, float]:
+        # A wrk run started right after another one on this machine reports phantom
+        # latencies for part of its requests (p99 in the hundreds of ms, and a mean latency
+        # that 64 connections at the measured rate cannot have, by Little's law; the
+        # minimal floor server shows it on every second back-to-back run, never after a
+        # pause): the connections of the run before settle first.
+        time.sleep(SETTLE)
         self.count += 1
         path = self.workdir / f"wrk-{self.count}.lua"
         path.write_text(script + DONE_LUA)

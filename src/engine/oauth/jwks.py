@@ -30,5 +30,5 @@ def _max_age(services: Any) -> int:
 async def jwks(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
     algs = realm.config.signing.algs
-    keys = services.keys.cached_keys(realm.name, algs) or await services.keys.realm_keys(realm.name, algs)
+    keys = services.keys.keys_now(realm.name, algs) or await services.keys.realm_keys(realm.name, algs)
     return keys.jwks_body.response(request, max_age=_max_age(services))

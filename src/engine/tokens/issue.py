@@ -109,7 +109,10 @@ class TokenService:
         alg = alg or realm.config.signing.default_alg
         algs = realm.config.signing.algs
         manager = self.services.keys
-        keys = manager.cached_keys(realm.name, algs) or await manager.realm_keys(realm.name, algs)
+        # Keys due for a re-read sign while one re-read runs (KeyManager.keys_now): a
+        # rotation only ever activates a key published for verifier_cache_ttl, and the key
+        # it replaces stays published, so signing with the previous read is safe.
+        keys = manager.keys_now(realm.name, algs) or await manager.realm_keys(realm.name, algs)
         kid, key = keys.signers[alg]
         return alg, kid, key
 
@@ -189,7 +192,7 @@ class TokenService:
         """Signature with a published key of this realm, `iss`, `exp` (InvalidToken otherwise)."""
         algs = realm.config.signing.algs
         manager = self.services.keys
-        keys = manager.cached_keys(realm.name, algs) or await manager.realm_keys(realm.name, algs)
+        keys = manager.keys_now(realm.name, algs) or await manager.realm_keys(realm.name, algs)
         return self._verified(realm, keys, token, typ=typ, leeway=leeway, check_exp=check_exp)
 
     def _verified(self, realm: Realm, keys: Any, token: str, *, typ: str | None = None, leeway: int = 0,
@@ -217,7 +220,7 @@ class TokenService:
         (engine.web.fastintrospect): the claims when the keys are in hand and the token is
         known not revoked (within REVOCATION_CHECK_TTL); None when that needs a store;
         InvalidToken as `verify_access_token` raises it."""
-        keys = self.services.keys.cached_keys(realm.name, realm.config.signing.algs)
+        keys = self.services.keys.keys_now(realm.name, realm.config.signing.algs)
         if keys is None:
             return None
         claims = self._verified(realm, keys, token, typ=ACCESS_TOKEN_TYP)
