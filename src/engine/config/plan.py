@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ KEYED_LISTS = {"clients": "client_id", "providers": "id"}
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
-_FIELDS: dict[type, tuple[str, ...]] = {}  # per model class, its field names
+# Field names per model class; weak, since every load builds its realm model anew.
+_FIELDS: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
 def _plain(value: Any) -> Any:
