@@ -224,3 +224,43 @@ async def blank_durable_url(backend: BackendUrls, tmp_path) -> AsyncIterator[str
         yield url
     finally:
         await drop_database(url)
+
+
+def _ephemeral_ports() -> range:
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            low, high = (int(n) for n in handle.read().split())
+        return range(low, high + 1)
+    except (OSError, ValueError):
+        return range(32768, 65536)
+
+
+@pytest.fixture(scope="session")
+def unused_tcp_port_factory() -> Callable[[], int]:
+    """Free ports for servers whose address a test must know before they start (issuer
+    URLs), outside the kernel's ephemeral range. pytest-asyncio's own factory binds port 0,
+    which hands out an ephemeral port: until the server binds it, any outgoing connection
+    (to PostgreSQL, Redis, a fake Google) may be given the same port as its local one, and
+    the server fails with "address already in use" (seen once in CI)."""
+    import random
+    import socket
+
+    ephemeral = _ephemeral_ports()
+    taken: set[int] = set()
+
+    def factory() -> int:
+        for _ in range(1000):
+            port = random.randrange(10_000, 30_000)
+            if port in taken or port in ephemeral:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            taken.add(port)
+            return port
+        raise RuntimeError("no free TCP port between 10000 and 30000")
+
+    return factory
