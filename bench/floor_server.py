@@ -1,12 +1,14 @@
 """The floor under targets 1a and 6a: the least a Python server on this core can do per
 request, with none of an identity provider's work. Usage: floor_server.py PORT
 
-- `POST /token`: one RS256 JWT signed through `engine.tokens.jwt.sign` (as the sign
-  ceiling is measured), answered as JSON. What it reaches next to the sign ceiling is what
-  the kernel (loopback TCP, one read and one write per request) and the least Python
-  per request leave of it: 1a's "everything but the signature" cannot cost less.
-- `POST /login`: one argon2id verify at the realm's default parameters (the password
-  plugin's `Argon2Hasher`, on one hashing thread as `idp serve` runs it on one core) and
+- `POST /token`: one RS256 JWT signed by the sign ceiling's own operation
+  (`limits.sign_operation`, through `engine.tokens.jwt.sign`), answered as JSON. What
+  it reaches next to the sign ceiling is what the kernel (loopback TCP, one read and one
+  write per request) and the least Python per request leave of it: 1a's "everything but
+  the signature" cannot cost less.
+- `POST /login`: one argon2id verify, the argon2id limit's own operation
+  (`limits.argon2_operation`: the password plugin's `Argon2Hasher` at the realm's default
+  parameters), on one hashing thread as `idp serve` runs it on one core, and
   the two RS256 signatures of a code exchange (ID token and access token), in one
   request instead of a flow's four: 6a's ceiling with a flow's unavoidable work.
 
@@ -20,29 +22,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvloop
+from limits import argon2_operation, sign_operation  # the very operations the limits time
 
-from engine.tokens import jwt
-from engine.tokens.keys import generate_key
-from plugins.password.hasher import Argon2Hasher
-
-PASSWORD = "correct horse battery staple"
-KEY = generate_key("RS256")
-HASHER = Argon2Hasher()
-STORED = HASHER.hash(PASSWORD)
+SIGN = sign_operation("RS256")
+VERIFY = argon2_operation()
 HASHING = ThreadPoolExecutor(1, thread_name_prefix="floor-hash")
-
-
-def sign() -> str:
-    now = int(time.time())
-    claims = {"iss": "http://127.0.0.1/realms/bench", "sub": "svc-rs256", "aud": "https://api.bench.example",
-              "client_id": "svc-rs256", "scope": "api.read", "iat": now, "exp": now + 600,
-              "jti": "0123456789abcdefghijkl"}
-    return jwt.sign(claims, KEY, KEY.kid, "RS256", typ="at+jwt")
 
 
 def respond(transport: Any, body: dict[str, Any]) -> None:
@@ -52,8 +40,8 @@ def respond(transport: Any, body: dict[str, Any]) -> None:
 
 
 async def login(transport: Any) -> None:
-    verified = await asyncio.get_running_loop().run_in_executor(HASHING, HASHER.verify, STORED, PASSWORD)
-    respond(transport, {"verified": verified, "id_token": sign(), "access_token": sign(), "token_type": "Bearer"})
+    verified = await asyncio.get_running_loop().run_in_executor(HASHING, VERIFY)
+    respond(transport, {"verified": verified, "id_token": SIGN(), "access_token": SIGN(), "token_type": "Bearer"})
 
 
 class Floor(asyncio.Protocol):
@@ -73,7 +61,7 @@ class Floor(asyncio.Protocol):
             if is_login:
                 asyncio.get_running_loop().create_task(login(self.transport))
             else:
-                respond(self.transport, {"access_token": sign(), "token_type": "Bearer", "expires_in": 600})
+                respond(self.transport, {"access_token": SIGN(), "token_type": "Bearer", "expires_in": 600})
         self.buffer = buffer
 
 
