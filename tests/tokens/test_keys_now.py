@@ -27,9 +27,9 @@ async def test_keys_now_serves_stale_keys_once_while_re_reading(tmp_path):
     assert manager.keys_now("acme", algs) is first
     clock.advance(CACHE_TTL.total_seconds() + 1)
     assert manager.keys_now("acme", algs) is first  # stale, served; one re-read started
-    assert len(manager._rereads) == 1
-    assert manager.keys_now("acme", algs) is first and len(manager._rereads) == 1  # not a second one
-    await asyncio.gather(*manager._rereads.values())
+    assert len(manager._reading) == 1
+    assert manager.keys_now("acme", algs) is first and len(manager._reading) == 1  # not a second one
+    await asyncio.gather(*manager._reading.values())
     fresh = manager.keys_now("acme", algs)
     assert fresh is not first and fresh.jwks == first.jwks  # re-read, same keys
     clock.advance((2 * CACHE_TTL + timedelta(seconds=1)).total_seconds())
@@ -144,6 +144,6 @@ async def test_signing_does_not_wait_for_a_re_read(tmp_path):
     assert manager.keys_now("acme", ["ES256"]) is first  # still served meanwhile
     assert manager.keys_now("other", ["ES256"]) is None
     gate.set()
-    await asyncio.gather(*manager._rereads.values())
+    await asyncio.gather(*manager._reading.values())
     assert manager.cached_keys("acme", ["ES256"]) is not first
     await store.close()

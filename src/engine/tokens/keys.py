@@ -153,7 +153,6 @@ class KeyManager:
         self.verifier_cache_ttl = verifier_cache_ttl
         self._cache: dict[str, RealmKeys] = {}
         self._reading: dict[str, asyncio.Task[RealmKeys]] = {}  # realm -> its read in flight
-        self._rereads: dict[str, asyncio.Task[Any]] = {}
         # realm -> kid -> (the stored, encrypted private JWK, the key imported from it): a
         # re-read (every CACHE_TTL) imports only keys it has not seen, instead of stopping
         # the event loop to decrypt and import every signing key of the realm again.
@@ -184,17 +183,8 @@ class KeyManager:
         if stale is None or self.clock.now() - stale.read_at >= 2 * CACHE_TTL or any(a not in stale.signers
                                                                                       for a in algs):
             return None
-        if realm not in self._rereads:
-            self._rereads[realm] = asyncio.get_running_loop().create_task(self._reread(realm, algs))
+        self._read_shared(realm, algs)  # the re-read, in the background
         return stale
-
-    async def _reread(self, realm: str, algs: list[str]) -> None:
-        try:
-            await self.realm_keys(realm, algs)
-        except Exception as exc:  # the store is down: the next request through aiohttp says so
-            log.warning("re-reading the keys of realm %s failed: %s", realm, exc)
-        finally:
-            self._rereads.pop(realm, None)
 
     async def realm_keys(self, realm: str, algs: list[str]) -> RealmKeys:
         """The realm's current keys, created on first use; cached for CACHE_TTL. One read
@@ -205,22 +195,28 @@ class KeyManager:
         while True:
             if (cached := self.cached_keys(realm, algs)) is not None:
                 return cached
-            reading = self._reading.get(realm)
-            if reading is None:
-                reading = self._reading[realm] = asyncio.get_running_loop().create_task(self._read(realm, algs))
-                reading.add_done_callback(functools.partial(self._read_done, realm))
             # shield: a caller that gives up (its client went away) does not cancel the read
             # the other callers wait for.
-            keys = await asyncio.shield(reading)
+            keys = await asyncio.shield(self._read_shared(realm, algs))
             if all(alg in keys.signers for alg in algs):
                 return keys
             # That read was for fewer algorithms (a reload added one): read again.
 
+    def _read_shared(self, realm: str, algs: list[str]) -> asyncio.Task[RealmKeys]:
+        """The realm's read in flight, started if there is none."""
+        reading = self._reading.get(realm)
+        if reading is None:
+            reading = self._reading[realm] = asyncio.get_running_loop().create_task(self._read(realm, algs))
+            reading.add_done_callback(functools.partial(self._read_done, realm))
+        return reading
+
     def _read_done(self, realm: str, task: asyncio.Task[RealmKeys]) -> None:
         if self._reading.get(realm) is task:
             del self._reading[realm]
-        if not task.cancelled():
-            task.exception()  # retrieved here: nobody may be waiting any more
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Retrieved here, whoever waits: a background re-read has nobody waiting (the
+            # store is down: the next request that must wait for the keys says so).
+            log.warning("reading the keys of realm %s failed: %s", realm, exc)
 
     async def _read(self, realm: str, algs: list[str]) -> RealmKeys:
         now = self.clock.now()
