@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Coroutine
 from email.utils import formatdate
 from time import perf_counter, time
@@ -39,6 +38,7 @@ from engine.web.appkeys import SERVICES
 from engine.web.cors import EXPOSE_HEADERS
 from engine.web.fastposts import Posts
 from engine.web.middleware import record_request
+from engine.web.routing import RealmPaths
 
 log = logging.getLogger("engine.web")
 
@@ -46,7 +46,7 @@ MAX_HEAD = 8192  # a longer head is aiohttp's to judge
 MAX_BUFFER = 4 * MAX_BODY  # bytes read ahead while a request runs; reading pauses beyond
 KEEPALIVE = 75.0  # seconds a connection may stay silent (aiohttp's keepalive_timeout)
 DOCUMENT_PATHS = (discovery.PATH, *jwks.PATHS)  # as engine.web.app routes them
-_REALM_PATH = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(" + "|".join(map(re.escape, DOCUMENT_PATHS)) + ")$")
+_DOCUMENTS = RealmPaths(DOCUMENT_PATHS)
 _CORS = f"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: {EXPOSE_HEADERS}\r\n"
 
 
@@ -159,23 +159,16 @@ class Documents:
 
     def _document(self, path: str) -> tuple[str, CachedBody, int] | None:
         services = self.app[SERVICES]
-        runtime = services.runtime
-        match = _REALM_PATH.match(path)
-        if match is not None:
-            name, tail, prefix = match.group(1), match.group(2), "/realms/{realm}"
-        elif path in DOCUMENT_PATHS and runtime.root_realm:
-            name, tail, prefix = runtime.root_realm, path, ""
-        else:
+        found = _DOCUMENTS.match(path, services.runtime)
+        if found is None:
             return None
-        realm = runtime.realms.get(name)
-        if realm is None:
-            return None
+        realm, route, tail = found
         if tail == discovery.PATH:
-            return prefix + tail, discovery.discovery_body(realm), discovery.MAX_AGE
-        found = jwks.jwks_body(services, realm)
-        if found is None:  # keys not read yet, or due for a re-read: aiohttp's handler awaits them
+            return route, discovery.discovery_body(realm), discovery.MAX_AGE
+        keys = jwks.jwks_body(services, realm)
+        if keys is None:  # keys not read yet, or due for a re-read: aiohttp's handler awaits them
             return None
-        return prefix + tail, found[0], found[1]
+        return route, keys[0], keys[1]
 
 
 class FastProtocol(asyncio.Protocol):

@@ -25,7 +25,6 @@ request.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from time import perf_counter
@@ -44,9 +43,10 @@ from engine.realm import Realm
 from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
 from engine.web.appkeys import SERVICES
 from engine.web.middleware import JSON_NO_STORE, protocol_error, record_request
+from engine.web.routing import RealmPaths
 
 TOKEN, INTROSPECT = "/token", "/introspect"  # as engine.web.app routes them
-_REALM_PATH = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(/token|/introspect)$")
+_ENDPOINTS = RealmPaths((TOKEN, INTROSPECT))
 _FORM = FORM.encode()
 _JSON = "".join(f"{name}: {value}\r\n" for name, value in JSON_NO_STORE.items())  # as no_store_json
 
@@ -76,16 +76,7 @@ class Posts:
 
     def _route(self, url: bytes) -> Route | None:
         """(realm, route template, endpoint) of a path served here."""
-        path = url.decode("latin-1")
-        runtime = self.app[SERVICES].runtime
-        match = _REALM_PATH.match(path)
-        if match is not None:
-            realm, endpoint, prefix = runtime.realms.get(match.group(1)), match.group(2), "/realms/{realm}"
-        elif path in (TOKEN, INTROSPECT) and runtime.root_realm:
-            realm, endpoint, prefix = runtime.realms.get(runtime.root_realm), path, ""
-        else:
-            return None
-        return (realm, prefix + endpoint, endpoint) if realm is not None else None
+        return _ENDPOINTS.match(url.decode("latin-1"), self.app[SERVICES].runtime)
 
     def answer(self, route: Route, headers: dict[bytes, bytes], body: bytes, remote: str | None) -> Answer:
         """The response bytes, a coroutine making them, or None (aiohttp answers)."""
