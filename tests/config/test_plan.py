@@ -55,7 +55,30 @@ def test_written_snapshot_reads_back(tmp_path):
     assert not [p for p in (tmp_path / "var").iterdir() if p.name != SNAPSHOT_FILE]  # no temporary left
 
 
-def test_plain_handles_sets_and_timedeltas_outside_models():
-    from engine.config.plan import _plain
+def test_values_outside_models_are_written_as_yaml_would_say_them():
+    from pydantic import SecretBytes
 
-    assert _plain({"a": frozenset({1}), 2: (timedelta(hours=2),)}) == {"a": [1], "2": ["2h"]}
+    from engine.config.plan import _dumps
+
+    assert json.loads(_dumps({"a": frozenset({1}), "b": (timedelta(hours=2),)})) == {"a": [1], "b": ["2h"]}
+    assert _dumps(SecretBytes(b"key")) == json.dumps(f"<secret sha256:{hashlib.sha256(b'key').hexdigest()[:12]}>")
+
+
+def test_snapshot_text_is_one_sorted_compact_document(tmp_path):
+    """The text built a realm at a time is exactly a sorted, compact dump of the whole."""
+    from engine.config.plan import snapshot_text
+
+    (tmp_path / "realms").mkdir()
+    (tmp_path / "realms" / "zeta.yaml").write_text("name: zeta\n")
+    config = _config(tmp_path)
+    text = snapshot_text(config)
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    assert list(json.loads(text)["realms"]) == ["acme", "zeta"]
+
+
+async def test_serving_process_writes_the_snapshot_between_requests(tmp_path):
+    from engine.config.plan import write_snapshot_in_turns
+
+    config = _config(tmp_path)
+    await write_snapshot_in_turns(config, tmp_path / "var", realms_per_turn=1)
+    assert read_snapshot(tmp_path / "var") == snapshot(config)

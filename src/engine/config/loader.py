@@ -169,8 +169,9 @@ def _load_config(
     if not realms_dir.is_dir():
         problems.append(f"{server_source.where(('realms',))}: realms directory {realms_dir} does not exist")
     else:
+        cwd = Path.cwd()
         for file in sorted(realms_dir.glob("*.yaml")) + sorted(realms_dir.glob("*.yml")):
-            source = load_yaml(_display(file))
+            source = load_yaml(_display(file, cwd))
             if not source.problems and _has_references(source):
                 expand_env(source, environ)
             realm = None
@@ -201,9 +202,9 @@ def _has_references(source: Source) -> bool:
     return source.text is None or "${" in source.text
 
 
-def _display(file: Path) -> Path:
+def _display(file: Path, cwd: Path) -> Path:
     """Paths relative to the working directory when possible: shorter error lines."""
     try:
-        return file.relative_to(Path.cwd())
+        return file.relative_to(cwd)
     except ValueError:
         return file

@@ -4,19 +4,21 @@ Both configurations are reduced to a comparable snapshot (secrets replaced by a 
 SHA-256 fingerprint, so a rotated secret shows as changed without showing the secret) and
 diffed: realms, clients, redirect URIs, scopes, providers, lifetimes, everything.
 The running server writes the snapshot of what it applied (`applied-config.json` in its
-data directory) on start and on every reload; `idp plan` compares against that.
+data directory) once it serves (a moment after it is ready) and on every reload; `idp plan`
+compares against that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
-import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
 from engine.config.loader import Config
 
@@ -24,56 +26,85 @@ SNAPSHOT_FILE = "applied-config.json"
 KEYED_LISTS = {"clients": "client_id", "providers": "id"}
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-# Field names per model class; weak, since every load builds its realm model anew.
-_FIELDS: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
-
-
-def _plain(value: Any) -> Any:
-    # Perf (issue 7): a server with 10,000 realms snapshots ~2 million values at start, so
-    # the common kinds are told apart by exact type before any isinstance.
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is list or kind is tuple:
-        return [_plain(v) for v in value]
-    if kind is dict:
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, BaseModel):
-        names = _FIELDS.get(kind)
-        if names is None:
-            names = _FIELDS[kind] = tuple(kind.model_fields)
-        fields = value.__dict__
-        return {name: _plain(fields[name]) for name in names}
-    if isinstance(value, SecretStr):
-        digest = hashlib.sha256(value.get_secret_value().encode()).hexdigest()[:12]
+def _json_default(value: Any) -> Any:
+    """What `model_dump()` leaves as Python objects, as the snapshot writes them."""
+    if hasattr(value, "get_secret_value"):  # SecretStr, SecretBytes, Secret[...]
+        secret = value.get_secret_value()
+        digest = hashlib.sha256(secret if isinstance(secret, bytes) else str(secret).encode()).hexdigest()[:12]
         return f"<secret sha256:{digest}>"
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    if hasattr(value, "total_seconds"):
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if hasattr(value, "total_seconds"):  # a timedelta outside a `Duration` field
         from engine.config.durations import format_duration
 
         return format_duration(value)
-    return value
+    return str(value)
+
+
+def _dumps(value: Any) -> str:
+    # Compact and through the C encoder (an indented dump is pure Python).
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _parts(config: Config) -> Iterator[str]:
+    """The snapshot's JSON text, a realm at a time: the same text as one `_dumps` of
+    `{"realms": {...}, "server": ...}` (keys sorted), without building that whole dict.
+    Perf (issue 7): each model is dumped by pydantic-core (durations through their
+    `Duration` serializer); a Python walk over 10,000 realms' ~2 million values took
+    seconds of the start."""
+    yield '{"realms":{'
+    for index, (name, realm) in enumerate(sorted(config.realms.items())):
+        yield f'{"," if index else ""}{_dumps(name)}:{_dumps(realm.model_dump())}'
+    yield f'}},"server":{_dumps(config.server.model_dump())}}}'
+
+
+def snapshot_text(config: Config) -> str:
+    return "".join(_parts(config))
 
 
 def snapshot(config: Config) -> dict[str, Any]:
-    return {
-        "server": _plain(config.server),
-        "realms": {name: _plain(realm) for name, realm in sorted(config.realms.items())},
-    }
+    return json.loads(snapshot_text(config))
 
 
-def write_snapshot(config: Config, data_dir: Path) -> None:
+def _temporary(data_dir: Path) -> tuple[Path, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
     target = data_dir / SNAPSHOT_FILE
     # One temporary file per process: `idp serve --workers N` starts N writers at once.
-    temporary = target.with_suffix(f".{os.getpid()}.tmp")
-    # Compact: the C encoder (an indented dump is pure Python, ~1.7 s for 10,000 realms).
-    temporary.write_text(json.dumps(snapshot(config), sort_keys=True, separators=(",", ":")))
+    return target.with_suffix(f".{os.getpid()}.tmp"), target
+
+
+def write_snapshot_text(data_dir: Path, text: str) -> None:
+    temporary, target = _temporary(data_dir)
+    temporary.write_text(text)
     temporary.replace(target)  # atomic: a reader never sees half a snapshot
+
+
+def write_snapshot(config: Config, data_dir: Path) -> None:
+    write_snapshot_text(data_dir, snapshot_text(config))
+
+
+async def write_snapshot_in_turns(config: Config, data_dir: Path, realms_per_turn: int = 50) -> None:
+    """`write_snapshot` for a serving process: built on the event loop a few realms at a
+    time (requests are answered in between; a thread would hold the GIL against them)
+    and written by a thread as it goes (never the whole text in memory at once)."""
+    temporary, target = await asyncio.to_thread(_temporary, data_dir)
+    file = await asyncio.to_thread(temporary.open, "w")
+    try:
+        batch: list[str] = []
+        for part in _parts(config):
+            batch.append(part)
+            if len(batch) == realms_per_turn:
+                await asyncio.to_thread(file.write, "".join(batch))
+                batch = []
+        await asyncio.to_thread(file.write, "".join(batch))
+        await asyncio.to_thread(file.close)
+        await asyncio.to_thread(temporary.replace, target)  # atomic: a reader never sees half a snapshot
+    except BaseException:
+        file.close()
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def read_snapshot(data_dir: Path) -> dict[str, Any] | None:

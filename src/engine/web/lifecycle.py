@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.config.plan import write_snapshot
+from engine.config.plan import write_snapshot_in_turns
 from engine.reload import reload_config
 from engine.tokens.rotation import rotation_loop
 from engine.web.appkeys import SERVICES
@@ -20,16 +20,29 @@ from engine.web.appkeys import SERVICES
 log = logging.getLogger("engine")
 
 
+async def _write_snapshot(config: Any) -> None:
+    try:
+        await write_snapshot_in_turns(config, config.path.parent / config.server.keys.data_dir)
+    except Exception:  # logged; serving goes on without it
+        log.exception("could not write the applied-configuration snapshot for `idp plan`")
+
+
 async def serving(app: web.Application) -> AsyncIterator[None]:
     services: Any = app[SERVICES]
     config = services.runtime.config
-    await asyncio.to_thread(write_snapshot, config, config.path.parent / config.server.keys.data_dir)
     loop = asyncio.get_running_loop()
+    # Not awaited here: with 10,000 realms the snapshot is seconds of work that readiness
+    # need not wait for (issue 7: ready in <= 10 s); it is built between requests.
+    snapshot = loop.create_task(_write_snapshot(config))
     reloads: set[asyncio.Task[bool]] = set()
+
+    async def reload() -> bool:
+        await snapshot  # the start's snapshot first: the last one written is what applies
+        return await reload_config(services)
 
     def on_sighup() -> None:
         log.info("SIGHUP: reloading configuration")
-        task = loop.create_task(reload_config(services))
+        task = loop.create_task(reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
@@ -39,6 +52,7 @@ async def serving(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await snapshot  # a stop right after the start still leaves what was applied
         rotation.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await rotation
