@@ -1068,8 +1068,10 @@ def report(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Tessera benchmark (see BENCHMARKS.md)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: every case for about a second")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    # Five short rounds rather than three long ones: this machine's speed drifts by 2x within
+    # minutes, and a median of five per-round ratios shrugs off one or two bad rounds.
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--realms", type=int, default=10_000, help="realms in the many-realms case")
