@@ -241,8 +241,8 @@ class Client(Strict):
     secret_sha256: str | None = Field(
         None, pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the client secret"
     )
-    redirect_uris: list[str] = []
-    post_logout_redirect_uris: list[str] = []
+    redirect_uris: list[str] = Field(default_factory=list)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list)
     web_origins: list[str] = Field(
         default_factory=list,
         description="origins (scheme://host[:port]) whose pages may call /token, /userinfo and /revoke,"
@@ -252,7 +252,7 @@ class Client(Strict):
         default_factory=lambda: ["authorization_code", "refresh_token"]
     )
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
-    audience: list[str] = []
+    audience: list[str] = Field(default_factory=list)
     consent: Literal["required", "implicit"] = "required"
     access_token_alg: SigningAlg | None = None
     id_token_alg: SigningAlg | None = None
@@ -288,9 +288,9 @@ class RealmBase(Strict):
     templates: str | None = Field(None, description="directory of templates overriding the defaults")
     lifetimes: Lifetimes = Lifetimes()
     signing: Signing = Signing()
-    scopes: dict[str, Scope] = {}
-    claims: dict[str, list[str]] = {}
-    clients: list[Client] = []
+    scopes: dict[str, Scope] = Field(default_factory=dict)
+    claims: dict[str, list[str]] = Field(default_factory=dict)
+    clients: list[Client] = Field(default_factory=list)
     rate_limits: RateLimits = RateLimits()
     lockout: Lockout = Lockout()
     mail: RealmMail = RealmMail()
