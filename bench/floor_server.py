@@ -36,11 +36,11 @@ from urllib.parse import parse_qs, urlsplit
 import uvloop
 from limits import argon2_operation, sign_operation  # the very operations the limits time
 
-from engine.accounts.passwords import _yield_to_the_event_loop  # idp serve's hashing thread priority
+from engine.accounts.passwords import yield_to_the_event_loop  # idp serve's hashing thread priority
 
 SIGN = sign_operation("RS256")
 VERIFY = argon2_operation()
-HASHING = ThreadPoolExecutor(1, thread_name_prefix="floor-hash", initializer=_yield_to_the_event_loop)
+HASHING = ThreadPoolExecutor(1, thread_name_prefix="floor-hash", initializer=yield_to_the_event_loop)
 FLOW = "/realms/bench/"
 FLOWS: dict[str, str] = {}  # flow id -> redirect_uri
 

@@ -16,7 +16,7 @@ from typing import Any
 from engine.plugins import HasherRegistry
 
 
-def _yield_to_the_event_loop() -> None:
+def yield_to_the_event_loop() -> None:
     """Hashing threads run at the lowest CPU priority (nice 19, this thread only on Linux):
     a hash uses every idle cycle, but the event loop thread preempts it as soon as a
     request arrives, so token requests do not wait behind a hash on a busy core
@@ -43,7 +43,7 @@ class PasswordService:
         slots = concurrency or usable_cores()
         self._slots = asyncio.Semaphore(slots)
         self._executor = ThreadPoolExecutor(
-            max_workers=slots, thread_name_prefix="hasher", initializer=_yield_to_the_event_loop
+            max_workers=slots, thread_name_prefix="hasher", initializer=yield_to_the_event_loop
         )
 
     async def run(self, function: Any, *args: Any) -> Any:
