@@ -51,3 +51,17 @@ def _leaves(value):
             yield from _leaves(item)
     else:
         yield value
+
+
+def test_repeated_plain_scalars_resolve_the_same_in_every_file():
+    """Resolved plain scalars (numbers, dates, YAML 1.1 booleans) are remembered across
+    files (issue 7: 10,000 realm files repeat them): a later file gets the same values
+    and types as the first and as PyYAML's safe loader."""
+    import yaml
+
+    text = SAME[1]
+    first = yaml_source.load_yaml(Path("a.yaml"), text).data
+    assert "1_000" in yaml_source._RESOLVED and "2020-01-01" in yaml_source._RESOLVED
+    later = yaml_source.load_yaml(Path("b.yaml"), text).data
+    assert first == later == yaml.safe_load(text)
+    assert [type(v) for v in _leaves(later)] == [type(v) for v in _leaves(yaml.safe_load(text))]

@@ -16,6 +16,7 @@ the pure-Python parser so that messages do not depend on how PyYAML was built.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,12 @@ class _Unusual(Exception):
 # nulls, which PyYAML's resolver knows in a few spellings: those go through the resolver).
 _RESOLVED_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
 
+# Other plain scalars (numbers, dates, the words above) as PyYAML's resolver and safe
+# constructor make them: the same text always makes the same immutable value, and the
+# realm files of a deployment repeat them (10,000 files, the same limits and lifetimes).
+_RESOLVED: dict[str, Any] = {}
+_RESOLVED_TYPES = frozenset({type(None), bool, int, float, str, datetime.date, datetime.datetime})
+
 
 def _fast_data(text: str) -> Any:
     """Plain data from libyaml's event stream, as the marked walk would build it, or
@@ -108,10 +115,12 @@ def _fast_data(text: str) -> Any:
                     value: Any = raw  # quoted: a string
                 elif raw and raw[0].isalpha() and raw.lower() not in _RESOLVED_WORDS:
                     value = raw
-                else:
+                elif (value := _RESOLVED.get(raw, _RESOLVED)) is _RESOLVED:
                     tag = resolve(yaml.ScalarNode, raw, (True, False))
                     value = raw if tag == "tag:yaml.org,2002:str" else construct(
                         yaml.ScalarNode(tag, raw, event.start_mark, event.end_mark, event.style))
+                    if type(value) in _RESOLVED_TYPES and len(_RESOLVED) < 4096:
+                        _RESOLVED[raw] = value
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 if event.anchor is not None or (event.tag is not None and not event.implicit):
                     raise _Unusual
