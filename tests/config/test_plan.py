@@ -82,3 +82,25 @@ async def test_serving_process_writes_the_snapshot_between_requests(tmp_path):
     config = _config(tmp_path)
     await write_snapshot_in_turns(config, tmp_path / "var", realms_per_turn=1)
     assert read_snapshot(tmp_path / "var") == snapshot(config)
+
+
+def test_passwords_in_server_urls_are_fingerprinted(tmp_path):
+    """A storage DSN's password (often from `${ENV}`) is a secret like any other: the
+    snapshot and `idp plan` show a fingerprint, which changes when the password does."""
+    (tmp_path / "realms").mkdir()
+    (tmp_path / "realms" / "acme.yaml").write_text(REALM)
+    (tmp_path / "idp.yaml").write_text(
+        "base_url: http://127.0.0.1:8080\nrealms: realms/\nroot_realm: acme\n"
+        'storage: {durable: "postgresql://tessera:${DB_PASSWORD}@db.internal:5432/tessera"}\n')
+    models = Plugins().providers.settings_models()
+
+    def taken(password):
+        return snapshot(load_config(tmp_path / "idp.yaml", models,
+                                    environ={"SVC_SECRET": "s3cret-value-0123456789", "DB_PASSWORD": password}))
+
+    before, after = taken("first-db-password"), taken("second-db-password")
+    fingerprint = hashlib.sha256(b"first-db-password").hexdigest()[:12]
+    assert before["server"]["storage"]["durable"] == \
+        f"postgresql://tessera:<secret sha256:{fingerprint}>@db.internal:5432/tessera"
+    assert "first-db-password" not in json.dumps(before)
+    assert [line.split(":")[0] for line in diff(before, after)] == ["~ server.storage.durable"]

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
@@ -30,8 +31,7 @@ def _json_default(value: Any) -> Any:
     """What `model_dump()` leaves as Python objects, as the snapshot writes them."""
     if hasattr(value, "get_secret_value"):  # SecretStr, SecretBytes, Secret[...]
         secret = value.get_secret_value()
-        digest = hashlib.sha256(secret if isinstance(secret, bytes) else str(secret).encode()).hexdigest()[:12]
-        return f"<secret sha256:{digest}>"
+        return _fingerprint(secret if isinstance(secret, bytes) else str(secret))
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     if isinstance(value, BaseModel):
@@ -41,6 +41,31 @@ def _json_default(value: Any) -> Any:
 
         return format_duration(value)
     return str(value)
+
+
+def _fingerprint(secret: str | bytes) -> str:
+    digest = hashlib.sha256(secret if isinstance(secret, bytes) else secret.encode()).hexdigest()[:12]
+    return f"<secret sha256:{digest}>"
+
+
+def _without_url_passwords(value: Any) -> Any:
+    """The server's settings with the password of every URL (storage DSNs, SMTP, often
+    from `${ENV}`) replaced by its fingerprint: `idp plan` prints what changed."""
+    if isinstance(value, dict):
+        return {key: _without_url_passwords(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_url_passwords(item) for item in value]
+    if isinstance(value, str) and "://" in value and "@" in value:
+        try:
+            parts = urlsplit(value)
+            password = parts.password
+        except ValueError:
+            return value
+        if password:
+            userinfo, _, host = parts.netloc.rpartition("@")
+            user = userinfo.partition(":")[0]
+            return urlunsplit(parts._replace(netloc=f"{user}:{_fingerprint(password)}@{host}"))
+    return value
 
 
 def _dumps(value: Any) -> str:
@@ -57,7 +82,7 @@ def _parts(config: Config) -> Iterator[str]:
     yield '{"realms":{'
     for index, (name, realm) in enumerate(sorted(config.realms.items())):
         yield f'{"," if index else ""}{_dumps(name)}:{_dumps(realm.model_dump())}'
-    yield f'}},"server":{_dumps(config.server.model_dump())}}}'
+    yield f'}},"server":{_dumps(_without_url_passwords(config.server.model_dump()))}}}'
 
 
 def snapshot_text(config: Config) -> str:
