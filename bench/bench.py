@@ -792,7 +792,12 @@ def refresh_case(settings: Settings, pid: int) -> dict[str, Any]:
     loadgen("families", "--count", "64", "--concurrency", "4", "--out", str(tokens))
     loadgen("refresh", "--tokens", str(tokens), "--duration", str(settings.warmup))
     runs = []
+    # A rotation signs two RS256 JWTs (ID token and access token): the sign ceiling, measured
+    # next to each run (the machine's speed drifts), halved is what 5a cannot exceed here.
+    sign = LimitCase("limit: RS256 sign", "sign", "RS256")
+    ceilings = []
     for index in range(settings.runs):
+        ceilings.append(sign.once(settings.seconds)["rps"] / 2)
         profiler = None
         if "refresh" in settings.profile and index == 0:
             profiler = start_profiler("refresh", pid, settings.seconds)
@@ -800,13 +805,16 @@ def refresh_case(settings: Settings, pid: int) -> dict[str, Any]:
         if profiler is not None:
             finish_profiler(profiler)
     result: dict[str, Any] = {
+        "two_signs_ceiling": statistics.median(ceilings),
+        "of_ceiling": statistics.median(r["rate"] / c for r, c in zip(runs, ceilings, strict=True) if c),
         "rate": statistics.median(r["rate"] for r in runs), "rate_min": min(r["rate"] for r in runs),
         "p50_ms": statistics.median(r["p50_ms"] for r in runs), "p99_ms": statistics.median(r["p99_ms"] for r in runs),
         "errors": sum(r["errors"] for r in runs), "first_errors": [e for r in runs for e in r["first_errors"]][:3],
     }
     result.update(verify_families(json.loads(tokens.read_text())))
-    log(f"refresh rotation: {result['rate']:,.0f}/s (min {result['rate_min']:,.0f}), errors {result['errors']},"
-        f" families ok {result['families_ok']}/{result['families']}, lost {result['lost']}, forked {result['forked']}")
+    log(f"refresh rotation: {result['rate']:,.0f}/s (min {result['rate_min']:,.0f}; two RS256 signs allow"
+        f" {result['two_signs_ceiling']:,.0f}/s), errors {result['errors']}, families ok"
+        f" {result['families_ok']}/{result['families']}, lost {result['lost']}, forked {result['forked']}")
     shutil.rmtree(tokens.parent, ignore_errors=True)
     return {"refresh": result}
 
@@ -938,8 +946,9 @@ def targets(r: dict[str, Any]) -> list[Check]:
     rows += [
         ("5a", "refresh_token rotation, 64 concurrent families, one core",
          f"{refresh.get('rate', 0):,.0f}/s" + (
-             f" (two RS256 signatures per rotation: {lim['sign_RS256'] / 2:,.0f}/s with nothing else)"
-             if lim.get("sign_RS256") else ""),
+             f" (two RS256 signatures per rotation: {refresh['two_signs_ceiling']:,.0f}/s with nothing else,"
+             f" measured next to it; {refresh['of_ceiling']:.2f} of that)"
+             if refresh.get("two_signs_ceiling") else ""),
          refresh.get("rate", 0) / 600 if refresh else None, ">= 600/s", lambda x: x >= 1),
         ("5b", "lost or forked rotations (checked in PostgreSQL)",
          f"{refresh.get('lost', '?')} lost, {refresh.get('forked', '?')} forked of"
