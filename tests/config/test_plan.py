@@ -9,7 +9,7 @@ import json
 from datetime import timedelta
 
 from engine.config.loader import load_config
-from engine.config.plan import SNAPSHOT_FILE, diff, read_snapshot, snapshot, write_snapshot
+from engine.config.plan import SNAPSHOT_FILE, diff, read_snapshot, snapshot, snapshot_text, write_snapshot_text
 from engine.plugins import Plugins
 
 REALM = """\
@@ -50,7 +50,7 @@ def test_a_rotated_secret_shows_as_changed(tmp_path):
 
 def test_written_snapshot_reads_back(tmp_path):
     config = _config(tmp_path)
-    write_snapshot(config, tmp_path / "var")
+    write_snapshot_text(tmp_path / "var", snapshot_text(config))
     assert read_snapshot(tmp_path / "var") == snapshot(config)
     assert not [p for p in (tmp_path / "var").iterdir() if p.name != SNAPSHOT_FILE]  # no temporary left
 
@@ -66,8 +66,6 @@ def test_values_outside_models_are_written_as_yaml_would_say_them():
 
 def test_snapshot_text_is_one_sorted_compact_document(tmp_path):
     """The text built a realm at a time is exactly a sorted, compact dump of the whole."""
-    from engine.config.plan import snapshot_text
-
     (tmp_path / "realms").mkdir()
     (tmp_path / "realms" / "zeta.yaml").write_text("name: zeta\n")
     config = _config(tmp_path)

@@ -106,12 +106,8 @@ def write_snapshot_text(data_dir: Path, text: str) -> None:
     temporary.replace(target)  # atomic: a reader never sees half a snapshot
 
 
-def write_snapshot(config: Config, data_dir: Path) -> None:
-    write_snapshot_text(data_dir, snapshot_text(config))
-
-
 async def write_snapshot_in_turns(config: Config, data_dir: Path, realms_per_turn: int = 50) -> None:
-    """`write_snapshot` for a serving process: built on the event loop a few realms at a
+    """The snapshot for a serving process: built on the event loop a few realms at a
     time (requests are answered in between; a thread would hold the GIL against them)
     and written by a thread as it goes (never the whole text in memory at once)."""
     temporary, target = await asyncio.to_thread(_temporary, data_dir)
