@@ -214,9 +214,9 @@ async def test_disabled_user_cannot_refresh(idp):
 
 
 async def test_a_store_failure_before_the_rotation_leaves_the_token_live(idp):
-    """RFC 6749 §5.2 + §6: a refresh that fails with 503 (the user lookup could not reach
-    the store) must not have consumed the token: the retry succeeds, even for a client
-    without reuse_grace, instead of looking like a reuse that revokes the family."""
+    """RFC 6749 §5.2 + §6: a refresh that fails with 503 (reading the token and its user
+    could not reach the store) must not have consumed the token: the retry succeeds, even
+    for a client without reuse_grace, instead of looking like a reuse that revokes the family."""
     from engine.store.protocols import StoreUnavailable
 
     user = await idp.add_user()
@@ -228,7 +228,7 @@ async def test_a_store_failure_before_the_rotation_leaves_the_token_live(idp):
         def __getattr__(self, name):
             return getattr(healthy, name)
 
-        async def get_user(self, realm, user_id):
+        async def get_refresh_token_and_user(self, realm, token_hash):
             raise StoreUnavailable("postgres: connection reset")
 
     services.durable = UserLookupDown()

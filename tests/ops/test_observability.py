@@ -182,7 +182,7 @@ async def test_unavailable_store_is_a_503_and_an_error_in_the_metrics(idp):
         def __getattr__(self, name):
             return getattr(self._inner, name)
 
-        async def get_refresh_token(self, realm, token_hash):
+        async def get_refresh_token_and_user(self, realm, token_hash):
             raise StoreUnavailable("postgres: ConnectionRefusedError")
 
     healthy = services.durable
@@ -195,7 +195,7 @@ async def test_unavailable_store_is_a_503_and_an_error_in_the_metrics(idp):
     assert response.status == 503 and response.headers["Cache-Control"] == "no-store"
     assert (await response.json())["error"] == "temporarily_unavailable"
     samples = await scrape(idp)
-    assert value(samples, "store_errors_total", store="durable", operation="get_refresh_token",
+    assert value(samples, "store_errors_total", store="durable", operation="get_refresh_token_and_user",
                  kind="unavailable") == 1
     assert value(samples, "http_requests_total", route="/token", method="POST", status="503") == 1
 

@@ -243,3 +243,24 @@ async def test_revoke_families_with_both_filters_needs_both(durable: DurableStor
     assert await _revoked(durable) == {"a"}
     with pytest.raises(ValueError):
         await durable.revoke_families("main", T0, "everything")
+
+
+async def test_refresh_token_and_its_user_in_one_read(durable: DurableStore):
+    """What a refresh needs (token, family, user) read together; the user as stored now
+    (disabled included), None once it is gone, and nothing for an unknown token."""
+    from engine.store import User
+
+    user = User(id="u1", realm="main", email="ada@example.com", email_verified=True,
+                profile={"name": "Ada"}, created_at=T0)
+    await durable.create_user(user)
+    fam, first = family(), token("h1")
+    await durable.create_refresh_family(fam, first)
+    assert await durable.get_refresh_token_and_user("main", "h1") == (first, fam, user)
+    await durable.update_user("main", "u1", disabled=True)
+    _, _, now = await durable.get_refresh_token_and_user("main", "h1")
+    assert now == replace(user, disabled=True)
+    await durable.create_refresh_family(family("fam2", user_id="gone"), token("h2", "fam2"))
+    assert await durable.get_refresh_token_and_user("main", "h2") == (
+        token("h2", "fam2"), family("fam2", user_id="gone"), None)
+    assert await durable.get_refresh_token_and_user("main", "nope") is None
+    assert await durable.get_refresh_token_and_user("other", "h1") is None

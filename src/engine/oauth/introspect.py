@@ -62,10 +62,10 @@ def access_token_body(claims: dict[str, Any]) -> dict[str, Any]:
 
 async def refresh_token_info(services: Any, realm: Realm, client: Client, token: str) -> dict[str, Any]:
     """A refresh token that `client` could redeem right now: its own, latest of a live family."""
-    found = await services.durable.get_refresh_token(realm.name, sha256_hex(token))
+    found = await services.durable.get_refresh_token_and_user(realm.name, sha256_hex(token))
     if found is None:
         return INACTIVE
-    refresh_token, family = found
+    refresh_token, family, user = found
     now = services.clock.now()
     if (
         family.client_id != client.client_id  # RFC 6749 §10.4: bound to its client
@@ -75,7 +75,6 @@ async def refresh_token_info(services: Any, realm: Realm, client: Client, token:
         or now >= family.expires_at
     ):
         return INACTIVE
-    user = await services.durable.get_user(realm.name, family.user_id)
     if user is None or user.disabled:
         return INACTIVE  # the token endpoint would refuse it too
     return {

@@ -208,6 +208,12 @@ class DurableStore(Protocol):
         self, realm: str, token_hash: str
     ) -> tuple[RefreshToken, RefreshFamily] | None: ...
 
+    async def get_refresh_token_and_user(
+        self, realm: str, token_hash: str
+    ) -> tuple[RefreshToken, RefreshFamily, User | None] | None:
+        """`get_refresh_token` and the family's user (None if gone) in one read: a refresh
+        needs all three, and a round trip fewer per rotation."""
+
     async def rotate_refresh_token(
         self, realm: str, old_hash: str, new: RefreshToken, now: datetime
     ) -> RotateResult:

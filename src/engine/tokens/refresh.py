@@ -23,7 +23,7 @@ from engine.config import Client
 from engine.errors import InvalidGrant
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
-from engine.store.protocols import RefreshFamily, RefreshToken
+from engine.store.protocols import RefreshFamily, RefreshToken, User
 
 PREFIX = "rt_"
 
@@ -88,20 +88,22 @@ class RefreshTokens:
         return token, family
 
     async def rotate(self, realm: Realm, client: Client, token: str,
-                     before: Callable[[RefreshFamily], Awaitable[Any]] | None = None) -> Rotation:
+                     before: Callable[[RefreshFamily, User | None], Awaitable[Any]] | None = None
+                     ) -> Rotation:
         """Replace `token` by its successor; InvalidGrant (ReuseDetected on reuse) otherwise.
-        `before(family)` runs first (what it raises leaves the token unused; what it
-        returns is `Rotation.checked`): what can refuse the request or fail on a store is
-        done before the rotation commits, so a retry finds the token still live."""
+        `before(family, user)` runs first, with the family's user as read with the token
+        (None if gone; what it raises leaves the token unused; what it returns is
+        `Rotation.checked`): what can refuse the request or fail on a store is done before
+        the rotation commits, so a retry finds the token still live."""
         durable = self.services.durable
         now = self.services.clock.now()
         old_hash = sha256_hex(token)
-        found = await durable.get_refresh_token(realm.name, old_hash)
+        found = await durable.get_refresh_token_and_user(realm.name, old_hash)
         if found is None or found[1].client_id != client.client_id:
             # RFC 6749 §10.4: a token is bound to the client it was issued to.
             raise InvalidGrant("the refresh token is invalid, expired or revoked")
-        family = found[1]
-        checked = await before(family) if before is not None else None
+        _, family, user = found
+        checked = await before(family, user) if before is not None else None
         new_token = self.successor(token)
         new = RefreshToken(
             token_hash=sha256_hex(new_token), family_id=family.id, realm=realm.name,

@@ -57,11 +57,14 @@ def token_response(access_token: str, expires_in: int, scope: str, **extra: Any)
     return body
 
 
-async def live_user(services: Any, realm: Realm, user_id: str) -> User:
-    user = await services.durable.get_user(realm.name, user_id)
+def require_live(user: User | None) -> User:
     if user is None or user.disabled:
         raise InvalidGrant("the user no longer exists or is disabled")
     return user
+
+
+async def live_user(services: Any, realm: Realm, user_id: str) -> User:
+    return require_live(await services.durable.get_user(realm.name, user_id))
 
 
 async def mint_user_tokens(

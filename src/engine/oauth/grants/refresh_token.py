@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import InvalidRequest
-from engine.oauth.grants.common import live_user, mint_user_tokens, narrow_scope, token_response
+from engine.oauth.grants.common import mint_user_tokens, narrow_scope, require_live, token_response
 from engine.store.protocols import RefreshFamily, User
 
 
@@ -20,10 +20,10 @@ class RefreshTokenGrant:
         if not token:
             raise InvalidRequest("refresh_token is required")
 
-        async def check(family: RefreshFamily) -> tuple[str, User]:
-            # Before rotating: a refused request (a wider scope, a disabled user) or a store
-            # failure here must not consume the token.
-            return narrow_scope(params.get("scope"), family.scope), await live_user(services, realm, family.user_id)
+        async def check(family: RefreshFamily, user: User | None) -> tuple[str, User]:
+            # Before rotating: a refused request (a wider scope, a disabled user) must not
+            # consume the token. The user was read with the token.
+            return narrow_scope(params.get("scope"), family.scope), require_live(user)
 
         rotation = await services.refresh.rotate(realm, client, token, before=check)
         family = rotation.family

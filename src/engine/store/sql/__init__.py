@@ -70,6 +70,13 @@ def _same(value: Any) -> Any:
     return value
 
 
+# A user joined to another row (`LEFT JOIN users u`), its columns prefixed: `Rows.joined_user`.
+JOINED_USER_COLUMNS = (
+    "u.id AS u_id, u.realm AS u_realm, u.email AS u_email, u.email_verified AS u_email_verified,"
+    " u.profile AS u_profile, u.created_at AS u_created_at, u.disabled AS u_disabled"
+)
+
+
 class Rows:
     """Database row -> dataclass, given how the backend stores times (`dt` decodes one) and
     JSON (`js` decodes one); PostgreSQL's driver already returns both decoded."""
@@ -81,6 +88,14 @@ class Rows:
         return User(id=r["id"], realm=r["realm"], email=r["email"],
                     email_verified=bool(r["email_verified"]), profile=self.js(r["profile"]),
                     created_at=self.dt(r["created_at"]), disabled=bool(r["disabled"]))
+
+    def joined_user(self, r: Mapping[str, Any]) -> User | None:
+        """The user of a row selected with `JOINED_USER_COLUMNS` (None: no such user)."""
+        if r["u_id"] is None:
+            return None
+        return self.user({"id": r["u_id"], "realm": r["u_realm"], "email": r["u_email"],
+                          "email_verified": r["u_email_verified"], "profile": r["u_profile"],
+                          "created_at": r["u_created_at"], "disabled": r["u_disabled"]})
 
     def credential(self, r: Mapping[str, Any]) -> Credential:
         return Credential(user_id=r["user_id"], kind=r["kind"], secret_hash=r["secret_hash"],

@@ -40,6 +40,7 @@ from engine.store.protocols import (
     User,
 )
 from engine.store.sql import (
+    JOINED_USER_COLUMNS,
     Rows,
     check_successor,
     email_key,
@@ -131,6 +132,12 @@ _FAMILY_AND_FIRST_TOKEN = (
 _TOKEN_AND_FAMILY = (
     f"SELECT {_TOKEN_COLUMNS}, f.* FROM refresh_tokens t"
     " JOIN refresh_families f ON f.realm = t.realm AND f.id = t.family_id"
+    " WHERE t.realm = $1 AND t.token_hash = $2"
+)
+_TOKEN_FAMILY_AND_USER = (
+    f"SELECT {_TOKEN_COLUMNS}, f.*, {JOINED_USER_COLUMNS} FROM refresh_tokens t"
+    " JOIN refresh_families f ON f.realm = t.realm AND f.id = t.family_id"
+    " LEFT JOIN users u ON u.realm = f.realm AND u.id = f.user_id"
     " WHERE t.realm = $1 AND t.token_hash = $2"
 )
 # $1 realm, $2 old hash, $3 new hash, $4 now, $5 family, $6 new created_at, $7 new expires_at.
@@ -389,6 +396,12 @@ class PostgresDurableStore:
     ) -> tuple[RefreshToken, RefreshFamily] | None:
         row = await self._fetchrow(_TOKEN_AND_FAMILY, realm, token_hash)  # one round trip, one statement
         return None if row is None else _token_and_family(row)
+
+    async def get_refresh_token_and_user(
+        self, realm: str, token_hash: str
+    ) -> tuple[RefreshToken, RefreshFamily, User | None] | None:
+        row = await self._fetchrow(_TOKEN_FAMILY_AND_USER, realm, token_hash)
+        return None if row is None else (*_token_and_family(row), ROWS.joined_user(row))
 
     async def rotate_refresh_token(
         self, realm: str, old_hash: str, new: RefreshToken, now: datetime

@@ -305,6 +305,18 @@ class SqliteDurableStore:
             with _mapped_errors():
                 return await _Tx(self._db).token_and_family(realm, token_hash)
 
+    async def get_refresh_token_and_user(
+        self, realm: str, token_hash: str
+    ) -> tuple[RefreshToken, RefreshFamily, User | None] | None:
+        async with self._lock:
+            with _mapped_errors():
+                tx = _Tx(self._db)
+                found = await tx.token_and_family(realm, token_hash)
+                if found is None:
+                    return None
+                row = await tx.row("SELECT * FROM users WHERE realm = ? AND id = ?", realm, found[1].user_id)
+                return (*found, None if row is None else ROWS.user(row))
+
     async def rotate_refresh_token(
         self, realm: str, old_hash: str, new: RefreshToken, now: datetime
     ) -> RotateResult:
