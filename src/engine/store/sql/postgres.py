@@ -129,16 +129,12 @@ _FAMILY_AND_FIRST_TOKEN = (
     " INSERT INTO refresh_tokens (realm, token_hash, family_id, created_at, expires_at, replaced_by, replaced_at)"
     " VALUES ($1, $13, $2, $14, $15, $16, $17)"
 )
-_TOKEN_AND_FAMILY = (
-    f"SELECT {_TOKEN_COLUMNS}, f.* FROM refresh_tokens t"
-    " JOIN refresh_families f ON f.realm = t.realm AND f.id = t.family_id"
-    " WHERE t.realm = $1 AND t.token_hash = $2"
-)
+_FAMILY_OF_TOKEN = "refresh_tokens t JOIN refresh_families f ON f.realm = t.realm AND f.id = t.family_id"
+_TOKEN_IS = "WHERE t.realm = $1 AND t.token_hash = $2"
+_TOKEN_AND_FAMILY = f"SELECT {_TOKEN_COLUMNS}, f.* FROM {_FAMILY_OF_TOKEN} {_TOKEN_IS}"
 _TOKEN_FAMILY_AND_USER = (
-    f"SELECT {_TOKEN_COLUMNS}, f.*, {JOINED_USER_COLUMNS} FROM refresh_tokens t"
-    " JOIN refresh_families f ON f.realm = t.realm AND f.id = t.family_id"
-    " LEFT JOIN users u ON u.realm = f.realm AND u.id = f.user_id"
-    " WHERE t.realm = $1 AND t.token_hash = $2"
+    f"SELECT {_TOKEN_COLUMNS}, f.*, {JOINED_USER_COLUMNS} FROM {_FAMILY_OF_TOKEN}"
+    f" LEFT JOIN users u ON u.realm = f.realm AND u.id = f.user_id {_TOKEN_IS}"
 )
 # $1 realm, $2 old hash, $3 new hash, $4 now, $5 family, $6 new created_at, $7 new expires_at.
 # The conditions are those of `rotation_verdict` returning None, plus `check_successor`.

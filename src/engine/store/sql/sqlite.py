@@ -109,6 +109,10 @@ class _Tx:
             _ts(token.expires_at), token.replaced_by, _ts(token.replaced_at),
         )
 
+    async def user(self, realm: str, user_id: str) -> User | None:
+        row = await self.row("SELECT * FROM users WHERE realm = ? AND id = ?", realm, user_id)
+        return None if row is None else ROWS.user(row)
+
     async def token_and_family(
         self, realm: str, token_hash: str
     ) -> tuple[RefreshToken, RefreshFamily] | None:
@@ -213,8 +217,9 @@ class SqliteDurableStore:
         )
 
     async def get_user(self, realm: str, user_id: str) -> User | None:
-        row = await self._row("SELECT * FROM users WHERE realm = ? AND id = ?", realm, user_id)
-        return None if row is None else ROWS.user(row)
+        async with self._lock:
+            with _mapped_errors():
+                return await _Tx(self._db).user(realm, user_id)
 
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
         row = await self._row(
@@ -312,10 +317,7 @@ class SqliteDurableStore:
             with _mapped_errors():
                 tx = _Tx(self._db)
                 found = await tx.token_and_family(realm, token_hash)
-                if found is None:
-                    return None
-                row = await tx.row("SELECT * FROM users WHERE realm = ? AND id = ?", realm, found[1].user_id)
-                return (*found, None if row is None else ROWS.user(row))
+                return None if found is None else (*found, await tx.user(realm, found[1].user_id))
 
     async def rotate_refresh_token(
         self, realm: str, old_hash: str, new: RefreshToken, now: datetime
