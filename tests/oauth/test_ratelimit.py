@@ -8,7 +8,7 @@ import asyncio
 from datetime import timedelta
 
 from engine.config.models import RateLimit
-from engine.oauth.ratelimit import LocalCounters, batch_size
+from engine.oauth.ratelimit import SYNC_INTERVAL, LocalCounters, batch_size
 from engine.store import open_ephemeral
 
 WINDOW = 60
@@ -24,8 +24,7 @@ async def admitted(counters: LocalCounters, limit: RateLimit, requests: int) -> 
 
 async def settle(*counters: LocalCounters) -> None:
     for counter in counters:
-        while counter.tasks:
-            await asyncio.gather(*list(counter.tasks))
+        await counter.flush()
 
 
 def test_batch_is_a_sixteenth_of_the_limit_at_most():
@@ -62,3 +61,52 @@ async def test_instances_over_admit_by_at_most_their_batches():
             await asyncio.sleep(0)
     await settle(*instances)
     assert 1000 <= total <= 1000 + 3 * batch_size(limit)
+
+
+class CountingStore:
+    """The memory store, with its round trips counted."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    async def incr(self, key, ttl, amount=1):
+        self.calls.append(("incr", key))
+        return await self.inner.incr(key, ttl, amount)
+
+    async def incr_many(self, counters):
+        self.calls.append(("incr_many", [key for key, _, _ in counters]))
+        return await self.inner.incr_many(counters)
+
+
+async def test_one_background_sync_carries_every_window():
+    """Far from their limits, the counts of many windows (per IP, per account, per client)
+    reach the store together, in one round trip, within SYNC_INTERVAL; none is lost."""
+    store = CountingStore(await open_ephemeral("memory://"))
+    counters = LocalCounters(store)
+    limit = RateLimit(requests=10**6)
+    keys = [f"acme:rl:login_account:{n}:0" for n in range(20)]
+    for key in keys:  # the first request of a window is counted in the store at once
+        await counters.hit(key, limit, WINDOW, 0, 1)
+    store.calls.clear()
+    for _ in range(3):
+        for key in keys:
+            await counters.hit(key, limit, WINDOW, 0, 1)
+    assert store.calls == []  # nothing yet: counted here
+    await asyncio.sleep(SYNC_INTERVAL * 2)
+    await settle(counters)
+    assert store.calls == [("incr_many", keys)]
+    assert [await store.inner.incr(key, WINDOW + 1) for key in keys] == [5] * len(keys)
+
+
+async def test_a_window_at_its_batch_is_shared_at_once():
+    """A window with `batch` local counts does not wait for the interval."""
+    store = CountingStore(await open_ephemeral("memory://"))
+    counters = LocalCounters(store)
+    limit = RateLimit(requests=10**6)
+    await counters.hit("k", limit, WINDOW, 0, 1)
+    for _ in range(batch_size(limit)):
+        await counters.hit("k", limit, WINDOW, 0, 1)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert store.calls[1:] == [("incr_many", ["k"])]
+    assert await store.inner.incr("k", WINDOW + 1) == batch_size(limit) + 2

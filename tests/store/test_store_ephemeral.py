@@ -121,6 +121,35 @@ async def test_incr_by_an_amount(ephemeral: EphemeralStore):
         await ephemeral.incr("batch", 60, amount=0)
 
 
+async def test_incr_many_counts_several_in_one_step(ephemeral: EphemeralStore):
+    """Rate-limit syncs: several counters at once, each as `incr` would (the first TTL
+    kept), the new values in order; a key given twice counts twice."""
+    assert await ephemeral.incr("a", 60) == 1
+    assert await ephemeral.incr_many([("a", 600, 4), ("b", 30, 2), ("a", 600, 1)]) == [5, 2, 6]
+    assert await ephemeral.ttl("a") in (59, 60)
+    assert await ephemeral.ttl("b") in (29, 30)
+    assert await ephemeral.incr_many([]) == []
+    with pytest.raises(ValueError):
+        await ephemeral.incr_many([("c", 60, 1), ("d", 60, 0)])
+    assert await ephemeral.ttl("c") is None  # refused before anything was written
+
+
+async def test_write_many_puts_and_deletes_in_one_step(ephemeral: EphemeralStore):
+    """A sign-in's writes together: the deletes, then the puts, each with its own TTL."""
+    await ephemeral.put("flow", VALUE, 60)
+    await ephemeral.put("count", {"n": 1}, 60)
+    await ephemeral.write_many([("session", {"sid": "s"}, 30), ("code", VALUE, 60)], ["flow", "count", "absent"])
+    assert await ephemeral.get_many(["flow", "count", "session", "code"]) == [None, None, {"sid": "s"}, VALUE]
+    assert await ephemeral.ttl("session") in (29, 30)
+    await ephemeral.write_many([("session", {"sid": "t"}, 60)], ["session"])  # deleted, then put
+    assert await ephemeral.get("session") == {"sid": "t"}
+    with pytest.raises(ValueError):
+        await ephemeral.write_many([("x", VALUE, 60), ("y", VALUE, 0)], ["code"])
+    with pytest.raises(TypeError):
+        await ephemeral.write_many([("x", {"not json": object()}, 60)], ["code"])
+    assert await ephemeral.get_many(["x", "code"]) == [None, VALUE]  # nothing written
+
+
 async def test_incr_on_a_value_key_is_a_store_error(ephemeral: EphemeralStore):
     """A key holding a JSON object is not a counter."""
     await ephemeral.put("k", VALUE, 60)

@@ -4,8 +4,10 @@ counters in the ephemeral store, so every instance counts together; over the lim
 
 A Redis round trip on every `/token` request costs more CPU than everything else but the
 signature, so each instance counts *locally* while a window is far from its limit and
-adds its count to the shared counter in batches (`INCRBY`), in the background, at least
-every `SYNC_INTERVAL` seconds or every `batch` requests. Close to the limit (and for small
+adds its count to the shared counter in batches (`INCRBY`), in the background, within
+`SYNC_INTERVAL` seconds or after `batch` requests. One background sync carries every
+counter with counts to share (`incr_many`: one round trip for the per-IP, per-account and
+per-client windows together, not one each). Close to the limit (and for small
 limits, and for the first request of a window) every request is counted in the store
 before it is answered, exactly as without batching. The cost: each instance may admit up
 to `batch` requests (at most 1/16 of the limit, at most `MAX_BATCH`) beyond the limit
@@ -61,7 +63,6 @@ class _Window:
     pending: int = 0  # counted here, not yet in the store
     inflight: int = 0  # counted here, on its way to the store in a background sync
     synced_at: float = 0.0  # monotonic time of the last successful sync
-    syncing: bool = False
     failed: bool = False  # the last background sync failed: count synchronously
 
 
@@ -71,6 +72,10 @@ class LocalCounters:
         self.windows: dict[str, _Window] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._swept_at = 0
+        self._due: dict[str, tuple[_Window, int]] = {}  # key -> (its window, window length): counts to share
+        self._timer: asyncio.TimerHandle | None = None
+        self._syncing = False  # one background sync at a time
+        self._urgent = False  # a window reached its batch while a sync was under way
 
     async def hit(self, key: str, limit: RateLimit, window: int, start: int, now: int) -> int:
         """Count one request; return the (estimated) count, including it."""
@@ -95,8 +100,8 @@ class LocalCounters:
             # landed, it is counted twice for a moment: strict by at most one batch).
             return count + entry.inflight + entry.pending
         entry.pending += 1
-        if not entry.syncing and (entry.pending >= batch or time.monotonic() - entry.synced_at >= SYNC_INTERVAL):
-            self._sync_later(key, entry, window)
+        self._due[key] = (entry, window)
+        self._schedule(urgent=entry.pending >= batch)
         return estimate
 
     async def _incr(self, key: str, window: int, amount: int) -> int:
@@ -104,32 +109,64 @@ class LocalCounters:
             return await self.ephemeral.incr(key, window + 1)
         return await self.ephemeral.incr(key, window + 1, amount=amount)
 
-    def _sync_later(self, key: str, entry: _Window, window: int) -> None:
-        amount, entry.pending, entry.syncing = entry.pending, 0, True
-        entry.inflight += amount
+    def _schedule(self, *, urgent: bool) -> None:
+        """A background sync of every due window: now if `urgent`, else within SYNC_INTERVAL."""
+        if self._syncing:
+            self._urgent = self._urgent or urgent  # the next one starts when this one is done
+            return
+        if urgent:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._sync_due()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(SYNC_INTERVAL, self._sync_due)
 
-        async def sync() -> None:
-            try:
-                count = await self._incr(key, window, amount)
-            except Exception as exc:  # noted; the next request of this window counts synchronously
+    def _sync_due(self) -> None:
+        self._timer = None
+        due, self._due = self._due, {}
+        batch = [(key, entry, window, entry.pending) for key, (entry, window) in due.items() if entry.pending]
+        if not batch:
+            return
+        for _, entry, _, amount in batch:
+            entry.pending, entry.inflight = 0, entry.inflight + amount
+        self._syncing, self._urgent = True, False
+        task = asyncio.get_running_loop().create_task(self._sync(batch))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _sync(self, batch: list[tuple[str, _Window, int, int]]) -> None:
+        try:
+            counts = await self.ephemeral.incr_many([(key, window + 1, amount) for key, _, window, amount in batch])
+        except Exception as exc:  # noted; the next request of these windows counts synchronously
+            for _, entry, _, amount in batch:
                 entry.inflight -= amount
                 entry.pending += amount
                 entry.failed = True
-                log.warning("rate-limit counter sync failed: %s", exc)
-            else:
+            log.warning("rate-limit counter sync failed: %s", exc)
+        else:
+            synced_at = time.monotonic()
+            for (_, entry, _, amount), count in zip(batch, counts, strict=True):
                 entry.inflight -= amount
-                entry.shared, entry.synced_at = max(entry.shared, count), time.monotonic()
-            finally:
-                entry.syncing = False
+                entry.shared, entry.synced_at = max(entry.shared, count), synced_at
+        finally:
+            self._syncing = False
+            if self._due:
+                self._schedule(urgent=self._urgent)
 
-        task = asyncio.get_running_loop().create_task(sync())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    async def flush(self) -> None:
+        """Share every local count now and wait for it (tests; a clean shutdown)."""
+        while self._due or self.tasks:
+            if self._due and not self._syncing:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._sync_due()
+            if self.tasks:
+                await asyncio.gather(*list(self.tasks))
 
     def _sweep(self, now: int) -> None:
         """Forget windows that are over (their unshared counts no longer matter)."""
         self._swept_at = now
-        for key in [k for k, w in self.windows.items() if w.ends <= now and not w.syncing]:
+        for key in [k for k, w in self.windows.items() if w.ends <= now and not w.inflight]:
             del self.windows[key]
 
 

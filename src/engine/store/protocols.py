@@ -299,9 +299,17 @@ class EphemeralStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def write_many(self, puts: list[tuple[str, dict[str, Any], int]], deletes: list[str]) -> None:
+        """Several `put`s (key, value, ttl) and `delete`s in one round trip and one atomic
+        step (no reader sees some of them done and others not): the deletes, then the puts."""
+
     async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
         """Add `amount` (>= 1) to a counter, created with `ttl` if absent (the TTL is not
         extended); the new value."""
+
+    async def incr_many(self, counters: list[tuple[str, int, int]]) -> list[int]:
+        """`incr` of several counters (key, ttl, amount) in one round trip and one atomic
+        step; their new values, in order."""
 
     async def ttl(self, key: str) -> int | None:
         """Seconds left, or None if the key does not exist."""

@@ -14,14 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from engine.store.ephemeral.checks import check_counter, check_ttl
 from engine.store.protocols import StoreError
 
 _SWEEP_EVERY = 60.0  # seconds between full scans that drop expired entries
 
 
-def _check_ttl(ttl: int) -> None:
-    if ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
 
 
 class MemoryEphemeralStore:
@@ -55,7 +53,7 @@ class MemoryEphemeralStore:
     async def put(
         self, key: str, value: dict[str, Any], ttl: int, *, only_if_absent: bool = False
     ) -> bool:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         text = json.dumps(value)
         now = self._clock()
         self._sweep(now)
@@ -79,12 +77,12 @@ class MemoryEphemeralStore:
         del self._data[key]
         if leave is not None:
             mark_key, mark, ttl = leave
-            _check_ttl(ttl)
+            check_ttl(ttl)
             self._data[mark_key] = (now + ttl, json.dumps(mark))
         return json.loads(entry[1])
 
     async def swap(self, key: str, value: dict[str, Any], ttl: int) -> dict[str, Any] | None:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         now = self._clock()
         entry = self._live(key, now)
         self._data[key] = (now + ttl, json.dumps(value))
@@ -93,23 +91,35 @@ class MemoryEphemeralStore:
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
-    async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
-        _check_ttl(ttl)
-        if amount < 1:
-            raise ValueError(f"amount must be at least 1, got {amount!r}")
+    async def write_many(self, puts: list[tuple[str, dict[str, Any], int]], deletes: list[str]) -> None:
+        for _, _, ttl in puts:
+            check_ttl(ttl)
+        texts = [json.dumps(value) for _, value, _ in puts]  # a bad value fails before any write
         now = self._clock()
         self._sweep(now)
-        entry = self._live(key, now)
-        if entry is None:
-            self._data[key] = (now + ttl, str(amount))
-            return amount
-        expires_at, text = entry
-        try:
-            count = int(text) + amount
-        except ValueError:
-            raise StoreError(f"key {key!r} holds a value, not a counter") from None
-        self._data[key] = (expires_at, str(count))
-        return count
+        for key in deletes:
+            self._data.pop(key, None)
+        for (key, _, ttl), text in zip(puts, texts, strict=True):
+            self._data[key] = (now + ttl, text)
+
+    async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
+        return (await self.incr_many([(key, ttl, amount)]))[0]
+
+    async def incr_many(self, counters: list[tuple[str, int, int]]) -> list[int]:
+        now = self._clock()
+        self._sweep(now)
+        for key, ttl, amount in counters:  # nothing is written unless every counter can be
+            check_counter(ttl, amount)
+            entry = self._live(key, now)
+            if entry is not None and not entry[1].lstrip("-").isdigit():
+                raise StoreError(f"key {key!r} holds a value, not a counter")
+        counts = []
+        for key, ttl, amount in counters:
+            entry = self._live(key, now)  # the same key may come twice
+            expires_at, count = (now + ttl, amount) if entry is None else (entry[0], int(entry[1]) + amount)
+            self._data[key] = (expires_at, str(count))
+            counts.append(count)
+        return counts
 
     async def ttl(self, key: str) -> int | None:
         now = self._clock()

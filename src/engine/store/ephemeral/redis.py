@@ -4,7 +4,8 @@ Values are JSON strings under `<prefix><key>`. `take` is `GETDEL` (one of N conc
 takers gets the value; with `leave`, a Lua script that also `SET`s the mark when it took
 something), `swap` is `SET GET EX`, `put(only_if_absent=True)` is `SET NX EX`, and `incr` is
 `INCR` + `EXPIRE NX` in one MULTI/EXEC so a counter never lives without a TTL and its TTL
-is never extended.
+is never extended. `write_many` and `incr_many` are one MULTI/EXEC each (one round trip
+for what would be several).
 
 Faults: every command has one deadline (`_Deadline`: waiting for a pooled connection,
 sending, reading), so a dead or hung Redis fails fast with `StoreUnavailable` (503)
@@ -31,6 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine.store.ephemeral.checks import check_counter, check_ttl
 from engine.store.protocols import StoreError, StoreUnavailable
 
 
@@ -73,10 +75,6 @@ class _Deadline:
             raise mapped from exc
         return False
 
-
-def _check_ttl(ttl: int) -> None:
-    if ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
 
 
 class RedisEphemeralStore:
@@ -131,7 +129,7 @@ class RedisEphemeralStore:
     async def put(
         self, key: str, value: dict[str, Any], ttl: int, *, only_if_absent: bool = False
     ) -> bool:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         text = json.dumps(value)
         async with _Deadline(self._timeout):
             written = await self._redis.set(self._key(key), text, ex=ttl, nx=only_if_absent)
@@ -153,13 +151,13 @@ class RedisEphemeralStore:
                 text = await self._redis.getdel(self._key(key))
             else:
                 mark_key, mark, ttl = leave
-                _check_ttl(ttl)
+                check_ttl(ttl)
                 text = await self._take_and_leave(keys=[self._key(key), self._key(mark_key)],
                                                   args=[json.dumps(mark), ttl])
         return None if text is None else json.loads(text)
 
     async def swap(self, key: str, value: dict[str, Any], ttl: int) -> dict[str, Any] | None:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         async with _Deadline(self._timeout):
             text = await self._redis.set(self._key(key), json.dumps(value), ex=ttl, get=True)
         return None if text is None else json.loads(text)
@@ -168,17 +166,33 @@ class RedisEphemeralStore:
         async with _Deadline(self._timeout):
             await self._redis.delete(self._key(key))
 
-    async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
-        _check_ttl(ttl)
-        if amount < 1:
-            raise ValueError(f"amount must be at least 1, got {amount!r}")
-        full = self._key(key)
+    async def write_many(self, puts: list[tuple[str, dict[str, Any], int]], deletes: list[str]) -> None:
+        for _, _, ttl in puts:
+            check_ttl(ttl)
+        texts = [json.dumps(value) for _, value, _ in puts]  # a bad value fails before any write
         async with _Deadline(self._timeout):
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(full, amount)
-                pipe.expire(full, ttl, nx=True)
-                count, _ = await pipe.execute()
-        return int(count)
+                for key in deletes:
+                    pipe.delete(self._key(key))
+                for (key, _, ttl), text in zip(puts, texts, strict=True):
+                    pipe.set(self._key(key), text, ex=ttl)
+                await pipe.execute()
+
+    async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
+        return (await self.incr_many([(key, ttl, amount)]))[0]
+
+    async def incr_many(self, counters: list[tuple[str, int, int]]) -> list[int]:
+        """INCRBY + EXPIRE NX per counter, all in one MULTI/EXEC."""
+        for _, ttl, amount in counters:
+            check_counter(ttl, amount)
+        async with _Deadline(self._timeout):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for key, ttl, amount in counters:
+                    full = self._key(key)
+                    pipe.incrby(full, amount)
+                    pipe.expire(full, ttl, nx=True)
+                replies = await pipe.execute()
+        return [int(count) for count in replies[::2]]
 
     async def ttl(self, key: str) -> int | None:
         async with _Deadline(self._timeout):
