@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from tests.oauth.conftest import query_of
-from tests.oauth.flow import authorize, form_fields, submit_login
+from tests.oauth.flow import authorize, exchange, form_fields, submit_login
 
 
 async def test_wrong_password_and_unknown_user_get_the_same_answer(idp):
@@ -57,4 +57,51 @@ async def test_successful_login_redirects_with_code(idp):
     await idp.add_user()
     resp, _ = await authorize(idp)
     resp = await submit_login(idp, resp.headers["Location"], "ALICE@example.com", "correct horse battery")
+    assert "code" in query_of(resp.headers["Location"])
+
+
+class RecordingStore:
+    """The ephemeral store as the app has it, with the names of the calls made."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        attribute = getattr(self.inner, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        async def call(*args, **kwargs):
+            self.calls.append((name, args))
+            return await attribute(*args, **kwargs)
+
+        return call
+
+
+async def test_a_sign_in_stores_session_code_and_flow_end_in_one_round_trip(idp):
+    """After the password check, a sign-in's writes (the lockout count reset, the session,
+    the code, the end of the flow) reach the ephemeral store together in one `write_many`
+    (one Redis MULTI/EXEC), before the redirect: the code is redeemable at once (RFC 6749
+    §4.1.3), the flow is over, and the session signs the browser in (OIDC Core §3.1.2.6)."""
+    await idp.add_user()
+    resp, verifier = await authorize(idp)
+    page = await idp.client.get(resp.headers["Location"], allow_redirects=False)
+    html = await page.text()
+    fields = form_fields(html)
+    action = re.search(r'<form method="post" action="([^"]+)"', html).group(1)
+    recording = idp.services.ephemeral = RecordingStore(idp.services.ephemeral)
+    resp = await idp.client.post(action, data={**fields, "email": "alice@example.com",
+                                               "password": "correct horse battery"}, allow_redirects=False)
+    assert resp.status == 303
+    writes = [(name, args) for name, args in recording.calls if name in ("put", "delete", "swap", "write_many")]
+    assert [name for name, _ in writes] == ["write_many"]
+    puts, deletes = writes[0][1]
+    assert sorted(key.split(":")[1] for key, _, _ in puts) == ["code", "sess"]
+    assert sorted(key.split(":")[1] for key in deletes) == ["bf", "flow"]
+    code = query_of(resp.headers["Location"])["code"]
+    assert (await exchange(idp, code, verifier)).status == 200
+    again = await idp.client.post(action, data={**fields, "email": "alice@example.com",
+                                                "password": "correct horse battery"}, allow_redirects=False)
+    assert again.status == 400  # the flow is over
+    resp, _ = await authorize(idp, prompt="none")
     assert "code" in query_of(resp.headers["Location"])

@@ -48,6 +48,7 @@ from engine.oauth.ratelimit import client_ip, enforce
 from engine.providers import AccessDenied, ProviderError
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
+from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
 from engine.web.routing import add_realm_route
 from engine.web.templates import render
@@ -201,12 +202,13 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
 
     response = web.Response(status=303)
     previous = await current_session(request, services, realm)
+    writes = WriteBatch(services.ephemeral)  # stored with the code, in one round trip
     session = await start_session(response, services, realm, user_id=user.id, amr=["fed"],
-                                  provider=provider_id, previous=previous)
+                                  provider=provider_id, previous=previous, writes=writes)
     await services.audit(realm.name, events.LOGIN, user_id=user.id, ip=ip, client_id=client_id,
                          provider=provider_id)
     note_login(flow, session.auth_time)
-    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response)
+    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes)
 
 
 async def _deny(services: Any, realm: Realm, flow: Flow, redirect: Redirect, why: str) -> web.Response:

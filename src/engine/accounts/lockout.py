@@ -29,6 +29,7 @@ from engine.clock import FrozenClock
 from engine.config.models import LockoutPolicy
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
+from engine.store.batch import WriteBatch
 
 DAY = 86400
 Sleep = Callable[[float], Awaitable[None]]
@@ -161,10 +162,11 @@ async def failed(services: Any, realm: Realm, attempt: Attempt, *, user_id: str 
     return locked
 
 
-async def succeeded(services: Any, realm: Realm, attempt: Attempt) -> None:
-    """The right password: the account starts again from zero (the IP's count stays)."""
+def succeeded(realm: Realm, attempt: Attempt, writes: WriteBatch) -> None:
+    """The right password: the account starts again from zero (the IP's count stays) when
+    `writes` is committed."""
     count_key, _, _ = _keys(realm, "account", attempt.account)
-    await services.ephemeral.delete(count_key)
+    writes.delete(count_key)
 
 
 async def clear_account(services: Any, realm: Realm, email: str) -> None:

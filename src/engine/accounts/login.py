@@ -21,6 +21,7 @@ from engine.oauth.ratelimit import client_ip, hit
 from engine.providers import LoginFailed
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
+from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
 from engine.web.templates import render
 
@@ -105,12 +106,13 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
                              provider=provider_id, reason="credentials", attempt=attempt.account_attempts)
         await lockout.failed(services, realm, attempt, user_id=user_id, client_id=client_id)
         return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
-    await lockout.succeeded(services, realm, attempt)
+    writes = WriteBatch(services.ephemeral)  # stored with the code, in one round trip
+    lockout.succeeded(realm, attempt, writes)
     response = web.Response(status=303)
     previous = await current_session(request, services, realm)
     session = await start_session(response, services, realm, user_id=identity.user_id, amr=["pwd"],
-                                  provider=provider_id, previous=previous)
+                                  provider=provider_id, previous=previous, writes=writes)
     await services.audit(realm.name, events.LOGIN, user_id=identity.user_id, ip=ip,
                          client_id=client_id, provider=provider_id)
     note_login(flow, session.auth_time)
-    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response)
+    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
+from engine.store.batch import WriteBatch
 from engine.tokens.revocation import user_cutoff_key
 
 
@@ -69,10 +70,12 @@ async def start_session(
     amr: list[str],
     provider: str,
     previous: BrowserSession | None = None,
+    writes: WriteBatch,
 ) -> BrowserSession:
-    """A new session (a new cookie secret every login: no session fixation)."""
+    """A new session (a new cookie secret every login: no session fixation), stored (and
+    `previous` ended) when `writes` is committed."""
     if previous is not None:
-        await services.ephemeral.delete(previous.key)
+        writes.delete(previous.key)
     secret = random_token(32)
     now = services.clock.timestamp()
     lifetime = int(realm.config.lifetimes.session.total_seconds())
@@ -80,7 +83,7 @@ async def start_session(
     data = {"sid": sid, "user_id": user_id, "auth_time": now, "amr": amr, "provider": provider, "exp": now + lifetime,
             "created": services.clock.now().timestamp()}
     key = _key(realm, secret)
-    await services.ephemeral.put(key, data, lifetime)
+    writes.put(key, data, lifetime)
     response.set_cookie(
         cookie_name(realm), secret, max_age=lifetime, path="/", httponly=True,
         samesite="Lax", secure=secure_cookies(services),

@@ -26,6 +26,7 @@ from engine.oauth.grants.common import parse_scope
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, enforce
 from engine.realm import Realm
+from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
 
 PROMPTS = {"none", "login", "consent", "select_account"}
@@ -158,9 +159,21 @@ async def continue_flow(
     *,
     flow: Flow | None,
     response: web.StreamResponse | None = None,
+    writes: WriteBatch | None = None,
 ) -> web.StreamResponse:
-    """Decide the next step: log in, consent, or the code back to the client."""
+    """Decide the next step: log in, consent, or the code back to the client. What the
+    caller gathered in `writes` (a new session, say) is stored with the code and the end
+    of the flow, in one round trip, before the answer is returned."""
     services = request.app[SERVICES]
+    writes = writes if writes is not None else WriteBatch(services.ephemeral)
+    result = await _next_step(request, services, realm, authz, session, flow, response, writes)
+    await writes.commit()
+    return result
+
+
+async def _next_step(request: web.Request, services: Any, realm: Realm, authz: dict[str, Any],
+                     session: BrowserSession | None, flow: Flow | None, response: web.StreamResponse | None,
+                     writes: WriteBatch) -> web.StreamResponse:
     client = realm.clients[authz["client_id"]]
     redirect = Redirect(client, authz["redirect_uri"], authz["state"], realm.issuer)
     prompt = set(authz["prompt"])
@@ -195,7 +208,7 @@ async def continue_flow(
                     return redirect.error(ClientError(errors.CONSENT_REQUIRED, "the user has not consented"))
                 return await _interact(request, realm, authz, flow, "consent", response)
 
-    code = await issue_code(services, realm, {
+    code = issue_code(services, realm, {
         "client_id": client.client_id,
         "redirect_uri": authz["redirect_uri"],
         "redirect_uri_sent": authz["redirect_uri_sent"],
@@ -206,9 +219,9 @@ async def continue_flow(
         "code_challenge": authz["code_challenge"],
         "session_id": session.sid,
         "resource": authz["resource"],
-    })
+    }, writes)
     if flow is not None:
-        await finish_flow(services, realm, flow)
+        await finish_flow(services, realm, flow, writes)
     result = redirect.to(code=code)
     if response is not None:  # carry cookies set earlier in this request (new session)
         for morsel in response.cookies.values():

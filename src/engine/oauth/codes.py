@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
+from engine.store.batch import WriteBatch
 
 
 def code_key(realm: str, code_hash: str) -> str:
@@ -21,10 +22,10 @@ def used_code_key(realm: str, code_hash: str) -> str:
     return f"{realm}:code_used:{code_hash}"
 
 
-async def issue_code(services: Any, realm: Realm, grant: dict[str, Any]) -> str:
-    """Store `grant` under a new single-use code and return the code."""
+def issue_code(services: Any, realm: Realm, grant: dict[str, Any], writes: WriteBatch) -> str:
+    """A new single-use code for `grant` (stored when `writes` is committed)."""
     code = random_token(32)
     lifetime = int(realm.config.lifetimes.auth_code.total_seconds())
     value = {**grant, "exp": services.clock.timestamp() + lifetime}
-    await services.ephemeral.put(code_key(realm.name, sha256_hex(code)), value, lifetime + 5)
+    writes.put(code_key(realm.name, sha256_hex(code)), value, lifetime + 5)
     return code

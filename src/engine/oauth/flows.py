@@ -14,6 +14,7 @@ from aiohttp import web
 from engine.errors import OAuthError
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
+from engine.store.batch import WriteBatch
 
 FLOW_LIFETIME = 30 * 60
 
@@ -83,5 +84,9 @@ def note_login(flow: Flow, auth_time: int) -> None:
     flow.unsaved = True
 
 
-async def finish_flow(services: Any, realm: Realm, flow: Flow) -> None:
-    await services.ephemeral.delete(_key(realm, flow.id))
+async def finish_flow(services: Any, realm: Realm, flow: Flow, writes: WriteBatch | None = None) -> None:
+    """The flow is over (deleted now, or when `writes` is committed)."""
+    if writes is None:
+        await services.ephemeral.delete(_key(realm, flow.id))
+    else:
+        writes.delete(_key(realm, flow.id))
