@@ -8,7 +8,9 @@ import textwrap
 
 from engine.config import load_config
 from engine.plugins import Plugins
+from engine.reload import reload_config
 from engine.web.app import create_app
+from engine.web.appkeys import SERVICES
 
 
 async def test_realm_templates_override_error_and_login_pages(tmp_path, aiohttp_client):
@@ -39,3 +41,8 @@ async def test_realm_templates_override_error_and_login_pages(tmp_path, aiohttp_
                                                   "code_challenge_method": "S256"}, allow_redirects=False)
     login = await client.get(resp.headers["Location"])
     assert "ACME-LOGIN for app" in await login.text()
+    # Read once per configuration (no file check per page): an edit applies with a reload.
+    (tmp_path / "brand" / "login.html").write_text("<p>EDITED for {{ client_name }}</p>")
+    assert "ACME-LOGIN for app" in await (await client.get(resp.headers["Location"])).text()
+    assert await reload_config(client.app[SERVICES])
+    assert "EDITED for app" in await (await client.get(resp.headers["Location"])).text()

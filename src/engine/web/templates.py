@@ -31,9 +31,12 @@ def realm_loader(realm: Realm, base_dir: Path, *, providers: bool = True) -> jin
 
 
 def environment(realm: Realm, base_dir: Path) -> jinja2.Environment:
+    """The realm's pages. A template is read once per loaded configuration: no file check
+    on every page (`auto_reload` stats every template on every render); a reload builds
+    new realms, so edited templates apply with `idp reload`, like the rest of a realm."""
     env = _environments.get(realm)
     if env is None:
-        env = jinja2.Environment(loader=realm_loader(realm, base_dir), autoescape=True)
+        env = jinja2.Environment(loader=realm_loader(realm, base_dir), autoescape=True, auto_reload=False)
         _environments[realm] = env
     return env
 
