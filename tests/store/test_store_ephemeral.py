@@ -134,6 +134,23 @@ async def test_incr_many_counts_several_in_one_step(ephemeral: EphemeralStore):
     assert await ephemeral.ttl("c") is None  # refused before anything was written
 
 
+async def test_get_many_and_incr_counts_unless_a_guard_is_there(ephemeral: EphemeralStore):
+    """Brute-force protection in one round trip: read the locks (and more), and count the
+    attempt only when no lock (guard) is there."""
+    await ephemeral.put("other", {"failures": 2}, 60)
+    values, count = await ephemeral.get_many_and_incr(["lock:a", "lock:ip", "other"], "count", 60, guards=2)
+    assert (values, count) == ([None, None, {"failures": 2}], 1)
+    assert await ephemeral.ttl("count") in (59, 60)
+    _, count = await ephemeral.get_many_and_incr(["lock:a", "lock:ip", "other"], "count", 600, guards=2)
+    assert count == 2 and await ephemeral.ttl("count") in (59, 60)  # the first TTL is kept
+    await ephemeral.put("lock:ip", {"until": 1}, 60)
+    values, count = await ephemeral.get_many_and_incr(["lock:a", "lock:ip", "other"], "count", 60, guards=2)
+    assert (values, count) == ([None, {"until": 1}, {"failures": 2}], None)
+    assert await ephemeral.incr("count", 60) == 3  # the locked attempt was not counted
+    _, count = await ephemeral.get_many_and_incr(["lock:a", "other"], "count", 60, guards=1)
+    assert count == 4  # "other" is read, not a guard
+
+
 async def test_write_many_puts_and_deletes_in_one_step(ephemeral: EphemeralStore):
     """A sign-in's writes together: the deletes, then the puts, each with its own TTL."""
     await ephemeral.put("flow", VALUE, 60)

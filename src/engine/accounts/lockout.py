@@ -97,29 +97,45 @@ class Standing:
 
 async def check(services: Any, realm: Realm, *, email: str, ip: str) -> Standing:
     """Locked if the account or the IP is locked (changes nothing; one round trip)."""
-    now = services.clock.timestamp()
     account = account_key(email)
-    account_lock, ip_lock, ip_state = await services.ephemeral.get_many(
-        [_keys(realm, "account", account)[1], _keys(realm, "ip", ip)[1], _ip_failures_key(realm, ip)])
+    values = await services.ephemeral.get_many(_standing_keys(realm, account, ip))
+    return _standing(services, account, ip, values)
+
+
+def _standing_keys(realm: Realm, account: str, ip: str) -> list[str]:
+    """The two locks (the guards), then the IP's failure count."""
+    return [_keys(realm, "account", account)[1], _keys(realm, "ip", ip)[1], _ip_failures_key(realm, ip)]
+
+
+def _standing(services: Any, account: str, ip: str, values: list[dict[str, Any] | None]) -> Standing:
+    account_lock, ip_lock, ip_state = values
+    now = services.clock.timestamp()
     for lock in (account_lock, ip_lock):
         if lock is not None and lock.get("until", 0) > now:
             raise Locked(lock["until"] - now)
     return Standing(account, ip, int(ip_state.get("failures", 0)) if ip_state else 0)
 
 
-async def begin(services: Any, realm: Realm, standing: Standing) -> Attempt:
-    """Before checking a password (after `check`): count the attempt, then Locked, or
+async def begin(services: Any, realm: Realm, *, email: str, ip: str) -> Attempt:
+    """Before checking a password: Locked if the account or the IP is locked; else count
+    the attempt (in the same round trip as the check), then Locked past the threshold, or
     wait the growing delay and go ahead."""
     policies = realm.config.lockout
-    account_count = _keys(realm, "account", standing.account)[0]
-    attempts = await services.ephemeral.incr(account_count, _seconds(policies.account.window))
+    account = account_key(email)
+    count_key = _keys(realm, "account", account)[0]
+    window = _seconds(policies.account.window)
+    values, attempts = await services.ephemeral.get_many_and_incr(
+        _standing_keys(realm, account, ip), count_key, window, guards=2)
+    standing = _standing(services, account, ip, values)
+    if attempts is None:  # a lock was there, but is over by our clock (its TTL is rounded up)
+        attempts = await services.ephemeral.incr(count_key, window)
     if attempts > policies.account.max_failures:
         # Parallel attempts past the threshold while the one that reached it is checked.
         raise Locked(_seconds(policies.account.lockout_for))
     delay = max(delay_for(policies.account, attempts - 1), delay_for(policies.ip, standing.ip_failures))
     if delay > 0:
         await services.sleep(delay)
-    return Attempt(account=standing.account, ip=standing.ip, account_attempts=attempts, delay=delay)
+    return Attempt(account=account, ip=ip, account_attempts=attempts, delay=delay)
 
 
 async def _lock_duration(services: Any, realm: Realm, kind: str, subject: str, policy: LockoutPolicy) -> int:

@@ -86,12 +86,12 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
             raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
         return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
     try:
-        # A locked account gets the lockout page (with the reset link) even when the
-        # plain rate limit would also refuse the request.
-        standing = await lockout.check(services, realm, email=email, ip=ip)
         if wait is not None:
+            # A locked account gets the lockout page (with the reset link) even when the
+            # plain rate limit would also refuse the request.
+            await lockout.check(services, realm, email=email, ip=ip)
             raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
-        attempt = await lockout.begin(services, realm, standing)
+        attempt = await lockout.begin(services, realm, email=email, ip=ip)
     except lockout.Locked as locked:
         await services.audit(realm.name, events.LOGIN_FAILED, ip=ip, client_id=client_id, provider=provider_id,
                              reason="locked")

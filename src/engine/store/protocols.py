@@ -307,6 +307,13 @@ class EphemeralStore(Protocol):
         """Add `amount` (>= 1) to a counter, created with `ttl` if absent (the TTL is not
         extended); the new value."""
 
+    async def get_many_and_incr(self, keys: list[str], counter: str, ttl: int, *,
+                                guards: int) -> tuple[list[dict[str, Any] | None], int | None]:
+        """`get_many(keys)`, then `incr(counter, ttl)` unless one of the first `guards` keys
+        exists, in one round trip and one atomic step: (the values, the new count or None
+        when a guard was there). Brute-force protection: is the account locked, and if not,
+        count this attempt."""
+
     async def incr_many(self, counters: list[tuple[str, int, int]]) -> list[int]:
         """`incr` of several counters (key, ttl, amount) in one round trip and one atomic
         step; their new values, in order."""

@@ -105,6 +105,14 @@ class MemoryEphemeralStore:
     async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
         return (await self.incr_many([(key, ttl, amount)]))[0]
 
+    async def get_many_and_incr(self, keys: list[str], counter: str, ttl: int, *,
+                                guards: int) -> tuple[list[dict[str, Any] | None], int | None]:
+        check_ttl(ttl)
+        values = [await self.get(key) for key in keys]
+        if any(value is not None for value in values[:guards]):
+            return values, None
+        return values, await self.incr(counter, ttl)
+
     async def incr_many(self, counters: list[tuple[str, int, int]]) -> list[int]:
         now = self._clock()
         self._sweep(now)

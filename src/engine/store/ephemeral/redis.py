@@ -51,6 +51,19 @@ return value
 """
 
 
+# KEYS: the keys to read, then the counter. ARGV: the TTL, how many of the keys guard.
+_GET_MANY_AND_INCR = """
+local counter = table.remove(KEYS)
+local values = redis.call('MGET', unpack(KEYS))
+for i = 1, tonumber(ARGV[2]) do
+  if values[i] then return {values, false} end
+end
+local count = redis.call('INCR', counter)
+redis.call('EXPIRE', counter, ARGV[1], 'NX')
+return {values, count}
+"""
+
+
 class _Deadline:
     """`async with`: the command inside (a pooled connection, sending, reading) finishes
     within `seconds`, and Redis errors come out as store errors (the deadline as
@@ -86,6 +99,7 @@ class RedisEphemeralStore:
         self._redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._take_and_leave = self._redis.register_script(_TAKE_AND_LEAVE)  # EVALSHA, loaded on first use
+        self._get_many_and_incr = self._redis.register_script(_GET_MANY_AND_INCR)
 
     @classmethod
     async def open(
@@ -180,6 +194,15 @@ class RedisEphemeralStore:
 
     async def incr(self, key: str, ttl: int, amount: int = 1) -> int:
         return (await self.incr_many([(key, ttl, amount)]))[0]
+
+    async def get_many_and_incr(self, keys: list[str], counter: str, ttl: int, *,
+                                guards: int) -> tuple[list[dict[str, Any] | None], int | None]:
+        """One Lua script (EVALSHA): MGET, then INCR + EXPIRE NX unless a guard is there."""
+        check_ttl(ttl)
+        async with _Deadline(self._timeout):
+            texts, count = await self._get_many_and_incr(
+                keys=[*(self._key(key) for key in keys), self._key(counter)], args=[ttl, guards])
+        return [None if text is None else json.loads(text) for text in texts], count
 
     async def incr_many(self, counters: list[tuple[str, int, int]]) -> list[int]:
         """INCRBY + EXPIRE NX per counter, all in one MULTI/EXEC."""
