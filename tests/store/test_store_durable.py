@@ -120,6 +120,22 @@ async def test_credentials_set_replace_get(durable: DurableStore):
     assert await durable.get_credential("other", "u1", "password") is None
 
 
+async def test_user_and_credential_by_email_in_one_read(durable: DurableStore):
+    """A sign-in's read: the user by case-insensitive email, with its credential of the
+    kind asked for (None when it has none of that kind; (None, None) for no user)."""
+    alice = user()
+    await durable.create_user(alice)
+    read = durable.get_user_and_credential_by_email
+    assert await read("main", "ALICE@example.com", "password") == (alice, None)
+    credential = Credential(alice.id, "password", "$argon2id$v=19$hash", T0)
+    await durable.set_credential("main", credential)
+    await durable.set_credential("main", Credential(alice.id, "totp", "other", T0))
+    assert await read("main", "alice@example.com", "password") == (alice, credential)
+    assert await read("main", "alice@example.com", "webauthn") == (alice, None)
+    assert await read("other", "alice@example.com", "password") == (None, None)
+    assert await read("main", "bob@example.com", "password") == (None, None)
+
+
 # external identities
 
 

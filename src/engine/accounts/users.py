@@ -36,6 +36,12 @@ class Accounts:
         credential = await self.services.durable.get_credential(realm, user_id, PASSWORD)
         return credential.secret_hash if credential else None
 
+    async def by_email_with_password_hash(self, realm: str, email: str) -> tuple[User | None, str | None]:
+        """`by_email` and `password_hash` in one read (a sign-in)."""
+        user, credential = await self.services.durable.get_user_and_credential_by_email(
+            realm, normalise_email(email), PASSWORD)
+        return user, credential.secret_hash if credential else None
+
     async def set_password_hash(self, realm: str, user_id: str, secret_hash: str) -> None:
         await self.services.durable.set_credential(
             realm, Credential(user_id=user_id, kind=PASSWORD, secret_hash=secret_hash, updated_at=self._now())

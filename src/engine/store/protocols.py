@@ -176,6 +176,12 @@ class DurableStore(Protocol):
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
         """Case-insensitive email lookup within the realm."""
 
+    async def get_user_and_credential_by_email(
+        self, realm: str, email: str, kind: str
+    ) -> tuple[User | None, Credential | None]:
+        """`get_user_by_email` and that user's credential of `kind`, in one read (a sign-in:
+        one query where there were two)."""
+
     async def update_user(
         self,
         realm: str,

@@ -68,8 +68,7 @@ class PasswordProvider:
     async def login(self, username: str, password: str) -> ExternalIdentity:
         accounts = self._services.accounts
         realm = self.context.realm
-        user = await accounts.by_email(realm, username)
-        stored = await accounts.password_hash(realm, user.id) if user is not None else None
+        user, stored = await accounts.by_email_with_password_hash(realm, username)
         if user is None or stored is None or user.disabled:
             await self._services.passwords.verify(await self._dummy(), normalise(password))
             raise LoginFailed("invalid email or password")

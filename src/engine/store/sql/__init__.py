@@ -77,6 +77,15 @@ JOINED_USER_COLUMNS = (
 )
 
 
+def user_and_credential_by_email(placeholders: tuple[str, str, str]) -> str:
+    """A user (by realm and lower-cased email) and its credential of one kind, in one
+    query; `placeholders` are the driver's for realm, email and kind."""
+    realm, email, kind = placeholders
+    return ("SELECT u.*, c.secret_hash AS c_secret_hash, c.updated_at AS c_updated_at FROM users u"
+            f" LEFT JOIN credentials c ON c.realm = u.realm AND c.user_id = u.id AND c.kind = {kind}"
+            f" WHERE u.realm = {realm} AND u.email_lower = {email}")
+
+
 class Rows:
     """Database row -> dataclass, given how the backend stores times (`dt` decodes one) and
     JSON (`js` decodes one); PostgreSQL's driver already returns both decoded."""
@@ -96,6 +105,16 @@ class Rows:
         return self.user({"id": r["u_id"], "realm": r["u_realm"], "email": r["u_email"],
                           "email_verified": r["u_email_verified"], "profile": r["u_profile"],
                           "created_at": r["u_created_at"], "disabled": r["u_disabled"]})
+
+    def user_and_credential(self, r: Mapping[str, Any] | None, kind: str) -> tuple[User | None, Credential | None]:
+        """A row of `USER_AND_CREDENTIAL_BY_EMAIL`."""
+        if r is None:
+            return None, None
+        user = self.user(r)
+        if r["c_secret_hash"] is None:
+            return user, None
+        return user, Credential(user_id=user.id, kind=kind, secret_hash=r["c_secret_hash"],
+                                updated_at=self.dt(r["c_updated_at"]))
 
     def credential(self, r: Mapping[str, Any]) -> Credential:
         return Credential(user_id=r["user_id"], kind=r["kind"], secret_hash=r["secret_hash"],

@@ -46,6 +46,7 @@ from engine.store.sql import (
     email_key,
     rotation_verdict,
     scopes_text,
+    user_and_credential_by_email,
     utc,
     utc_or_none,
 )
@@ -136,6 +137,7 @@ _TOKEN_FAMILY_AND_USER = (
     f"SELECT {_TOKEN_COLUMNS}, f.*, {JOINED_USER_COLUMNS} FROM {_FAMILY_OF_TOKEN}"
     f" LEFT JOIN users u ON u.realm = f.realm AND u.id = f.user_id {_TOKEN_IS}"
 )
+_USER_AND_CREDENTIAL_BY_EMAIL = user_and_credential_by_email(("$1", "$2", "$3"))
 # $1 realm, $2 old hash, $3 new hash, $4 now, $5 family, $6 new created_at, $7 new expires_at.
 # The conditions are those of `rotation_verdict` returning None, plus `check_successor`.
 _ROTATE = (
@@ -299,6 +301,12 @@ class PostgresDurableStore:
             "SELECT * FROM users WHERE realm = $1 AND email_lower = $2", realm, email_key(email)
         )
         return None if row is None else ROWS.user(row)
+
+    async def get_user_and_credential_by_email(
+        self, realm: str, email: str, kind: str
+    ) -> tuple[User | None, Credential | None]:
+        row = await self._fetchrow(_USER_AND_CREDENTIAL_BY_EMAIL, realm, email_key(email), kind)
+        return ROWS.user_and_credential(row, kind)
 
     async def update_user(
         self, realm: str, user_id: str, *, email_verified: bool | None = None,

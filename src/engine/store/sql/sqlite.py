@@ -36,7 +36,15 @@ from engine.store.protocols import (
     StoreUnavailable,
     User,
 )
-from engine.store.sql import Rows, check_successor, email_key, rotation_verdict, scopes_text, utc
+from engine.store.sql import (
+    Rows,
+    check_successor,
+    email_key,
+    rotation_verdict,
+    scopes_text,
+    user_and_credential_by_email,
+    utc,
+)
 from engine.store.sql.migrate import (
     CREATE_SCHEMA_MIGRATIONS,
     load_migrations,
@@ -44,6 +52,7 @@ from engine.store.sql.migrate import (
     split_statements,
 )
 
+_USER_AND_CREDENTIAL_BY_EMAIL = user_and_credential_by_email(("?1", "?2", "?3"))
 _UNIQUE_CODES = {2067, 1555}  # SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
 # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN (primary codes)
 _UNAVAILABLE_CODES = {5, 6, 10, 13, 14}
@@ -226,6 +235,12 @@ class SqliteDurableStore:
             "SELECT * FROM users WHERE realm = ? AND email_lower = ?", realm, email_key(email)
         )
         return None if row is None else ROWS.user(row)
+
+    async def get_user_and_credential_by_email(
+        self, realm: str, email: str, kind: str
+    ) -> tuple[User | None, Credential | None]:
+        row = await self._row(_USER_AND_CREDENTIAL_BY_EMAIL, realm, email_key(email), kind)
+        return ROWS.user_and_credential(row, kind)
 
     async def update_user(
         self, realm: str, user_id: str, *, email_verified: bool | None = None,
