@@ -6,8 +6,8 @@ A Redis round trip on every `/token` request costs more CPU than everything else
 signature, so each instance counts *locally* while a window is far from its limit and
 adds its count to the shared counter in batches (`INCRBY`), in the background, within
 `SYNC_INTERVAL` seconds or after `batch` requests. One background sync carries every
-counter with counts to share (`incr_many`: one round trip for the per-IP, per-account and
-per-client windows together, not one each). Close to the limit (and for small
+counter with counts to share (`incr_many`: one round trip for the windows of every bucket,
+per IP and per account, together, not one each). Close to the limit (and for small
 limits, and for the first request of a window) every request is counted in the store
 before it is answered, exactly as without batching. The cost: each instance may admit up
 to `batch` requests (at most 1/16 of the limit, at most `MAX_BATCH`) beyond the limit
@@ -154,7 +154,7 @@ class LocalCounters:
                 self._schedule(urgent=self._urgent)
 
     async def flush(self) -> None:
-        """Share every local count now and wait for it (tests; a clean shutdown)."""
+        """Share every local count now, and wait until it is shared."""
         while self._due or self.tasks:
             if self._due and not self._syncing:
                 if self._timer is not None:

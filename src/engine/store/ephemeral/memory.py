@@ -20,8 +20,6 @@ from engine.store.protocols import StoreError
 _SWEEP_EVERY = 60.0  # seconds between full scans that drop expired entries
 
 
-
-
 class MemoryEphemeralStore:
     """`EphemeralStore` in a dict. `clock` (seconds, monotonic) lets tests move time."""
 

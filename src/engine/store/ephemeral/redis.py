@@ -5,7 +5,8 @@ takers gets the value; with `leave`, a Lua script that also `SET`s the mark when
 something), `swap` is `SET GET EX`, `put(only_if_absent=True)` is `SET NX EX`, and `incr` is
 `INCR` + `EXPIRE NX` in one MULTI/EXEC so a counter never lives without a TTL and its TTL
 is never extended. `write_many` and `incr_many` are one MULTI/EXEC each (one round trip
-for what would be several).
+for what would be several); `get_many_and_incr` is a Lua script (MGET, then the counter
+only when no guard key is there).
 
 Faults: every command has one deadline (`_Deadline`: waiting for a pooled connection,
 sending, reading), so a dead or hung Redis fails fast with `StoreUnavailable` (503)
@@ -87,7 +88,6 @@ class _Deadline:
         if mapped is not None:
             raise mapped from exc
         return False
-
 
 
 class RedisEphemeralStore:
