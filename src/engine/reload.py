@@ -1,7 +1,11 @@
 """Configuration hot reload (SIGHUP, `idp reload`): the new configuration is loaded and
 validated off the event loop, then swapped in as a whole between requests. A bad
 configuration is refused and logged, and the old one keeps serving. In-flight logins
-survive: their state lives in the ephemeral store, keyed by realm name."""
+survive: their state lives in the ephemeral store, keyed by realm name.
+
+Reloads run one at a time, in the order they were asked for: of two quick SIGHUPs around
+an edit, the second reads the file after the first is done, so the older file can never
+be the one left serving (and one snapshot is written at a time)."""
 
 from __future__ import annotations
 
@@ -16,10 +20,19 @@ from engine.config.plan import diff, snapshot, snapshot_text, write_snapshot_tex
 from engine.realm import build_runtime
 
 log = logging.getLogger("engine.reload")
+LOCK = "engine.reload.lock"  # key in services.extras
 
 
 async def reload_config(services: Any) -> bool:
     """Reload from the same file; True if the new configuration is now serving."""
+    lock = services.extras.get(LOCK)
+    if lock is None:
+        lock = services.extras[LOCK] = asyncio.Lock()  # FIFO: reloads apply in the order asked
+    async with lock:
+        return await _reload(services)
+
+
+async def _reload(services: Any) -> bool:
     current = services.runtime.config
     models = services.plugins.providers.settings_models()
     try:
