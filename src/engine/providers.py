@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from engine.config.models import ProviderSettings
+    from engine.store import User
 
 
 class ProviderError(Exception):
@@ -53,6 +54,9 @@ class ExternalIdentity:
     email_verified: bool = False
     claims: dict[str, Any] = field(default_factory=dict)  # name, given_name, picture, ...
     user_id: str | None = None  # set by providers that authenticate local users
+    # The local user as the provider has just read it (through `services.accounts`), if it
+    # did: the engine checks it (not disabled) instead of reading it again.
+    user: User | None = None
 
 
 @dataclass(frozen=True)

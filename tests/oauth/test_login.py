@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from tests.oauth.conftest import query_of
@@ -105,3 +106,38 @@ async def test_a_sign_in_stores_session_code_and_flow_end_in_one_round_trip(idp)
     assert again.status == 400  # the flow is over
     resp, _ = await authorize(idp, prompt="none")
     assert "code" in query_of(resp.headers["Location"])
+
+
+async def test_a_sign_in_reads_its_user_once(idp):
+    """The password provider reads the user with its hash in one query and hands it back
+    with the identity: the engine checks that user (not disabled) instead of reading it
+    again before issuing the code."""
+    await idp.add_user()
+    resp, _ = await authorize(idp)
+    page = await idp.client.get(resp.headers["Location"], allow_redirects=False)
+    html = await page.text()
+    action = re.search(r'<form method="post" action="([^"]+)"', html).group(1)
+    recording = idp.services.durable = RecordingStore(idp.services.durable)
+    resp = await idp.client.post(action, data={**form_fields(html), "email": "alice@example.com",
+                                               "password": "correct horse battery"}, allow_redirects=False)
+    assert "code" in query_of(resp.headers["Location"])
+    reads = [name for name, _ in recording.calls if name.startswith("get_")]
+    assert reads == ["get_user_and_credential_by_email"]
+
+
+async def test_the_engine_checks_the_user_a_provider_hands_back(idp, monkeypatch):
+    """A credentials provider that lets a disabled user through does not get it a code:
+    the engine checks the user it is handed (OIDC Core §3.1.2.6: the user must sign in)."""
+    await idp.add_user()
+    provider = idp.realm().providers["password"]
+    original = provider.login
+
+    async def lets_disabled_through(email, password):
+        identity = await original(email, password)
+        return dataclasses.replace(identity, user=dataclasses.replace(identity.user, disabled=True))
+
+    monkeypatch.setattr(provider, "login", lets_disabled_through)
+    resp, _ = await authorize(idp)
+    resp = await submit_login(idp, resp.headers["Location"], "alice@example.com", "correct horse battery")
+    assert resp.status == 303 and "/login?" in resp.headers["Location"]
+    assert "code" not in query_of(resp.headers["Location"])

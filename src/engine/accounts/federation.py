@@ -208,7 +208,8 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
     await services.audit(realm.name, events.LOGIN, user_id=user.id, ip=ip, client_id=client_id,
                          provider=provider_id)
     note_login(flow, session.auth_time)
-    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes)
+    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes,
+                               user=user)
 
 
 async def _deny(services: Any, realm: Realm, flow: Flow, redirect: Redirect, why: str) -> web.Response:

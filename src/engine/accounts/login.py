@@ -115,4 +115,5 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     await services.audit(realm.name, events.LOGIN, user_id=identity.user_id, ip=ip,
                          client_id=client_id, provider=provider_id)
     note_login(flow, session.auth_time)
-    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes)
+    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes,
+                               user=identity.user)

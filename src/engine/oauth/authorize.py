@@ -26,6 +26,7 @@ from engine.oauth.grants.common import parse_scope
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, enforce
 from engine.realm import Realm
+from engine.store import User
 from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
 
@@ -160,20 +161,22 @@ async def continue_flow(
     flow: Flow | None,
     response: web.StreamResponse | None = None,
     writes: WriteBatch | None = None,
+    user: User | None = None,
 ) -> web.StreamResponse:
     """Decide the next step: log in, consent, or the code back to the client. What the
     caller gathered in `writes` (a new session, say) is stored with the code and the end
-    of the flow, in one round trip, before the answer is returned."""
+    of the flow, in one round trip, before the answer is returned. `user`: the session's
+    user as the caller has just read it (a sign-in), checked here but not read again."""
     services = request.app[SERVICES]
     writes = writes if writes is not None else WriteBatch(services.ephemeral)
-    result = await _next_step(request, services, realm, authz, session, flow, response, writes)
+    result = await _next_step(request, services, realm, authz, session, flow, response, writes, user)
     await writes.commit()
     return result
 
 
 async def _next_step(request: web.Request, services: Any, realm: Realm, authz: dict[str, Any],
                      session: BrowserSession | None, flow: Flow | None, response: web.StreamResponse | None,
-                     writes: WriteBatch) -> web.StreamResponse:
+                     writes: WriteBatch, user: User | None) -> web.StreamResponse:
     client = realm.clients[authz["client_id"]]
     redirect = Redirect(client, authz["redirect_uri"], authz["state"], realm.issuer)
     prompt = set(authz["prompt"])
@@ -187,9 +190,11 @@ async def _next_step(request: web.Request, services: Any, realm: Realm, authz: d
             needs_login = True
         if "login" in prompt:
             needs_login = True
-    user = None
+    if session is None or user is None or user.id != session.user_id:
+        user = None
     if session is not None and not needs_login:
-        user = await services.durable.get_user(realm.name, session.user_id)
+        if user is None:
+            user = await services.durable.get_user(realm.name, session.user_id)
         if user is None or user.disabled:
             needs_login = True
     if needs_login:

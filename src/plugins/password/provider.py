@@ -79,5 +79,5 @@ class PasswordProvider:
             await accounts.set_password_hash(realm, user.id, await self.hash_password(password))
         return ExternalIdentity(
             issuer=self.context.issuer, subject=user.id, email=user.email,
-            email_verified=user.email_verified, user_id=user.id,
+            email_verified=user.email_verified, user_id=user.id, user=user,
         )
