@@ -190,8 +190,8 @@ async def _next_step(request: web.Request, services: Any, realm: Realm, authz: d
             needs_login = True
         if "login" in prompt:
             needs_login = True
-    if session is None or user is None or user.id != session.user_id:
-        user = None
+    if session is None or user is None or (user.realm, user.id) != (realm.name, session.user_id):
+        user = None  # not the session's user: read it
     if session is not None and not needs_login:
         if user is None:
             user = await services.durable.get_user(realm.name, session.user_id)
