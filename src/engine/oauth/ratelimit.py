@@ -59,6 +59,7 @@ class _Window:
     """This instance's view of one shared counter (one key, one window)."""
 
     ends: int  # epoch second the window closes
+    seconds: int  # its length (the counter's TTL is one more)
     shared: int = 0  # the counter's value in the store at the last sync (every instance)
     pending: int = 0  # counted here, not yet in the store
     inflight: int = 0  # counted here, on its way to the store in a background sync
@@ -72,7 +73,7 @@ class LocalCounters:
         self.windows: dict[str, _Window] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._swept_at = 0
-        self._due: dict[str, tuple[_Window, int]] = {}  # key -> (its window, window length): counts to share
+        self._due: dict[str, _Window] = {}  # windows with local counts to share
         self._timer: asyncio.TimerHandle | None = None
         self._syncing = False  # one background sync at a time
         self._urgent = False  # a window reached its batch while a sync was under way
@@ -83,7 +84,7 @@ class LocalCounters:
         if entry is None:
             if now >= self._swept_at + 1:
                 self._sweep(now)
-            entry = self.windows[key] = _Window(ends=start + window)
+            entry = self.windows[key] = _Window(ends=start + window, seconds=window)
         batch = batch_size(limit)
         estimate = entry.shared + entry.inflight + entry.pending + 1
         if batch == 1 or entry.failed or entry.synced_at == 0.0 or estimate + batch > limit.requests:
@@ -100,7 +101,7 @@ class LocalCounters:
             # landed, it is counted twice for a moment: strict by at most one batch).
             return count + entry.inflight + entry.pending
         entry.pending += 1
-        self._due[key] = (entry, window)
+        self._due[key] = entry
         self._schedule(urgent=entry.pending >= batch)
         return estimate
 
@@ -124,28 +125,28 @@ class LocalCounters:
     def _sync_due(self) -> None:
         self._timer = None
         due, self._due = self._due, {}
-        batch = [(key, entry, window, entry.pending) for key, (entry, window) in due.items() if entry.pending]
+        batch = [(key, entry, entry.pending) for key, entry in due.items() if entry.pending]
         if not batch:
             return
-        for _, entry, _, amount in batch:
+        for _, entry, amount in batch:
             entry.pending, entry.inflight = 0, entry.inflight + amount
         self._syncing, self._urgent = True, False
         task = asyncio.get_running_loop().create_task(self._sync(batch))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _sync(self, batch: list[tuple[str, _Window, int, int]]) -> None:
+    async def _sync(self, batch: list[tuple[str, _Window, int]]) -> None:
         try:
-            counts = await self.ephemeral.incr_many([(key, window + 1, amount) for key, _, window, amount in batch])
+            counts = await self.ephemeral.incr_many([(key, entry.seconds + 1, amount) for key, entry, amount in batch])
         except Exception as exc:  # noted; the next request of these windows counts synchronously
-            for _, entry, _, amount in batch:
+            for _, entry, amount in batch:
                 entry.inflight -= amount
                 entry.pending += amount
                 entry.failed = True
             log.warning("rate-limit counter sync failed: %s", exc)
         else:
             synced_at = time.monotonic()
-            for (_, entry, _, amount), count in zip(batch, counts, strict=True):
+            for (_, entry, amount), count in zip(batch, counts, strict=True):
                 entry.inflight -= amount
                 entry.shared, entry.synced_at = max(entry.shared, count), synced_at
         finally:

@@ -107,14 +107,14 @@ class Rows:
                           "created_at": r["u_created_at"], "disabled": r["u_disabled"]})
 
     def user_and_credential(self, r: Mapping[str, Any] | None, kind: str) -> tuple[User | None, Credential | None]:
-        """A row of `USER_AND_CREDENTIAL_BY_EMAIL`."""
+        """A row of the `user_and_credential_by_email` query (None: no such user)."""
         if r is None:
             return None, None
         user = self.user(r)
         if r["c_secret_hash"] is None:
             return user, None
-        return user, Credential(user_id=user.id, kind=kind, secret_hash=r["c_secret_hash"],
-                                updated_at=self.dt(r["c_updated_at"]))
+        return user, self.credential({"user_id": user.id, "kind": kind, "secret_hash": r["c_secret_hash"],
+                                      "updated_at": r["c_updated_at"]})
 
     def credential(self, r: Mapping[str, Any]) -> Credential:
         return Credential(user_id=r["user_id"], kind=r["kind"], secret_hash=r["secret_hash"],
