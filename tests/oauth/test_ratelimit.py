@@ -10,6 +10,7 @@ from datetime import timedelta
 from engine.config.models import RateLimit
 from engine.oauth.ratelimit import SYNC_INTERVAL, LocalCounters, batch_size
 from engine.store import open_ephemeral
+from tests.oauth.conftest import WORKER_SECRET, basic_auth
 
 WINDOW = 60
 
@@ -110,3 +111,27 @@ async def test_a_window_at_its_batch_is_shared_at_once():
         await asyncio.sleep(0)
     assert store.calls[1:] == [("incr_many", ["k"])]
     assert await store.inner.incr("k", WINDOW + 1) == batch_size(limit) + 2
+
+
+async def test_an_instance_shares_its_local_counts_before_it_stops(idp, monkeypatch):
+    """Counts held locally (far from the limit) reach the shared counter when the server
+    stops, before the ephemeral store closes: the other instances go on counting with
+    them, and no background sync is left pending."""
+    monkeypatch.setattr("engine.oauth.ratelimit.SYNC_INTERVAL", 3600)  # no timed sync in between
+    for _ in range(3):  # the first is counted in the store, the other two locally
+        response = await idp.client.post("/token", data={"grant_type": "client_credentials"},
+                                          headers=basic_auth("worker", WORKER_SECRET))
+        assert response.status == 200
+    now = idp.clock.timestamp()
+    key = f"acme:rl:token:127.0.0.1:{now - now % 60}"
+    ephemeral = idp.services.ephemeral
+    seen = []
+    close = ephemeral.close
+
+    async def close_after_reading() -> None:
+        seen.append(await ephemeral.incr(key, 61))  # what the store holds, plus this one
+        await close()
+
+    monkeypatch.setattr(ephemeral, "close", close_after_reading)
+    await idp.client.close()
+    assert seen == [4]

@@ -171,6 +171,15 @@ class LocalCounters:
             del self.windows[key]
 
 
+async def share_counts(services: Any) -> None:
+    """Before the ephemeral store closes: what this instance counted locally reaches the
+    shared counters (another instance keeps counting with it), and no sync is left
+    pending. A store that does not answer costs at most its deadline; nothing is raised."""
+    counters = services.extras.get(COUNTERS)
+    if counters is not None:
+        await counters.flush()
+
+
 def _counters(services: Any) -> LocalCounters:
     counters = services.extras.get(COUNTERS)
     if counters is None or counters.ephemeral is not services.ephemeral:

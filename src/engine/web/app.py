@@ -36,6 +36,7 @@ from engine.oauth.discovery import discovery
 from engine.oauth.introspect import introspect
 from engine.oauth.jwks import jwks
 from engine.oauth.logout import logout
+from engine.oauth.ratelimit import share_counts
 from engine.oauth.revoke import revoke
 from engine.oauth.token import token
 from engine.oauth.userinfo import userinfo
@@ -118,6 +119,7 @@ def create_app(
                 services.refresh = RefreshTokens(services, derive_key(kek, b"tessera refresh successor"))
                 yield
             finally:
+                await share_counts(services)
                 await services.drain_audits()
                 await services.ephemeral.close()
         finally:
