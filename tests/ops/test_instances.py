@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import Counter
 
 import asyncpg
@@ -17,9 +18,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import delete_redis_prefix, run_in_thread, truncate_data_tables
-from tests.ops.browser import Browser, exchange, query_of, refresh, refresh_async
+from tests.ops.browser import Browser, client_credentials, exchange, query_of, refresh, refresh_async
 from tests.ops.conftest import add_user
-from tests.ops.servers import OPS_REALM, PASSWORD, free_port, start_idp, write_deployment
+from tests.ops.servers import OPS_REALM, PASSWORD, WORKER_SECRET, free_port, start_idp, write_deployment
 
 pytestmark = pytest.mark.production
 
@@ -135,6 +136,35 @@ def test_lockout_is_shared_across_instances(instances):
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 800
     assert metric(b.url, "lockouts_total", realm="acme") == 1
     browser.close()
+
+
+def test_an_access_token_revoked_on_a_is_inactive_on_b_within_a_second(instances):
+    """RFC 7009 §2 and RFC 7662 §2.2 across instances (issue 7, target 3: "a revoked token is
+    inactive on every instance within 1 s"). B has just answered `active` for the token, so
+    it holds the short-lived "not revoked" memory that keeps introspection off Redis; the
+    revocation on A must still reach B's answers within a second, and A's at once."""
+    a, b = instances
+    A, B = a.url + "/realms/acme", b.url + "/realms/acme"
+    issued = client_credentials(A)
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+    with httpx.Client(auth=("worker", WORKER_SECRET), timeout=10) as worker:  # keep-alive, as a gateway
+        def active(base: str) -> bool:
+            answer = worker.post(f"{base}/introspect", data={"token": token})
+            assert answer.status_code == 200, answer.text
+            return answer.json()["active"]
+
+        assert active(B) and active(A)
+        revoked = worker.post(f"{A}/revoke", data={"token": token, "token_type_hint": "access_token"})
+        assert revoked.status_code == 200, revoked.text
+        started = time.monotonic()
+        assert not active(A)  # the revoking instance forgets its own memory at once
+        while active(B):
+            assert time.monotonic() - started < 1.0, "B still calls a revoked token active after 1 s"
+            time.sleep(0.02)
+        elapsed = time.monotonic() - started
+        time.sleep(0.6)  # and it stays inactive once B's memory of the earlier answer is gone
+        assert not active(B) and not active(A), elapsed
 
 
 async def _family_chains(bases: list[str], tokens: list[str], rounds: int) -> list[str]:
