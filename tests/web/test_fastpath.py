@@ -235,8 +235,8 @@ async def test_a_client_that_pipelines_without_reading_gets_every_answer_in_orde
     assert answers[count][0] == 404  # and the hand-over after them still happens in order
 
 
-def post(path: str, form: str, *headers: str) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: idp.test", "Content-Type: application/x-www-form-urlencoded",
+def post(path: str, form: str, *headers: str, content_type: str = "application/x-www-form-urlencoded") -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: idp.test", f"Content-Type: {content_type}",
              f"Content-Length: {len(form.encode())}", *headers, "", ""]
     return "\r\n".join(lines).encode() + form.encode()
 
@@ -268,12 +268,13 @@ def fast_answers(monkeypatch) -> list[str]:
     return answered
 
 
-async def assert_same_answer(served: str, path: str, form: str, *headers: str) -> None:
+async def assert_same_answer(served: str, path: str, form: str, *headers: str, **options: str) -> None:
     """The request answered on a keep-alive connection (the fast path's, when it takes it)
     and with `Connection: close` (always aiohttp's): the same status, headers and body (a
-    new access token aside)."""
-    (fast,) = responses(await raw(served, post(path, form, *headers)))
-    (slow,) = responses(await raw(served, post(path, form, *headers, "Connection: close"), expect_close=True))
+    new access token aside). `options`: `post`'s."""
+    (fast,) = responses(await raw(served, post(path, form, *headers, **options)))
+    (slow,) = responses(await raw(served, post(path, form, *headers, "Connection: close", **options),
+                                  expect_close=True))
     assert fast[0] == slow[0], (path, form, fast, slow)
     assert {k: v for k, v in fast[1].items() if k not in VARYING} == \
         {k: v for k, v in slow[1].items() if k not in VARYING}, (path, form)
@@ -320,6 +321,28 @@ async def test_introspection_equals_the_aiohttp_answers(served, fast_answers):
     statuses = [responses(await raw(served, post(p, f, *h)))[0][0] for p, f, *h in cases[4:8]]
     assert statuses == [401, 401, 400, 400]  # no such client in `other`, a bad secret, a repeated or no token
     assert json.loads(responses(await raw(served, post(*cases[0])))[0][2])["active"] is True
+
+
+async def test_forms_with_media_type_parameters_take_the_fast_path(served, fast_answers):
+    """RFC 6749 §4.4.2 and RFC 7662 §2.1 forms, as clients send them: Spring Security and
+    axios add `;charset=UTF-8`, and media types are case-insensitive (RFC 9110 §8.3.1). The
+    fast path answers them as the endpoints do; other types stay the endpoints' to refuse."""
+    token = await issue(served)
+    fast_answers.clear()
+    forms = ("application/x-www-form-urlencoded;charset=UTF-8", "Application/X-WWW-Form-URLEncoded ; charset=utf-8")
+    for content_type in forms:
+        await assert_same_answer(served, "/token", "grant_type=client_credentials", f"Authorization: {WORKER}",
+                                 content_type=content_type)
+        await assert_same_answer(served, "/introspect", f"token={token}", f"Authorization: {WORKER}",
+                                 content_type=content_type)
+    assert [a for a in fast_answers if a != "+store"] == ["/token", "/introspect"] * len(forms)
+    for other in ("text/plain", "application/x-www-form-urlencodedx", "multipart/form-data; boundary=x"):
+        await assert_same_answer(served, "/token", "grant_type=client_credentials", f"Authorization: {WORKER}",
+                                 content_type=other)
+        (refused,) = responses(await raw(served, post("/token", "grant_type=client_credentials",
+                                                      f"Authorization: {WORKER}", content_type=other)))
+        assert refused[0] == 400 and json.loads(refused[2])["error"] == "invalid_request", other
+    assert [a for a in fast_answers if a != "+store"] == ["/token", "/introspect"] * len(forms)
 
 
 async def test_a_revoked_token_is_inactive_at_once_on_the_fast_path(served, fast_answers):

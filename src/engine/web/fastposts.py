@@ -3,8 +3,9 @@ tokens, and gateways introspect the tokens they are shown, far more often than a
 else happens at an IdP).
 
 `engine.web.fastpath` hands a complete request here (head parsed by httptools, body by its
-`Content-Length`) when it is a form (`application/x-www-form-urlencoded`) to one of these
-endpoints of a realm. It runs the endpoints' own code, without the web framework:
+`Content-Length`) when it is a form (`application/x-www-form-urlencoded`, with or without
+parameters such as a charset) to one of these endpoints of a realm. It runs the endpoints'
+own code, without the web framework:
 
 - `/token`: `engine.oauth.token.token_answer` (client authentication, every grant),
   after the same rate-limit count as the aiohttp handler; errors as the middleware renders
@@ -54,6 +55,15 @@ Answer = bytes | Coroutine[Any, Any, bytes] | None
 Route = tuple[Realm, str, str]  # the realm, the route template (metrics), the endpoint
 
 
+def _is_form(content_type: bytes | None) -> bool:
+    """A form body, as the endpoints' `request.content_type` sees it: the media type alone,
+    any case, whatever its parameters (Spring's and axios' `...;charset=UTF-8`; the body is
+    read as UTF-8 either way, RFC 6749 Appendix B)."""
+    if content_type == _FORM:
+        return True
+    return content_type is not None and content_type.split(b";", 1)[0].strip().lower() == _FORM
+
+
 class Posts:
     """Answers for token and introspection requests, from the running application."""
 
@@ -63,7 +73,7 @@ class Posts:
 
     def accept(self, method: bytes, url: bytes, headers: dict[bytes, bytes]) -> tuple[int, Route] | None:
         """(body length, route) of a request answered here, else None (aiohttp's)."""
-        if method != b"POST" or headers.get(b"content-type") != _FORM:
+        if method != b"POST" or not _is_form(headers.get(b"content-type")):
             return None
         if (b"transfer-encoding" in headers or b"expect" in headers or b"content-encoding" in headers
                 or b"origin" in headers):
