@@ -224,14 +224,14 @@ async def test_a_store_failure_before_the_rotation_leaves_the_token_live(idp):
     services = idp.services
     healthy = services.durable
 
-    class UserLookupDown:
+    class TokenReadDown:
         def __getattr__(self, name):
             return getattr(healthy, name)
 
         async def get_refresh_token_and_user(self, realm, token_hash):
             raise StoreUnavailable("postgres: connection reset")
 
-    services.durable = UserLookupDown()
+    services.durable = TokenReadDown()
     try:
         failed = await refresh(idp, tokens["refresh_token"], client_id="spa")
     finally:
