@@ -65,7 +65,7 @@ def _serve_one(config_path: str, host: str, port: int, reuse_port: bool, log_for
                preloaded: list[Any] | None = None) -> None:
     from prometheus_client import disable_created_metrics
 
-    from engine.web import fastpath
+    from engine.web import server
     from engine.web.app import create_app
 
     setup_logging(log_format, log_level)
@@ -80,12 +80,13 @@ def _serve_one(config_path: str, host: str, port: int, reuse_port: bool, log_for
     else:
         plugins = Plugins()
         config = _load(config_path, plugins)
+    idle_timeout = config.server.http.idle_timeout.total_seconds()
     app = create_app(config, plugins=plugins, serving=True)
     # Perf (issue 7): what start-up loaded lives as long as the process; keep the cyclic
     # collector from rescanning it. No collection first: loading leaves next to no cyclic
     # garbage (10 objects with 10,000 realms), and a full collection costs ~0.5 s there.
     gc.freeze()
-    fastpath.run(app, host, port, reuse_port=reuse_port, loop=_new_event_loop())
+    server.run(app, host, port, reuse_port=reuse_port, loop=_new_event_loop(), idle_timeout=idle_timeout)
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

@@ -143,6 +143,22 @@ class MailSettings(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="settings of a plugin sender")
 
 
+class HttpSettings(Strict):
+    """Deadlines of the HTTP listener (engine.web.server); run behind a proxy all the same."""
+
+    idle_timeout: Duration = Field(
+        timedelta(seconds=15), description="a connection must send a complete request head within this"
+        " long of connecting or of its previous answer (slow heads and idle keep-alive connections end)")
+    body_timeout: Duration = Field(timedelta(seconds=15), description="a request body must arrive within this")
+
+    @field_validator("idle_timeout", "body_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be longer than zero")
+        return value
+
+
 class ServerConfig(Strict):
     base_url: str = "http://localhost:4000"
     listen: Listen = Listen()
@@ -152,6 +168,7 @@ class ServerConfig(Strict):
     keys: KeysSettings = KeysSettings()
     trust_forwarded_for: bool = False
     mail: MailSettings = MailSettings()
+    http: HttpSettings = HttpSettings()
 
     @field_validator("base_url")
     @classmethod

@@ -4,6 +4,7 @@ an error (§3.1: "Request and response parameters MUST NOT be included more than
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import parse_qsl
 
@@ -11,6 +12,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from engine.errors import InvalidRequest
+from engine.web.appkeys import SERVICES
 
 MAX_BODY = 64 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -27,21 +29,49 @@ async def form_params(request: web.Request, *, allow_json: bool = False, query: 
     # The header as clients send it is compared first: parsing it (`content_type`) costs
     # more than the rest of a small form (issue 7: every token and introspection request).
     if request.headers.get("Content-Type") == FORM or request.content_type == FORM:
-        return form_body(await request.read())
+        return form_body(await read_body(request))
     content_type = request.content_type
     if content_type == "application/json" and allow_json:
         try:
-            data = json.loads(await request.read() or b"{}")
+            data = json.loads(await read_body(request) or b"{}")
         except ValueError:
             raise InvalidRequest("the JSON body is malformed") from None
         if not isinstance(data, dict) or not all(isinstance(v, str | int | float) for v in data.values()):
             raise InvalidRequest("the JSON body must be an object of string values")
         return {str(k): str(v) for k, v in data.items()}
     if not content_type or content_type == "application/octet-stream":
-        body = await request.read()
+        body = await read_body(request)
         if not body:
             return single_valued(request.query) if query else {}
     raise InvalidRequest("use Content-Type: application/x-www-form-urlencoded")
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within the server's `http.body_timeout` (a client that trickles a
+    body cannot hold a handler and its connection for ever) and `MAX_BODY`."""
+    timeout = request.app[SERVICES].runtime.config.server.http.body_timeout.total_seconds()
+    try:
+        async with asyncio.timeout(timeout):
+            body = await request.content.read(MAX_BODY + 1)
+            while len(body) <= MAX_BODY and not request.content.at_eof():
+                chunk = await request.content.read(MAX_BODY + 1 - len(body))
+                if not chunk:
+                    break
+                body += chunk
+    except TimeoutError:
+        raise RequestTimeout() from None
+    if len(body) > MAX_BODY:
+        raise InvalidRequest("request body too large")
+    return body
+
+
+class RequestTimeout(InvalidRequest):
+    """The body did not arrive within the deadline."""
+
+    status = 408
+
+    def __init__(self) -> None:  # the rest of the body may still come: not a request boundary
+        super().__init__("the request body did not arrive in time", headers={"Connection": "close"})
 
 
 def form_body(body: bytes) -> dict[str, str]:

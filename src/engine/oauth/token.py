@@ -56,7 +56,7 @@ async def token(request: web.Request, realm: Realm) -> web.Response:
 async def token_answer(services: Any, realm: Realm, params: dict[str, str], authorization: str | None,
                        ip: str) -> dict[str, Any]:
     """The token response for a counted (rate limit) request's parameters; OAuthError
-    otherwise. Also what the protocol-level fast path (engine.web.fastpath) runs."""
+    otherwise."""
     grant_type = params.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")

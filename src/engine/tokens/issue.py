@@ -215,17 +215,6 @@ class TokenService:
         claims = await self.verify_signed(realm, token, typ=ACCESS_TOKEN_TYP)
         return claims if self._known_live(realm, claims) else await self._check_revocation(realm, claims)
 
-    def access_claims_now(self, realm: Realm, token: str) -> dict[str, Any] | None:
-        """`verify_access_token` without waiting, for the protocol-level introspection
-        (engine.web.fastintrospect): the claims when the keys are in hand and the token is
-        known not revoked (within REVOCATION_CHECK_TTL); None when that needs a store;
-        InvalidToken as `verify_access_token` raises it."""
-        keys = self.services.keys.keys_now(realm.name, realm.config.signing.algs)
-        if keys is None:
-            return None
-        claims = self._verified(realm, keys, token, typ=ACCESS_TOKEN_TYP)
-        return claims if self._known_live(realm, claims) else None
-
     def _known_live(self, realm: Realm, claims: dict[str, Any]) -> bool:
         """Checked in the store less than REVOCATION_CHECK_TTL ago and not revoked then
         (InvalidToken for a token without a `jti`: it could never be revoked)."""

@@ -86,8 +86,7 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
 
 def protocol_error(exc: Exception, method: str, path: str) -> OAuthError:
     """The protocol error a handler's exception is answered with: itself, 503
-    `temporarily_unavailable` for an unreachable store, else a logged 500 (also what the
-    protocol-level fast path answers with, engine.web.fastposts)."""
+    `temporarily_unavailable` for an unreachable store, else a logged 500."""
     if isinstance(exc, OAuthError):
         return exc
     if isinstance(exc, StoreUnavailable):
@@ -141,18 +140,13 @@ def _finished(request: web.Request, status: int, started: float) -> None:
 
 
 def record_request(app: web.Application, method: str, route: str, status: int, seconds: float,
-                   remote: str | None = None, request_id: str | None = None) -> None:
-    """A request answered: into the metrics, and one access-log line unless the access log
-    is off, with the current request id or, from the fast path, `request_id`."""
+                   remote: str | None = None) -> None:
+    """A request answered: into the metrics, and one access-log line (with the current
+    request id) unless the access log is off."""
     app[SERVICES].metrics.observe_request(route, method, status, seconds)
     if access_log.isEnabledFor(logging.INFO):
-        context = REQUEST_ID.set(request_id) if request_id is not None else None
-        try:
-            access_log.info(
-                "%s %s %d %.1fms", method, route, status, seconds * 1000,
-                extra={"method": method, "route": route, "status": status,
-                       "duration_ms": round(seconds * 1000, 2), "remote": remote},
-            )
-        finally:
-            if context is not None:
-                REQUEST_ID.reset(context)
+        access_log.info(
+            "%s %s %d %.1fms", method, route, status, seconds * 1000,
+            extra={"method": method, "route": route, "status": status,
+                   "duration_ms": round(seconds * 1000, 2), "remote": remote},
+        )

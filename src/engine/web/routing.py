@@ -3,10 +3,8 @@ root realm, at `/<path>`. The realm is resolved here, once, and handed to the ha
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
@@ -35,28 +33,6 @@ def route_options(request: web.Request) -> RouteOptions:
     """The options of the route that matched (defaults for system routes: 404, 405).
     Kept on the route's handler, not set on every request (issue 7: the hot paths)."""
     return getattr(request.match_info.handler, "route_options", DEFAULT_OPTIONS)
-
-
-class RealmPaths:
-    """Some realm endpoints matched without the router (the protocol-level fast path):
-    `/realms/<name><tail>` and, with a root realm, `<tail>`, as `add_realm_route` serves them."""
-
-    def __init__(self, tails: Iterable[str]) -> None:
-        self.tails = frozenset(tails)
-        self._pattern = re.compile(r"^/realms/([A-Za-z0-9_.-]{1,64})(" + "|".join(map(re.escape, self.tails)) + ")$")
-
-    def match(self, path: str, runtime: Any) -> tuple[Realm, str, str] | None:
-        """(realm, route template as the metrics name it, tail), or None: not one of these
-        paths, or no such realm."""
-        found = self._pattern.match(path)
-        if found is not None:
-            name, tail, template = found.group(1), found.group(2), REALM_PREFIX + found.group(2)
-        elif path in self.tails and runtime.root_realm:
-            name, tail, template = runtime.root_realm, path, path
-        else:
-            return None
-        realm = runtime.realms.get(name)
-        return (realm, template, tail) if realm is not None else None
 
 
 def resolve_realm(request: web.Request) -> Realm:
