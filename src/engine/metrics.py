@@ -16,9 +16,11 @@ tests build as many apps as they like). What it counts:
 - `store_operation_duration_seconds{store,operation}` and `store_errors_total{store,operation,kind}`:
   by `engine.store.instrumented`.
 
-Requests and store operations are on every hot path, so they are counted cheaply: plain
-integers per label set, added to the Prometheus metrics when they are read (`render`)
-and, with several workers, every second (`flush`).
+Requests and store operations are on every hot path: durations go straight into the
+histograms (the label children are kept, so an observation is one `observe`), request and
+token counts are plain integers per label set, added to the counters when they are read
+(`render`) and, with several workers, every second (`flush`). Only prometheus-client's
+public API is used.
 
 Several worker processes (`idp serve --workers N`) share the numbers through
 prometheus-client's multi-process mode: `idp serve` sets `PROMETHEUS_MULTIPROC_DIR` to a
@@ -29,7 +31,6 @@ scrape of any worker then reports the sum over all of them.
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left
 from typing import Any
 
 from aiohttp import web
@@ -103,10 +104,8 @@ class Metrics:
         )
         # Label lookups cost a lock and a tuple; the hot paths keep their children here.
         self._children: dict[tuple[Any, ...], Any] = {}
-        # Observed since the last flush: labels -> [count, sum of seconds, count per bucket
-        # and +Inf]. Requests by (route, method, status), store operations by (store, operation).
-        self._requests: dict[tuple[str, str, int], list[Any]] = {}
-        self._store_operations: dict[tuple[str, str], list[Any]] = {}
+        # Counted since the last flush: requests by (route, method, status).
+        self._requests: dict[tuple[str, str, int], int] = {}
         self._tokens: dict[tuple[str, str], int] = {}  # token responses by (realm, grant_type)
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -123,23 +122,21 @@ class Metrics:
         self._tokens[key] = self._tokens.get(key, 0) + 1
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        _pend(self._requests, (route, method, status), seconds, REQUEST_BUCKETS)
+        method = method if method in METHODS else "OTHER"
+        key = (route, method, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        self._child(self.http_duration, route, method).observe(seconds)
 
     def observe_store(self, store: str, operation: str, seconds: float, error: str | None = None) -> None:
-        _pend(self._store_operations, (store, operation), seconds, STORE_BUCKETS)
+        self._child(self.store_duration, store, operation).observe(seconds)
         if error is not None:
             self._child(self.store_errors, store, operation, error).inc()
 
     def flush(self) -> None:
         """Add what was observed since the last flush to the Prometheus metrics."""
         requests, self._requests = self._requests, {}
-        for (route, method, status), pending in requests.items():
-            method = method if method in METHODS else "OTHER"
-            self._child(self.http_requests, route, method, str(status)).inc(pending[0])
-            _add(self._child(self.http_duration, route, method), pending)
-        operations, self._store_operations = self._store_operations, {}
-        for (store, operation), pending in operations.items():
-            _add(self._child(self.store_duration, store, operation), pending)
+        for (route, method, status), count in requests.items():
+            self._child(self.http_requests, route, method, str(status)).inc(count)
         tokens, self._tokens = self._tokens, {}
         for (realm, grant_type), count in tokens.items():
             self._child(self.tokens_issued, realm, grant_type).inc(count)
@@ -180,23 +177,6 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
-
-
-def _pend(table: dict[Any, list[Any]], key: Any, seconds: float, buckets: tuple[float, ...]) -> None:
-    pending = table.get(key)
-    if pending is None:
-        pending = table[key] = [0, 0.0, [0] * (len(buckets) + 1)]
-    pending[0] += 1
-    pending[1] += seconds
-    pending[2][bisect_left(buckets, seconds)] += 1  # Prometheus buckets are `le`
-
-
-def _add(histogram: Any, pending: list[Any]) -> None:
-    """`Histogram.observe` for many observations at once (its sum and per-bucket counts)."""
-    histogram._sum.inc(pending[1])
-    for bucket, n in zip(histogram._buckets, pending[2], strict=True):
-        if n:
-            bucket.inc(n)
 
 
 class MetricsSink:
