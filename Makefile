@@ -1,25 +1,34 @@
 # The two commands of the quick start: `make run` serves the IdP on the embedded default
 # (SQLite + in-memory store under ./var), `make test` runs the whole suite. Both create
-# the virtual environment and install what they need on first use.
+# the virtual environment and install what they need on first use (`run` only what
+# serving needs; `test` adds the test tools). `make demo`, in a second terminal, serves a
+# tiny application on http://localhost:3000 that signs in with the shipped client.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint check schema clean
+.PHONY: run demo test lint check schema clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 run: $(VENV)/.installed
 	$(BIN)/idp serve
 
-test: $(VENV)/.installed
+demo: $(VENV)/.installed
+	$(BIN)/idp demo
+
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests
 
 check: $(VENV)/.installed
@@ -34,5 +43,5 @@ clean:
 # The benchmark (BENCHMARKS.md): server on core 0, load on core 1, PostgreSQL + Redis,
 # node-oidc-provider side by side. `make bench BENCH_ARGS=--quick` is the smoke run.
 .PHONY: bench
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	bench/run $(BENCH_ARGS)

@@ -97,6 +97,28 @@ def test_serve_on_embedded_default_then_sigterm(tmp_path):
             assert len(json.load(r)["keys"]) == 3
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        output = proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()
+    # Issue 18 items 2 and 3: once ready it says where, which issuers, where the data is,
+    # what to do next; and that the port it serves is not the one the issuer names.
+    assert f"base_url http://localhost:4000 names port 4000, but the server listens on port {port}" in output
+    assert "IDP_BASE_URL=http://localhost:" in output
+    assert f"Tessera is serving on http://127.0.0.1:{port}" in output
+    assert "realm default: issuer http://localhost:4000 (root realm)" in output
+    assert "realm acme: issuer http://localhost:4000/realms/acme" in output
+    assert "data: SQLite var/idp.sqlite3" in output
+    assert "idp demo" in output and "idp users add --realm default" in output
+
+
+def test_check_warns_when_base_url_names_another_port_than_listen(tmp_path):
+    cwd = shipped_config(tmp_path)
+    (cwd / "idp.yaml").write_text((cwd / "idp.yaml").read_text().replace("port: 4000", "port: 4100"))
+    result = idp("check", cwd=cwd)
+    assert result.returncode == 0
+    assert "warning: base_url http://localhost:4000 names port 4000, but the server listens on port 4100" \
+        in result.stderr
+    (tmp_path / "again").mkdir()
+    clean = idp("check", cwd=shipped_config(tmp_path / "again"))
+    assert "warning" not in clean.stderr

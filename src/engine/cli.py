@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from engine.config import Config, ConfigError, load_config
 from engine.logs import default_format, setup_logging
@@ -44,8 +45,49 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"realm {name}: issuer {config.issuer(name)}, {len(realm.clients)} client(s),"
             f" providers {providers}, algs {'/'.join(realm.signing.algs)}"
         )
+    warning = port_warning(config, config.server.listen.host, config.server.listen.port)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"ok: {len(config.realms)} realm(s) in {config.path}")
     return 0
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def port_warning(config: Config, host: str, port: int) -> str | None:
+    """On loopback, a `base_url` naming another port than the one served is a mistake
+    (`--port` changed, the issuer did not): every issuer and redirect names the old port."""
+    parts = urlsplit(config.server.base_url)
+    if parts.hostname not in LOOPBACK_HOSTS or host not in LOOPBACK_HOSTS | {"0.0.0.0", "::"}:
+        return None
+    named = parts.port or (443 if parts.scheme == "https" else 80)
+    if named == port:
+        return None
+    fixed = parts._replace(netloc=f"{parts.hostname}:{port}").geturl()
+    return (f"base_url {config.server.base_url} names port {named}, but the server listens on port {port}:"
+            f" every issuer and redirect names the wrong port; set base_url (IDP_BASE_URL={fixed})")
+
+
+def ready_banner(config: Config, host: str, port: int) -> list[str]:
+    """What `idp serve` says once it listens: where, the realms' issuers, where the data
+    lives, and what to do next."""
+    lines = [f"Tessera is serving on http://{host}:{port}"]
+    names = sorted(config.realms, key=lambda n: (n != config.server.root_realm, n))
+    for name in names[:10]:
+        root = " (root realm)" if name == config.server.root_realm else ""
+        lines.append(f"  realm {name}: issuer {config.issuer(name)}{root}")
+    if len(names) > 10:
+        lines.append(f"  ... and {len(names) - 10} more realm(s)")
+    storage = config.server.storage
+    if storage.durable.startswith("sqlite:"):
+        data = (f"  data: SQLite {storage.durable.removeprefix('sqlite:///')}, keys in {config.server.keys.data_dir}/"
+                + (", sessions in memory (lost on restart)" if storage.ephemeral.startswith("memory:") else ""))
+        lines.append(data)
+    if config.server.root_realm:
+        lines.append("  try it: `make demo` (or `idp demo`) in another terminal, then open http://localhost:3000/")
+        lines.append(f"  first user: idp users add --realm {config.server.root_realm} --email you@example.com")
+    return lines
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -81,12 +123,17 @@ def _serve_one(config_path: str, host: str, port: int, reuse_port: bool, log_for
         plugins = Plugins()
         config = _load(config_path, plugins)
     idle_timeout = config.server.http.idle_timeout.total_seconds()
+    log = logging.getLogger("engine.server")
+    if warning := port_warning(config, host, port):
+        log.warning(warning)
+    banner = ready_banner(config, host, port)
     app = create_app(config, plugins=plugins, serving=True)
     # Perf (issue 7): what start-up loaded lives as long as the process; keep the cyclic
     # collector from rescanning it. No collection first: loading leaves next to no cyclic
     # garbage (10 objects with 10,000 realms), and a full collection costs ~0.5 s there.
     gc.freeze()
-    server.run(app, host, port, reuse_port=reuse_port, loop=_new_event_loop(), idle_timeout=idle_timeout)
+    server.run(app, host, port, reuse_port=reuse_port, loop=_new_event_loop(), idle_timeout=idle_timeout,
+               on_ready=None if reuse_port else lambda: [log.info(line) for line in banner])
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -356,6 +403,30 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return _with_stores(config, plugins, work)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A tiny relying party on :3000 for the shipped `frontend` client (engine.demo)."""
+    from engine import demo
+
+    config = _load(args.config, Plugins())
+    realm = args.realm or config.server.root_realm
+    if realm not in config.realms:
+        print(f"no realm {realm!r} in {args.config}", file=sys.stderr)
+        return 2
+    issuer = config.issuer(realm)
+    client = demo.DemoClient(issuer, args.client_id, f"http://localhost:{args.port}")
+    print(f"Demo application for client {args.client_id!r} of {issuer}\n"
+          f"Open http://localhost:{args.port}/ and sign in (idp serve must be running;"
+          f" create a user with: idp users add --realm {realm} --email you@example.com)", flush=True)
+    try:
+        asyncio.run(demo.serve(client, "127.0.0.1", args.port))
+    except OSError as exc:
+        print(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp", description="Tessera identity provider")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -393,6 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--email", required=True)
     users.add_argument("--name")
     users.add_argument("--unverified", action="store_true", help="leave the email unverified")
+    demo = command("demo", cmd_demo, "serve a tiny relying party that signs in with the shipped public client")
+    demo.add_argument("--realm", help="the realm to sign in to (default: the root realm)")
+    demo.add_argument("--client-id", default="frontend", help="a public client with redirect URI"
+                      " http://localhost:<port>/callback")
+    demo.add_argument("--port", type=int, default=3000, help="where the demo listens (default 3000)")
     audit = command("audit", cmd_audit, "print a realm's audit events, one JSON object per line")
     audit.add_argument("--realm", required=True)
     audit.add_argument("--since", help="ISO 8601 time, or a duration back from now (1h, 2d)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -25,7 +26,8 @@ SHUTDOWN_TIMEOUT = 15.0
 
 
 async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
-                idle_timeout: float = 15.0, shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> None:
+                idle_timeout: float = 15.0, shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+                on_ready: Callable[[], object] | None = None) -> None:
     """Run `app` on `host:port` until a signal ends it (aiohttp's `AppRunner`, whose signal
     handlers raise `GracefulExit`)."""
     runner = web.AppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout,
@@ -34,17 +36,21 @@ async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool 
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
         await site.start()
-        log.info("serving on http://%s:%d", host, port)
+        if on_ready is not None:
+            on_ready()
+        else:
+            log.info("serving on http://%s:%d", host, port)
         await asyncio.Future()  # until a signal ends it
     finally:
         await runner.cleanup()
 
 
 def run(app: web.Application, host: str, port: int, *, loop: asyncio.AbstractEventLoop,
-        reuse_port: bool = False, idle_timeout: float = 15.0) -> None:
+        reuse_port: bool = False, idle_timeout: float = 15.0, on_ready: Callable[[], object] | None = None) -> None:
     """`web.run_app` for `serve`: the loop runs it to the end, then closes."""
     asyncio.set_event_loop(loop)
-    task = loop.create_task(serve(app, host, port, reuse_port=reuse_port, idle_timeout=idle_timeout))
+    task = loop.create_task(serve(app, host, port, reuse_port=reuse_port, idle_timeout=idle_timeout,
+                                  on_ready=on_ready))
     try:
         loop.run_until_complete(task)
     except (web.GracefulExit, KeyboardInterrupt):
