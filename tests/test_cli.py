@@ -122,3 +122,58 @@ def test_check_warns_when_base_url_names_another_port_than_listen(tmp_path):
     (tmp_path / "again").mkdir()
     clean = idp("check", cwd=shipped_config(tmp_path / "again"))
     assert "warning" not in clean.stderr
+
+
+# --------------------------------------------------------------------------- issue 18 item 4
+# One line (and a hint), a non-zero exit and no traceback for the failures of the first hour.
+
+
+def assert_explained(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "hint: " in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_a_missing_postgresql_database_is_one_line_with_how_to_create_it(tmp_path):
+    cwd = shipped_config(tmp_path)
+    env = {"IDP_DURABLE_URL": "postgresql://postgres@127.0.0.1:5432/tessera_never_created_x1"}
+    for command in (("migrate",), ("serve", "--port", str(free_port()))):
+        result = idp(*command, cwd=cwd, env=env)
+        assert_explained(result, 'database "tessera_never_created_x1" does not exist',
+                         'CREATE DATABASE "tessera_never_created_x1"')
+    debug = idp("migrate", "--debug", cwd=cwd, env=env)
+    assert "Traceback" in debug.stderr  # --debug shows it
+
+
+def test_unreachable_stores_at_start_up_are_one_line(tmp_path):
+    cwd = shipped_config(tmp_path)
+    dead = free_port()  # nothing listens there
+    result = idp("serve", "--port", str(free_port()), cwd=cwd,
+                 env={"IDP_DURABLE_URL": f"postgresql://postgres@127.0.0.1:{dead}/x"})
+    assert_explained(result, "a store does not answer: postgres", "is PostgreSQL running")
+    result = idp("serve", "--port", str(free_port()), cwd=cwd, env={"IDP_EPHEMERAL_URL": f"redis://127.0.0.1:{dead}/0"})
+    assert_explained(result, "a store does not answer: redis", "is Redis running")
+
+
+def test_a_port_in_use_and_a_malformed_key_encryption_key_are_one_line(tmp_path):
+    cwd = shipped_config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = idp("serve", "--port", str(taken.getsockname()[1]), cwd=cwd)
+    assert_explained(result, "the port is in use", "--port")
+    result = idp("serve", "--port", str(free_port()), cwd=cwd, env={"IDP_KEY_ENCRYPTION_KEY": "c2hvcnQ"})
+    assert_explained(result, "key-encryption key", "IDP_KEY_ENCRYPTION_KEY")
+
+
+def test_audit_into_a_closed_pipe_ends_quietly(tmp_path):
+    cwd = shipped_config(tmp_path)
+    for _ in range(2):
+        assert idp("keys", "rotate", "--realm", "acme", cwd=cwd).returncode == 0  # audited: key_created, ...
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "audit", "--realm", "acme"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # `| head` that has read enough
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine.config import Config, ConfigError, load_config
+from engine.failures import explain
 from engine.logs import default_format, setup_logging
 from engine.plugins import Plugins
 
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="path to idp.yaml")
+        p.add_argument("--debug", action="store_true", help="show the traceback of a failure")
         p.set_defaults(handler=handler)
         return p
 
@@ -478,7 +480,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args) or 0
+    try:
+        return args.handler(args) or 0
+    except BrokenPipeError:  # `idp audit ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # as a shell reports a process ended by SIGPIPE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        explained = explain(exc)
+        if explained is None:
+            raise
+        message, hint = explained
+        print(f"idp {args.command}: {message}\n  hint: {hint} (--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
