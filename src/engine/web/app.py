@@ -51,6 +51,7 @@ from engine.tokens.refresh import RefreshTokens
 from engine.web.appkeys import SERVICES
 from engine.web.cors import CLIENTS, PUBLIC
 from engine.web.health import healthz, readyz
+from engine.web.landing import favicon, landing
 from engine.web.lifecycle import serving as serving_context
 from engine.web.middleware import request_middleware
 from engine.web.routing import add_realm_route
@@ -147,6 +148,8 @@ def create_app(
     app.cleanup_ctx.append(http_client(services))
     if serving:
         app.cleanup_ctx.append(serving_context)
+    app.router.add_get("/", landing)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

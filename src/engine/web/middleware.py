@@ -30,7 +30,9 @@ from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
 from engine.web import cors
 from engine.web.appkeys import REALM, SERVICES
-from engine.web.routing import route_options
+from engine.web.landing import accepts_html
+from engine.web.landing import page as plain_page
+from engine.web.routing import DEFAULT_OPTIONS, route_options
 from engine.web.templates import render
 
 log = logging.getLogger("engine.web")
@@ -50,7 +52,10 @@ def no_store_json(body: Any) -> web.Response:
 
 def render_error(request: web.Request, exc: OAuthError) -> web.Response:
     headers = {**NO_STORE, **exc.headers}
-    if route_options(request).browser:
+    options = route_options(request)
+    # Browser routes, and a browser navigating to a path no route serves (an unknown path
+    # or realm): a page. API routes and API clients: RFC 6749 §5.2 JSON.
+    if options.browser or (options is DEFAULT_OPTIONS and accepts_html(request)):
         title = "Something went wrong" if exc.status >= 500 else "This request cannot be completed"
         realm = request.get(REALM)
         if realm is not None:  # the realm's own (overridable) error page
@@ -61,14 +66,10 @@ def render_error(request: web.Request, exc: OAuthError) -> web.Response:
                 return page
             except Exception:  # a broken override must still yield an error page
                 log.exception("rendering error.html for realm %s failed", realm.name)
-        text = html.escape(exc.description or exc.error)
-        body = (
-            "<!doctype html><html lang=en><head><meta charset=utf-8>"
-            f"<meta name=viewport content='width=device-width'><title>{title}</title></head>"
-            f"<body><main><h1>{title}</h1><p>{text}</p>"
-            f"<p><small>Error code: {html.escape(exc.error)}</small></p></main></body></html>"
-        )
-        return web.Response(text=body, status=exc.status, content_type="text/html", headers=headers)
+        if exc.status == 404:
+            title = "This page does not exist"
+        return plain_page(title, f"<p role=alert>{html.escape(exc.description or exc.error)}</p>"
+                          f"<p class=help>Error code: {html.escape(exc.error)}</p>", status=exc.status, headers=headers)
     return web.json_response(exc.body(), status=exc.status, headers=headers)
 
 
