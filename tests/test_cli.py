@@ -177,3 +177,15 @@ def test_audit_into_a_closed_pipe_ends_quietly(tmp_path):
     proc.stdout.close()  # `| head` that has read enough
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+def test_every_option_of_every_command_is_described():
+    """Issue 18 item 10: `idp <command> --help` explains every option."""
+    import argparse
+
+    from engine.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    missing = [f"{name} {action.option_strings or action.dest}" for name, sub in commands.items()
+               for action in sub._actions if not action.help and not isinstance(action, argparse._HelpAction)]
+    assert missing == []

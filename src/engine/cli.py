@@ -440,31 +440,35 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     serve = command("serve", cmd_serve, "serve the IdP")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="address to listen on (default: listen.host in idp.yaml)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: listen.port in idp.yaml;"
+                       " base_url, the issuer, does not follow it)")
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     serve.add_argument("--log-format", choices=["json", "text"],
                        help="json (one object per line) or text; default json unless stderr is a terminal")
     serve.add_argument("--log-level", default=os.environ.get("IDP_LOG_LEVEL", "INFO"),
-                       type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+                       type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="least severe level logged (default INFO, or IDP_LOG_LEVEL)")
     serve.add_argument("--no-access-log", dest="access_log", action="store_false",
                        help="no log line per request (errors are still logged)")
     command("check", cmd_check, "validate the configuration")
     schema = command("schema", cmd_schema, "print the JSON Schema of the configuration")
-    schema.add_argument("--kind", choices=["all", "server", "realm"], default="all")
-    schema.add_argument("-o", "--output")
+    schema.add_argument("--kind", choices=["all", "server", "realm"], default="all",
+                        help="the schema of idp.yaml (server), of a realm file (realm), or both (all)")
+    schema.add_argument("-o", "--output", help="write to this file instead of standard output")
     command("migrate", cmd_migrate, "apply pending database migrations")
     plan = command("plan", cmd_plan, "show what a configuration change would change (exit 2 if any)")
     plan.add_argument("--against", help="an idp.yaml, or a data directory with applied-config.json")
     command("reload", cmd_reload, "make the running server reload its configuration (SIGHUP)")
     keys = command("keys", cmd_keys, "list or rotate signing keys")
-    keys.add_argument("action", choices=["list", "rotate"])
-    keys.add_argument("--realm")
+    keys.add_argument("action", choices=["list", "rotate"],
+                      help="list: every key and its state; rotate: one rotation step now")
+    keys.add_argument("--realm", help="only this realm (default: every realm)")
     users = command("users", cmd_users, "manage users (password read from a prompt or stdin)")
-    users.add_argument("action", choices=["add"])
-    users.add_argument("--realm", required=True)
-    users.add_argument("--email", required=True)
-    users.add_argument("--name")
+    users.add_argument("action", choices=["add"], help="add: create a user with a password")
+    users.add_argument("--realm", required=True, help="the realm of the user")
+    users.add_argument("--email", required=True, help="the user's email address (their sign-in name)")
+    users.add_argument("--name", help="the user's full name (the `name` claim)")
     users.add_argument("--unverified", action="store_true", help="leave the email unverified")
     demo = command("demo", cmd_demo, "serve a tiny relying party that signs in with the shipped public client")
     demo.add_argument("--realm", help="the realm to sign in to (default: the root realm)")
@@ -472,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                       " http://localhost:<port>/callback")
     demo.add_argument("--port", type=int, default=3000, help="where the demo listens (default 3000)")
     audit = command("audit", cmd_audit, "print a realm's audit events, one JSON object per line")
-    audit.add_argument("--realm", required=True)
+    audit.add_argument("--realm", required=True, help="the realm whose events to print")
     audit.add_argument("--since", help="ISO 8601 time, or a duration back from now (1h, 2d)")
     audit.add_argument("--type", action="append", help="only events of this type (repeat, or comma-separate)")
     return parser
