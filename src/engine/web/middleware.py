@@ -25,7 +25,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavailable
-from engine.logs import REQUEST_ID, accept_request_id
+from engine.logs import REQUEST_ID, accept_request_id, access_log_writer
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
 from engine.web import cors
@@ -146,6 +146,10 @@ def record_request(app: web.Application, method: str, route: str, status: int, s
     request id) unless the access log is off."""
     app[SERVICES].metrics.observe_request(route, method, status, seconds)
     if access_log.isEnabledFor(logging.INFO):
+        writer = access_log_writer()
+        if writer is not None:  # `idp serve`: preformatted, batched (engine.logs.AccessLog)
+            writer.write(method, route, status, seconds, remote)
+            return
         access_log.info(
             "%s %s %d %.1fms", method, route, status, seconds * 1000,
             extra={"method": method, "route": route, "status": status,
