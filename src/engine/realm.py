@@ -22,6 +22,9 @@ class Realm:
     issuer: str
     plugins: Plugins | None = field(default=None, repr=False)
     services: Any = field(default=None, repr=False)
+    # What endpoints derive from this realm's configuration once (e.g. the serialised
+    # discovery document); it lives and dies with the realm, so a reload starts afresh.
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @cached_property
     def clients(self) -> dict[str, Client]:

@@ -6,14 +6,11 @@ carries in `iss`."""
 from __future__ import annotations
 
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from aiohttp import web
 
 from engine.cached_body import CachedBody
 from engine.realm import Realm
-
-_cache: WeakKeyDictionary[Realm, CachedBody] = WeakKeyDictionary()
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -62,9 +59,9 @@ MAX_AGE = 300
 
 def discovery_body(realm: Realm) -> CachedBody:
     """The realm's metadata, serialised once per realm object (a reload makes new ones)."""
-    cached = _cache.get(realm)
+    cached = realm.derived.get(PATH)
     if cached is None:
-        cached = _cache[realm] = CachedBody.of(metadata(realm))
+        cached = realm.derived[PATH] = CachedBody.of(metadata(realm))
     return cached
 
 
