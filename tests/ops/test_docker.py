@@ -70,6 +70,8 @@ def test_compose_runs_postgres_append_only_redis_and_tessera_on_mounted_config()
     assert tessera["environment"]["IDP_EPHEMERAL_URL"].startswith("redis://redis:")
     for name in ("postgres", "redis"):
         assert services[name]["healthcheck"]["test"]
+    # Issue 18 item 12: published on loopback unless the operator says otherwise.
+    assert tessera["ports"] == ["${TESSERA_BIND:-127.0.0.1}:${TESSERA_PORT:-4000}:4000"]
 
 
 def test_the_containers_configuration_is_valid(tmp_path, monkeypatch):
