@@ -16,7 +16,7 @@ import dataclasses
 import pytest
 
 from engine.store.protocols import ExternalIdentity as IdentityLink
-from tests.accounts.conftest import ACME, PASSWORD, build_idp, form_action, hidden_fields, link_in, mail_yaml
+from tests.accounts.conftest import ACME, build_idp, form_action, hidden_fields, link_in, mail_yaml
 from tests.accounts.helpers import forgot, register, reset, verify
 from tests.oauth.conftest import query_of
 from tests.oauth.flow import authorize, exchange, login_for_code, submit_login

@@ -141,6 +141,18 @@ async def test_a_linked_upstream_that_now_verifies_the_address_proves_it(make_fe
     await assert_attacker_locked_out(fed, mallory, tokens)
 
 
+async def test_a_disabled_account_is_not_taken_over(fed):
+    """An operator disabled the account: a verified upstream email changes nothing on it
+    (no proof effects, no link) and the client gets `access_denied`."""
+    squatter = await fed.idp.add_user("gail@example.com", ATTACKER_PASSWORD, verified=False)
+    await fed.services.durable.update_user("acme", squatter.id, disabled=True)
+    resp = await refused_login(fed)
+    assert resp.status == 303 and "error=access_denied" in resp.headers["Location"]
+    assert not (await fed.services.durable.get_user("acme", squatter.id)).email_verified
+    assert await fed.services.accounts.password_hash("acme", squatter.id) is not None
+    assert await fed.services.durable.list_identities("acme", squatter.id) == []
+
+
 # ---------------------------------------------------------------- unverified_email: refuse
 
 

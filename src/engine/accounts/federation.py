@@ -14,8 +14,11 @@ the seed's steps 1–7 and its "Federation mapping".
 What goes upstream as `state` is only a random handle. The upstream state — flow id,
 nonce, PKCE verifier, callback URL — is kept in the ephemeral store under its hash, taken
 once (atomic `take`), and only honoured by the browser that holds the flow's binding
-cookie. So an unknown, expired, replayed or foreign callback is refused with a page, never
-a redirect. The upstream is told `{realm issuer}/login/<id>/callback`, or
+cookie — checked *before* the state is taken, so a leaked callback URL opened in another
+browser is refused without using up the owner's login. So an unknown, expired, replayed
+or foreign callback is refused with a page, never a redirect. Who the identity is mapped
+to, and why a sign-in may be refused (one page for every cause): engine.accounts.linking.
+The upstream is told `{realm issuer}/login/<id>/callback`, or
 `{realm issuer}/oauth/callback/<id>` when the login started at the seed's `/oauth/<id>`:
 register the one you use at the upstream.
 """

@@ -94,6 +94,8 @@ async def user_for_identity(
     if existing is not None:
         if not getattr(settings, "link_by_verified_email", True):
             raise LinkRefused("an account has this email and link_by_verified_email is false")
+        if existing.disabled:  # an operator's decision stands: nothing changes, the sign-in is denied
+            return existing
         if not existing.email_verified:  # pre-registered: the upstream has just proven the address
             existing = await address_proven(services, realm, existing, via=f"upstream:{provider_id}", ip=ip,
                                             signing_in_now=True)
