@@ -14,6 +14,7 @@ from engine.providers import (
     ProviderContext,
     ProviderError,
     RedirectProvider,
+    RedirectProviderSettings,
     UpstreamError,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "ProviderError",
     "ProviderSettings",
     "RedirectProvider",
+    "RedirectProviderSettings",
     "UpstreamError",
     "fetch_json",
     "hookimpl",

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from pydantic import Field
+
+from engine.config.models import ProviderSettings
 
 if TYPE_CHECKING:
-    from engine.config.models import ProviderSettings
     from engine.store import User
 
 
@@ -83,6 +86,20 @@ class ProviderContext:
         return clock.timestamp() if clock is not None else int(time.time())
 
 
+class RedirectProviderSettings(ProviderSettings):
+    """Base of a redirect provider's settings: what the engine decides about the identities
+    any upstream returns, so every federation plugin offers the same account rules."""
+
+    link_by_verified_email: bool = Field(
+        True, description="link a first login to the realm user with the same upstream-verified email"
+    )
+    unverified_email: Literal["no_email", "refuse"] = Field(
+        "no_email",
+        description="an upstream identity whose email the upstream has not verified: no_email = the"
+                    " account is made without an email (and never linked by email); refuse = no sign-in",
+    )
+
+
 @runtime_checkable
 class CredentialsProvider(Protocol):
     settings: ProviderSettings
@@ -99,8 +116,9 @@ class RedirectProvider(Protocol):
     bound to the browser), `nonce` and the PKCE pair, keeps them server-side, and checks
     the callback's `state` (and an upstream `error=access_denied`) before calling
     `handle_callback`. A provider class also sets ``kind = "redirect"``, which puts a
-    "Continue with ..." button on the login page. A setting ``link_by_verified_email``
-    (default true) lets a realm turn off linking by email for this provider.
+    "Continue with ..." button on the login page. Its settings subclass
+    `RedirectProviderSettings`, whose `link_by_verified_email` (default true) and
+    `unverified_email` (default `no_email`) the engine applies to every identity returned.
     """
 
     settings: ProviderSettings

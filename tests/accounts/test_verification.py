@@ -1,7 +1,8 @@
 """Email verification (issue 5, rule 2): a single-use link that expires (realm setting,
 24 h by default), stored only as a SHA-256 hash; resend with its own rate limit; until
-verified, tokens say `email_verified: false` and no refresh token is issued (seed
-security must: "email verification before issuing refresh tokens")."""
+verified, no code at all when the password provider's `require_verified_email` is on (the
+default, issue 16 item 16), else tokens say `email_verified: false` and no refresh token is
+issued (seed security must: "email verification before issuing refresh tokens")."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import hashlib
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from tests.accounts.conftest import PASSWORD, link_in
-from tests.accounts.helpers import get_form, register, submit, verify
-from tests.oauth.conftest import jwt_parts
-from tests.oauth.flow import exchange, login_for_code
+from tests.accounts.conftest import PASSWORD, form_action, hidden_fields, link_in
+from tests.accounts.helpers import flow_id, get_form, register, submit, verify
+from tests.oauth.conftest import jwt_parts, query_of
+from tests.oauth.flow import authorize, exchange, login_for_code, submit_login
 
 
 def token_of(link: str) -> str:
@@ -108,18 +109,70 @@ async def test_a_changed_address_invalidates_the_link(idp):
     assert (await idp.client.get(link)).status == 400
 
 
-async def test_unverified_user_gets_no_refresh_token_and_email_verified_false(idp):
-    """Rule 2 + seed: until verified, `email_verified: false` in tokens and no refresh token."""
-    link = await registered(idp)
+async def test_require_verified_email_gives_no_code_but_a_way_to_verify(idp):
+    """Issue 16 item 16: `require_verified_email: true` (the password provider's default)
+    means no authorization code for an unverified user (RFC 6749 §4.1.2: nothing reaches the
+    client), but a readable page whose button resends the verification mail; its link
+    continues the same authorization (after the password is chosen, issue 16 item 2), and
+    the code then says `email_verified: true` with a refresh token."""
+    await registered(idp)
+    before = len(await idp.mails())
+    resp, verifier = await authorize(idp)
+    login_location = resp.headers["Location"]
+    resp = await submit_login(idp, login_location, "new@example.com", PASSWORD)
+    html = await resp.text()
+    assert resp.status == 403 and "Location" not in resp.headers and resp.content_type == "text/html"
+    assert "Verify your email address first" in html and "new@example.com" in html
+    assert form_action(html) == "/verify-email/resend"
+    flow = flow_id(login_location)
+    assert hidden_fields(html)["flow"] == flow
+    resent = await idp.client.post("/verify-email/resend", data=hidden_fields(html), allow_redirects=False)
+    assert resent.status == 200
+    mails = (await idp.mails())[before:]
+    assert [m["To"] for m in mails] == ["new@example.com"]
+
+    chosen = await verify(idp, link_in(mails[0], "/verify-email"))
+    chosen_html = await chosen.text()
+    assert chosen.status == 200 and "Choose a new password" in chosen_html
+    resp = await idp.client.post(form_action(chosen_html), allow_redirects=False, data={
+        **hidden_fields(chosen_html), "password": PASSWORD, "password_confirm": PASSWORD})
+    assert resp.status == 303 and resp.headers["Location"] == login_location
+    idp.clock.advance(1)
+    resp = await submit_login(idp, login_location, "new@example.com", PASSWORD)
+    assert resp.status == 303, await resp.text()
+    tokens = await (await exchange(idp, query_of(resp.headers["Location"])["code"], verifier)).json()
+    assert "refresh_token" in tokens
+    assert jwt_parts(tokens["id_token"])[1]["email_verified"] is True
+
+
+async def test_require_verified_email_with_prompt_none_is_interaction_required(idp):
+    """An unverified user's browser session does not get a code silently either: with
+    `prompt=none` the answer is `interaction_required` (OIDC Core §3.1.2.6)."""
+    await registered(idp)
+    resp, _ = await authorize(idp)
+    assert (await submit_login(idp, resp.headers["Location"], "new@example.com", PASSWORD)).status == 403
+    resp, _ = await authorize(idp, prompt="none")
+    assert query_of(resp.headers["Location"])["error"] == "interaction_required"
+    resp, _ = await authorize(idp)  # interactive: the page again, still no code
+    assert resp.status == 403 and "Verify your email address first" in await resp.text()
+
+
+async def test_without_require_verified_email_the_code_says_unverified(tmp_path, backend, aiohttp_client,
+                                                                       unused_tcp_port_factory):
+    """`require_verified_email: false`: an unverified user gets a code, the ID token says
+    `email_verified: false`, and (the realm's `refresh_requires_verified_email`, seed
+    security must) no refresh token."""
+    from tests.accounts.conftest import ACME, build_idp, mail_yaml
+
+    outbox = tmp_path / "outbox"
+    realm = ACME.replace("    registration: true\n", "    registration: true\n    require_verified_email: false\n")
+    idp = await build_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(),
+                          mail=mail_yaml(outbox), outbox=outbox, realms={"acme": realm})
+    await registered(idp)
     code, verifier, _ = await login_for_code(idp, "new@example.com", PASSWORD)
     tokens = await (await exchange(idp, code, verifier)).json()
     assert "refresh_token" not in tokens
     assert jwt_parts(tokens["id_token"])[1]["email_verified"] is False
-    await verify(idp, link)
-    code, verifier, _ = await login_for_code(idp, "new@example.com", PASSWORD, prompt="login")
-    tokens = await (await exchange(idp, code, verifier)).json()
-    assert "refresh_token" in tokens
-    assert jwt_parts(tokens["id_token"])[1]["email_verified"] is True
 
 
 async def test_resend_answers_the_same_for_every_address(idp):

@@ -29,18 +29,22 @@ from tests.oauth.conftest import SPA_REDIRECT, WEB_REDIRECT, WEB_SECRET, Idp
 KEK = base64.urlsafe_b64encode(b"k" * 32).decode()
 
 
-def realm_yaml(google_issuer: str, github_url: str, *, google_extra: str = "", github_extra: str = "") -> str:
+def realm_yaml(google_issuer: str, github_url: str, *, google_extra: str = "", github_extra: str = "",
+               password_extra: str = "", realm_extra: str = "") -> str:
     """The realm: password, google and github providers; `*_extra` are more settings
-    (YAML lines) for that provider."""
+    (YAML lines) for that provider, `realm_extra` for the realm."""
     google_extra = textwrap.indent(textwrap.dedent(google_extra), " " * 4)
     github_extra = textwrap.indent(textwrap.dedent(github_extra), " " * 4)
+    password_extra = textwrap.indent(textwrap.dedent(password_extra), " " * 4)
     return f"""\
 name: acme
 display_name: ACME
+{textwrap.dedent(realm_extra)}
 providers:
   - id: password
     type: password
     argon2: {{memory_cost: 1024, time_cost: 1, parallelism: 1}}
+{password_extra}
   - id: google
     type: google
     display_name: Google
@@ -117,8 +121,8 @@ async def fed(tmp_path, backend, aiohttp_client, aiohttp_server, unused_tcp_port
 
 @pytest.fixture
 async def make_fed(tmp_path, backend, aiohttp_client, aiohttp_server, unused_tcp_port_factory):
-    """A federation with extra provider settings (`google_extra=` / `github_extra=`: YAML
-    lines) or another `google_issuer`."""
+    """A federation with extra provider settings (`google_extra=` / `github_extra=` /
+    `password_extra=`: YAML lines), realm settings (`realm_extra=`) or another `google_issuer`."""
 
     async def make(**options: str) -> Federation:
         return await start_federation(tmp_path, backend, aiohttp_client, aiohttp_server,

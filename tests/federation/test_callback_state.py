@@ -60,6 +60,25 @@ async def test_state_from_another_browser_is_refused(fed, aiohttp_client):
     assert await fed.services.durable.get_user_by_email("acme", "gail@example.com") is None
 
 
+async def test_callback_from_another_browser_does_not_burn_the_state(fed):
+    """Issue 23 item 14: the flow's browser binding is checked before the state is used up,
+    so a leaked callback URL opened elsewhere (a proxy log, a shared screen) is refused
+    without costing the owner their login: their own browser still completes it."""
+    upstream, verifier = await start_at_login_page(fed, "google")
+    callback = await through_upstream(fed, upstream)
+    owner_cookies = list(fed.idp.client.session.cookie_jar)
+    fed.idp.client.session.cookie_jar.clear()  # someone else's browser
+    resp = await open_callback(fed, callback)
+    assert refused(resp) and "another browser" in await resp.text()
+    for cookie in owner_cookies:  # back in the owner's browser
+        fed.idp.client.session.cookie_jar.update_cookies({cookie.key: cookie.value})
+    resp = await open_callback(fed, callback)
+    assert resp.status == 303, await resp.text()
+    tokens, _ = await tokens_and_userinfo(fed, query_of(resp.headers["Location"])["code"], verifier)
+    assert tokens["access_token"]
+    assert refused(await open_callback(fed, callback))  # and then it is used up
+
+
 async def test_state_is_bound_to_its_provider(fed):
     """A state issued for Google is not accepted on GitHub's callback."""
     upstream, _ = await start_at_login_page(fed, "google")

@@ -30,19 +30,22 @@ async def test_second_github_login_finds_the_same_user(fed):
 
 
 async def test_unverified_primary_email_is_not_verified(fed):
-    """Only a primary address GitHub has verified counts as verified."""
+    """Only a primary address GitHub has verified counts as verified; an unverified one is
+    not given to the account (issue 16 item 1, `unverified_email: no_email` by default)."""
     fed.github.emails = [{"email": "octo@example.com", "primary": True, "verified": False}]
     _, info = await login_and_userinfo(fed, "github")
-    assert info["email"] == "octo@example.com" and info["email_verified"] is False
+    assert "email" not in info
+    assert await fed.services.durable.get_user_by_email("acme", "octo@example.com") is None
 
 
 async def test_without_the_email_scope_the_public_email_is_unverified(fed):
-    """No `user:email` scope (/user/emails answers 404): the public /user email is used,
-    as unverified, so it can never link to an existing account."""
+    """No `user:email` scope (/user/emails answers 404): the public /user email is
+    unverified, so the account does not get it and it can never link to an account."""
     fed.github.emails_status = 404
     fed.github.user = {**fed.github.user, "email": "public@example.com"}
     _, info = await login_and_userinfo(fed, "github")
-    assert info["email"] == "public@example.com" and info["email_verified"] is False
+    assert "email" not in info and info["name"] == "The Octocat"
+    assert await fed.services.durable.get_user_by_email("acme", "public@example.com") is None
 
 
 async def test_authorize_request_and_callback_url(fed):

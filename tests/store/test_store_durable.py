@@ -120,6 +120,21 @@ async def test_credentials_set_replace_get(durable: DurableStore):
     assert await durable.get_credential("other", "u1", "password") is None
 
 
+async def test_delete_credential_removes_one_kind_of_one_user(durable: DurableStore):
+    """delete_credential (a password set before the address was proven, issue 16 item 2)
+    removes exactly that credential and says whether there was one."""
+    await durable.set_credential("main", Credential("u1", "password", "h1", T0))
+    await durable.set_credential("main", Credential("u1", "totp", "t1", T0))
+    await durable.set_credential("main", Credential("u2", "password", "h2", T0))
+    await durable.set_credential("other", Credential("u1", "password", "h3", T0))
+    assert await durable.delete_credential("main", "u1", "password") is True
+    assert await durable.delete_credential("main", "u1", "password") is False
+    assert await durable.get_credential("main", "u1", "password") is None
+    assert await durable.get_credential("main", "u1", "totp") is not None
+    assert await durable.get_credential("main", "u2", "password") is not None
+    assert await durable.get_credential("other", "u1", "password") is not None
+
+
 async def test_user_and_credential_by_email_in_one_read(durable: DurableStore):
     """A sign-in's read: the user by case-insensitive email, with its credential of the
     kind asked for (None when it has none of that kind; (None, None) for no user)."""
@@ -164,6 +179,26 @@ async def test_identities_link_find_list_and_duplicate(durable: DurableStore):
     assert await durable.list_identities("main", "nobody") == []
     with pytest.raises(AlreadyExists):
         await durable.link_identity(replace(google, user_id="u3"))
+
+
+async def test_unlink_identities_removes_every_link_of_one_user(durable: DurableStore):
+    """unlink_identities (federated links made before the address was proven, issue 16
+    item 2) removes and returns every link of the user, oldest first, and nothing else;
+    the identity can then be linked again."""
+    google = ExternalIdentity("main", "google", "https://accounts.google.com", "g-1", "u1", None, {}, T0)
+    github = ExternalIdentity("main", "github", "https://github.com", "42", "u1", None, {"a": 1},
+                              T0 + timedelta(seconds=1))
+    other_user = replace(google, subject="g-2", user_id="u2")
+    other_realm = replace(google, realm="other")
+    for link in (github, google, other_user, other_realm):
+        await durable.link_identity(link)
+    assert await durable.unlink_identities("main", "u1") == [google, github]
+    assert await durable.unlink_identities("main", "u1") == []
+    assert await durable.list_identities("main", "u1") == []
+    assert await durable.find_identity("main", "https://accounts.google.com", "g-1") is None
+    assert await durable.list_identities("main", "u2") == [other_user]
+    assert await durable.list_identities("other", "u1") == [other_realm]
+    await durable.link_identity(replace(google, user_id="u3"))  # free to link again
 
 
 # consents

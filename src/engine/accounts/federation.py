@@ -14,8 +14,11 @@ the seed's steps 1–7 and its "Federation mapping".
 What goes upstream as `state` is only a random handle. The upstream state — flow id,
 nonce, PKCE verifier, callback URL — is kept in the ephemeral store under its hash, taken
 once (atomic `take`), and only honoured by the browser that holds the flow's binding
-cookie. So an unknown, expired, replayed or foreign callback is refused with a page, never
-a redirect. The upstream is told `{realm issuer}/login/<id>/callback`, or
+cookie — checked *before* the state is taken, so a leaked callback URL opened in another
+browser is refused without using up the owner's login. So an unknown, expired, replayed
+or foreign callback is refused with a page, never a redirect. Who the identity is mapped
+to, and why a sign-in may be refused (one page for every cause): engine.accounts.linking.
+The upstream is told `{realm issuer}/login/<id>/callback`, or
 `{realm issuer}/oauth/callback/<id>` when the login started at the seed's `/oauth/<id>`:
 register the one you use at the upstream.
 """
@@ -28,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from engine import errors, events
-from engine.accounts.linking import LinkRefused, user_for_identity
+from engine.accounts.linking import FEDERATION_REFUSED, LinkRefused, user_for_identity
 from engine.accounts.sessions import current_session, start_session
 from engine.errors import AccessDenied as ClientAccessDenied
 from engine.errors import InvalidRequest, NotFound, OAuthError
@@ -161,12 +164,14 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
     handle = params.get("state")
     if not handle or len(handle) > 128:
         raise CallbackRefused("this sign-in response has no valid state; start again from the application")
-    pending = await services.ephemeral.take(_state_key(realm, handle))  # single use
-    if (pending is None or pending["provider"] != provider_id
-            or pending["exp"] <= services.clock.timestamp()):
-        raise CallbackRefused("this sign-in response is unknown, expired or was already used;"
-                              " start again from the application")
+    # The browser binding is checked before the state is used up: a leaked callback URL
+    # opened in another browser is refused without burning the owner's login (issue 23 #14).
+    key = _state_key(realm, handle)
+    pending = await services.ephemeral.get(key)
+    _check_pending(services, pending, provider_id)
     flow = await load_flow(request, services, realm, pending["flow"])  # the browser that started it
+    pending = await services.ephemeral.take(key)  # single use: of concurrent callbacks one proceeds
+    _check_pending(services, pending, provider_id)
     client_id = flow.data["client_id"]
     client = realm.client(client_id)
     if client is None:  # removed by a config reload while the user was upstream
@@ -193,9 +198,13 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
         user = await user_for_identity(services, realm, provider_id, provider.settings, identity,
                                        client_id=client_id, ip=ip)
     except LinkRefused as exc:
-        log.info("realm %s provider %s: not linked: %s", realm.name, provider_id, exc.description)
+        # The cause (an account exists, it is unverified, ...) goes to the log and the audit
+        # trail only: the page is the same for every cause (issue 16 item 3).
+        log.info("realm %s provider %s: sign-in refused: %s", realm.name, provider_id, exc.cause)
+        await services.audit(realm.name, FEDERATION_REFUSED, ip=ip, client_id=client_id, provider=provider_id,
+                             issuer=identity.issuer, reason=exc.cause)
         return render(request, realm, services, "federation_error.html", status=exc.status,
-                      title="This account cannot be used here yet", message=exc.description,
+                      title="You are not signed in", message=exc.description,
                       retry_url=f"{realm_base(request, realm)}/login?flow={flow.id}", code=exc.error)
     if user.disabled:
         return await _deny(services, realm, flow, redirect, "this account is disabled")
@@ -210,6 +219,13 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
     note_login(flow, session.auth_time)
     return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes,
                                user=user)
+
+
+def _check_pending(services: Any, pending: dict[str, Any] | None, provider_id: str) -> None:
+    if (pending is None or pending["provider"] != provider_id
+            or pending["exp"] <= services.clock.timestamp()):
+        raise CallbackRefused("this sign-in response is unknown, expired or was already used;"
+                              " start again from the application")
 
 
 async def _deny(services: Any, realm: Realm, flow: Flow, redirect: Redirect, why: str) -> web.Response:

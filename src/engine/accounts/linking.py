@@ -1,20 +1,29 @@
 """Federation mapping (seed): an upstream identity (issuer, subject) → a user of the realm.
 
+An account never holds an email that nobody proved (issue 16 items 1–3):
+
 1. A link for (issuer, subject) exists: that user. Their profile claims are refreshed
    from the upstream (the upstream is the source of truth for the claims it maps; with
-   two linked upstreams, the latest login wins).
-2. No link, and the upstream asserts a **verified** email that belongs to a user of the
-   realm: link to that user, when the provider's `link_by_verified_email` (default true)
-   allows it and the local account's own email is verified too. Linking to an account
-   whose email nobody has proven would hand it to whoever created it (account
-   pre-hijacking), so that case is refused until the owner verifies it.
-3. No link and no user with that email: provision a user, `email_verified` as the
-   upstream says.
+   two linked upstreams, the latest login wins). If the upstream now verifies the very
+   address of an unverified account, that is a proof of the address
+   (engine.accounts.proof): what others set on the account before is removed.
+2. No link, and the upstream asserts a **verified** email:
+   - no user has it: provision one, `email_verified: true`;
+   - a verified user has it: link to that user (unless the provider's
+     `link_by_verified_email` is false: refused);
+   - an *unverified* user has it (someone registered the address and never proved it):
+     the upstream has just proven the address, so its owner owns the account. The
+     password and links set before, the sessions and refresh families are removed
+     (engine.accounts.proof), then the identity is linked.
+3. The upstream asserts an email it did **not** verify (OIDC `email_verified` false or
+   absent; a GitHub address that is not a verified one): per the provider's
+   `unverified_email`, the user is provisioned **without** an email (`no_email`, the
+   default) and never linked by email, or the sign-in is refused (`refuse`).
+4. No email at all: a user without an email is provisioned.
 
-An email the upstream did **not** verify never links to an existing account (account
-takeover defence), and since emails are unique in a realm it cannot provision a second
-account with it either: such a login is refused with a page that says why, and nothing is
-written. Audit events: `user_provisioned`, `identity_linked`.
+Every refusal shows the same page whatever its cause (it must not tell whether an account
+exists for an address, or whether it is verified); the cause goes to the log and to the
+`federation_refused` audit event. Audit events: `user_provisioned`, `identity_linked`.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import errors, events
+from engine.accounts.proof import address_proven
 from engine.accounts.users import create_user
 from engine.errors import OAuthError
 from engine.providers import ExternalIdentity
@@ -33,12 +43,21 @@ from engine.store.protocols import ExternalIdentity as IdentityLink
 # Claims that describe the account, not the person's profile: never copied into `profile`.
 NOT_PROFILE = frozenset({"sub", "iss", "aud", "email", "email_verified"})
 
+FEDERATION_REFUSED = "federation_refused"
+REFUSED_MESSAGE = ("You could not be signed in with this account. Choose another way to sign in,"
+                   " or contact the service's support if this keeps happening.")
+
 
 class LinkRefused(OAuthError):
-    """The identity cannot be mapped to a user (shown to the user as a page)."""
+    """The identity cannot be mapped to a user (shown to the user as a page). The page says
+    the same thing for every cause; `cause` is for the log and the audit trail only."""
 
     error = errors.ACCESS_DENIED
-    status = 409
+    status = 403
+
+    def __init__(self, cause: str):
+        super().__init__(REFUSED_MESSAGE)
+        self.cause = cause
 
 
 def profile_claims(identity: ExternalIdentity) -> dict[str, Any]:
@@ -58,47 +77,48 @@ async def user_for_identity(
 ) -> User:
     """The realm's user for `identity`, linking or provisioning as the rules above say."""
     durable = services.durable
+    unverified_email = identity.email is not None and not identity.email_verified
+    if unverified_email and getattr(settings, "unverified_email", "no_email") == "refuse":
+        raise LinkRefused("the upstream has not verified the email (unverified_email: refuse)")
     link = await durable.find_identity(realm.name, identity.issuer, identity.subject)
     if link is not None:
         user = await durable.get_user(realm.name, link.user_id)
         if user is None:
-            raise LinkRefused("the account linked to this sign-in no longer exists")
-        return await _refresh(services, realm, user, identity)
+            raise LinkRefused("the account linked to this identity no longer exists")
+        return await _refresh(services, realm, user, identity, link, provider_id=provider_id, ip=ip)
 
     audit = {"client_id": client_id, "ip": ip, "provider": provider_id, "issuer": identity.issuer}
-    existing = await durable.get_user_by_email(realm.name, identity.email) if identity.email else None
+    # An address the upstream did not verify is never looked up, linked or stored.
+    email = identity.email if identity.email_verified else None
+    existing = await durable.get_user_by_email(realm.name, email) if email else None
     if existing is not None:
-        if not identity.email_verified:
-            raise LinkRefused(
-                f"An account with the email {identity.email} already exists, and the sign-in provider"
-                " has not verified that this address is yours, so the two cannot be joined."
-                " Sign in with your existing account instead.")
         if not getattr(settings, "link_by_verified_email", True):
-            raise LinkRefused(
-                f"An account with the email {identity.email} already exists and this sign-in method"
-                " is not allowed to join it. Sign in with your existing account instead.")
-        if not existing.email_verified:
-            raise LinkRefused(
-                f"An account with the email {identity.email} already exists but its address has not"
-                " been verified yet. Sign in to it and verify the address (or reset its password),"
-                " then try again.")
+            raise LinkRefused("an account has this email and link_by_verified_email is false")
+        if existing.disabled:  # an operator's decision stands: nothing changes, the sign-in is denied
+            return existing
+        if not existing.email_verified:  # pre-registered: the upstream has just proven the address
+            existing = await address_proven(services, realm, existing, via=f"upstream:{provider_id}", ip=ip,
+                                            signing_in_now=True)
         try:
             await _link(services, realm, provider_id, identity, existing.id)
         except AlreadyExists:  # the same identity, linked concurrently
+            if not _retry:
+                raise LinkRefused("the identity was linked concurrently") from None
             return await user_for_identity(services, realm, provider_id, settings, identity,
                                            client_id=client_id, ip=ip, _retry=False)
         await services.audit(realm.name, events.IDENTITY_LINKED, user_id=existing.id, **audit,
                              via="verified_email")
-        return await _refresh(services, realm, existing, identity)
+        return await _refresh(services, realm, existing, identity, None, provider_id=provider_id, ip=ip)
 
     try:
-        user = await _provision(services, realm, identity)
+        user = await _provision(services, realm, identity, email)
     except AlreadyExists:  # the email was taken concurrently: decide again
         if not _retry:
-            raise LinkRefused("this account could not be created; try again") from None
+            raise LinkRefused("the account could not be created (email taken concurrently)") from None
         return await user_for_identity(services, realm, provider_id, settings, identity,
                                        client_id=client_id, ip=ip, _retry=False)
-    await services.audit(realm.name, events.USER_PROVISIONED, user_id=user.id, **audit)
+    await services.audit(realm.name, events.USER_PROVISIONED, user_id=user.id, **audit,
+                         email="verified" if email else ("unverified_dropped" if unverified_email else "none"))
     try:
         await _link(services, realm, provider_id, identity, user.id)
     except AlreadyExists:  # a concurrent first login of the same identity won
@@ -111,11 +131,11 @@ async def user_for_identity(
     return user
 
 
-async def _provision(services: Any, realm: Realm, identity: ExternalIdentity) -> User:
+async def _provision(services: Any, realm: Realm, identity: ExternalIdentity, email: str | None) -> User:
+    """A new user; `email` only when the upstream verified it."""
     profile = profile_claims(identity)
-    if identity.email:
-        return await create_user(services, realm, email=identity.email,
-                                 email_verified=identity.email_verified, profile=profile)
+    if email:
+        return await create_user(services, realm, email=email, email_verified=True, profile=profile)
     user = User(id="usr_" + random_token(12), realm=realm.name, email=None, email_verified=False,
                 profile=profile, created_at=services.clock.now())
     await services.durable.create_user(user)
@@ -126,19 +146,23 @@ async def _link(services: Any, realm: Realm, provider_id: str, identity: Externa
                 user_id: str) -> None:
     await services.durable.link_identity(IdentityLink(
         realm=realm.name, provider_id=provider_id, issuer=identity.issuer, subject=identity.subject,
-        user_id=user_id, email=identity.email, claims=profile_claims(identity),
+        user_id=user_id, email=identity.email if identity.email_verified else None,
+        claims=profile_claims(identity),
         created_at=services.clock.now(),
     ))
 
 
-async def _refresh(services: Any, realm: Realm, user: User, identity: ExternalIdentity) -> User:
-    """Store the upstream's current profile claims; mark the email verified when the
-    upstream verified this very address."""
+async def _refresh(services: Any, realm: Realm, user: User, identity: ExternalIdentity,
+                   link: IdentityLink | None, *, provider_id: str, ip: str | None) -> User:
+    """Store the upstream's current profile claims. When the upstream verified the very
+    address of an account that is not verified yet, that proves the address."""
+    if (link is not None and not user.email_verified and identity.email_verified
+            and identity.email is not None and user.email is not None
+            and identity.email.casefold() == user.email.casefold()):
+        user = await address_proven(services, realm, user, via=f"upstream:{provider_id}", ip=ip, keep=link,
+                                    signing_in_now=True)
     profile = {**user.profile, **profile_claims(identity)}
-    verify = (not user.email_verified and identity.email_verified and identity.email is not None
-              and user.email is not None and identity.email.casefold() == user.email.casefold())
-    if profile == user.profile and not verify:
+    if profile == user.profile:
         return user
-    updated = await services.durable.update_user(
-        realm.name, user.id, profile=profile, email_verified=True if verify else None)
+    updated = await services.durable.update_user(realm.name, user.id, profile=profile)
     return updated or user

@@ -7,7 +7,8 @@
   default), is stored only as a SHA-256 hash, and is bound to the password it replaces:
   once the password changes, every other outstanding link is dead.
 - A reset sets the new password (policy-checked), marks the address verified (the link
-  proved the mailbox), ends every browser session of the user
+  proved the mailbox: on an account nobody had proven, the password and federated links
+  set before are removed first, engine.accounts.proof), ends every browser session of the user
   (engine.accounts.sessions.end_user_sessions), revokes every refresh-token family,
   lifts a sign-in lockout, and mails the owner a notice.
 """
@@ -28,6 +29,7 @@ from engine.accounts.pages import (
     too_many,
     valid_email,
 )
+from engine.accounts.proof import address_proven
 from engine.accounts.sessions import end_user_sessions
 from engine.oauth.authorize import continue_flow
 from engine.oauth.flows import save_flow
@@ -96,14 +98,25 @@ async def _check_token(services: Any, realm: Realm, data: dict[str, Any] | None)
     return user
 
 
+async def issue_reset_token(services: Any, realm: Realm, user: User, *, flow_id: str | None) -> str:
+    """A reset token for `user`'s current password (or its absence), handed out by a page
+    that has just proven the mailbox (the verification link), not mailed."""
+    stored = await services.accounts.password_hash(realm.name, user.id)
+    return await onetime.issue(services, realm, onetime.RESET_PASSWORD, {
+        "user_id": user.id, "email": (user.email or "").lower(), "password": _fingerprint(stored),
+        "flow": flow_id,
+    }, realm.config.lifetimes.password_reset)
+
+
 def _invalid(request: web.Request, realm: Realm) -> web.Response:
     return page(request, realm, "link_invalid.html", status=400, kind="reset")
 
 
-def _form(request: web.Request, realm: Realm, provider: Any, token: str, *, status: int = 200,
-          error: str | None = None) -> web.Response:
-    return page(request, realm, "reset_password.html", status=status, token=token, error=error,
+def set_password_form(request: web.Request, realm: Realm, provider: Any, token: str, *, status: int = 200,
+                      error: str | None = None, notice: str | None = None) -> web.Response:
+    return page(request, realm, "reset_password.html", status=status, token=token, error=error, notice=notice,
                 min_length=provider.settings.min_length, max_length=provider.settings.max_length)
+
 
 
 async def reset_page(request: web.Request, realm: Realm) -> web.Response:
@@ -113,7 +126,7 @@ async def reset_page(request: web.Request, realm: Realm) -> web.Response:
     token = request.query.get("token", "")
     if await _check_token(services, realm, await onetime.peek(services, realm, onetime.RESET_PASSWORD, token)) is None:
         return _invalid(request, realm)
-    return _form(request, realm, provider, token)
+    return set_password_form(request, realm, provider, token)
 
 
 async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
@@ -128,18 +141,20 @@ async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
         return _invalid(request, realm)
     password = params.get("password", "")
     if password != params.get("password_confirm", ""):
-        return _form(request, realm, provider, token, status=400, error="The two passwords are not the same.")
+        return set_password_form(request, realm, provider, token, status=400,
+                                 error="The two passwords are not the same.")
     problem = provider.password_problem(password, email=user.email, name=user.profile.get("name"))
     if problem:
-        return _form(request, realm, provider, token, status=400, error=problem)
+        return set_password_form(request, realm, provider, token, status=400, error=problem)
     data = await onetime.redeem(services, realm, onetime.RESET_PASSWORD, token)
     if await _check_token(services, realm, data) is None:  # used by a concurrent request
         return _invalid(request, realm)
 
     ip = client_ip(request)
+    # The link proved the mailbox: on an account nobody had proven, the password, links and
+    # sessions set before by whoever made it are removed first (engine.accounts.proof).
+    await address_proven(services, realm, user, via="reset_link", ip=ip)
     await services.accounts.set_password_hash(realm.name, user.id, await provider.hash_password(password))
-    if not user.email_verified:
-        await services.durable.update_user(realm.name, user.id, email_verified=True)
     await end_user_sessions(services, realm, user.id)
     revoked = await services.durable.revoke_families(realm.name, services.clock.now(), "password_reset",
                                                      user_id=user.id)

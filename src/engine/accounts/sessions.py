@@ -54,7 +54,7 @@ async def current_session(request: web.Request, services: Any, realm: Realm) -> 
     if data is None or data["exp"] <= services.clock.timestamp():
         return None
     ended = await services.ephemeral.get(_ended_key(realm, data["user_id"]))
-    if ended is not None and data.get("created", data["auth_time"]) <= ended["up_to"]:
+    if ended is not None and data.get("created", data["auth_time"]) <= ended.get("sessions_up_to", ended["up_to"]):
         await services.ephemeral.delete(key)
         return None
     return BrowserSession(key=key, sid=data["sid"], user_id=data["user_id"], auth_time=data["auth_time"],
@@ -100,10 +100,24 @@ def _ended_key(realm: Realm, user_id: str) -> str:
     return user_cutoff_key(realm.name, user_id)  # access tokens of the user honour it too
 
 
-async def end_user_sessions(services: Any, realm: Realm, user_id: str) -> None:
-    """End every browser session of the user, on every instance (password reset)."""
-    # Sessions created at the very same instant count as ended: with a coarse or frozen
-    # clock, erring on the side of signing out is the safe choice.
+async def end_user_sessions(services: Any, realm: Realm, user_id: str, *, signing_in_now: bool = False) -> None:
+    """End every browser session of the user, on every instance (password reset), and the
+    access tokens issued to the user up to now.
+
+    `signing_in_now`: the caller signs the user in within this very request (a federated
+    login that has just proven the address). Access tokens carry a whole-second `iat`, so a
+    cutoff at "now" would also revoke the tokens about to be issued for that sign-in; the
+    tokens' cutoff is then the end of the previous second (sessions keep an exact cutoff,
+    and the refresh families are revoked in the durable store, exactly)."""
+    now = services.clock.now().timestamp()
+    if signing_in_now:
+        # The new session is started right after: "created at the same instant" must not
+        # end it (a frozen or coarse clock), so the session cutoff is a hair before now.
+        entry = {"up_to": float(int(now) - 1), "sessions_up_to": now - 1e-6}
+    else:
+        # Sessions created at the very same instant count as ended: with a coarse or frozen
+        # clock, erring on the side of signing out is the safe choice.
+        entry = {"up_to": now}
     lifetime = int(realm.config.lifetimes.session.total_seconds())
-    await services.ephemeral.put(_ended_key(realm, user_id), {"up_to": services.clock.now().timestamp()},
+    await services.ephemeral.put(_ended_key(realm, user_id), entry,
                                  lifetime + 86400)  # a day of slack for a lifetime changed by reload

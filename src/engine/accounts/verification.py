@@ -1,5 +1,10 @@
 """Email verification (`/verify-email`, `/verify-email/resend`).
 
+Verifying proves the mailbox: on an account nobody had proven, whatever was set before
+(the password, sessions, refresh families, federated links) is removed
+(engine.accounts.proof), and the page goes on to a form where the owner chooses the
+password (a reset token handed out by this proof).
+
 The link carries a single-use token (engine.accounts.onetime) that expires after the
 realm's `lifetimes.email_verification` (24 h by default). Opening the link shows a
 confirmation button; only its POST uses the token up, so a mail scanner that prefetches
@@ -27,9 +32,12 @@ from engine.accounts.pages import (
     too_many,
     valid_email,
 )
-from engine.accounts.sessions import current_session
+from engine.accounts.proof import address_proven
+from engine.accounts.recovery import issue_reset_token, set_password_form
+from engine.accounts.sessions import BrowserSession, current_session
+from engine.accounts.users import password_provider
 from engine.oauth.authorize import continue_flow
-from engine.oauth.flows import save_flow
+from engine.oauth.flows import Flow, save_flow, start_flow
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, hit
 from engine.realm import Realm
@@ -37,8 +45,9 @@ from engine.secrets_util import sha256_hex
 from engine.store.protocols import User
 from engine.web.appkeys import SERVICES
 
-EMAIL_VERIFIED = "email_verified"
 VERIFICATION_SENT = "email_verification_sent"
+PASSWORD_NEXT = ("Thank you: {email} is verified. Choose the password you will sign in with"
+                 " (any password set before the address was verified no longer works).")
 
 
 async def verification_link(services: Any, realm: Realm, user: User, *, flow_id: str | None = None) -> str:
@@ -80,8 +89,15 @@ async def verify(request: web.Request, realm: Realm) -> web.StreamResponse:
     if user is None:
         return _invalid(request, realm)
     if not user.email_verified:
-        await services.durable.update_user(realm.name, user.id, email_verified=True)
-        await services.audit(realm.name, EMAIL_VERIFIED, user_id=user.id, ip=client_ip(request))
+        # Whoever proves the address owns the account: the password set before (by whoever
+        # registered it) no longer works, nor do the sessions, tokens and links made before.
+        user = await address_proven(services, realm, user, via="verification_link", ip=client_ip(request))
+        provider = password_provider(realm)
+        if provider is not None and await services.accounts.password_hash(realm.name, user.id) is None:
+            # The owner chooses the password now, on a form this proof opens (a reset token
+            # for an account without one, bound to that absence like every reset token).
+            token = await issue_reset_token(services, realm, user, flow_id=data.get("flow"))
+            return set_password_form(request, realm, provider, token, notice=PASSWORD_NEXT.format(email=user.email))
     flow = await optional_flow(request, services, realm, data.get("flow"))
     if flow is not None:
         flow.data["notice"] = "email_verified"
@@ -128,3 +144,31 @@ async def resend(request: web.Request, realm: Realm) -> web.Response:
         await services.audit(realm.name, VERIFICATION_SENT, user_id=user.id, ip=client_ip(request))
     return page(request, realm, "check_email.html", flow=flow, email=email, resent=True,
                 expires_in=human_duration(realm.config.lifetimes.email_verification))
+
+
+def verification_required(realm: Realm, session: BrowserSession) -> bool:
+    """Whether the provider the session signed in with demands a verified address (the
+    password provider's `require_verified_email`, true by default); providers that have no
+    such setting do not."""
+    provider = realm.providers.get(session.provider)
+    return provider is not None and getattr(provider.settings, "require_verified_email", False) is True
+
+
+async def verify_first(request: web.Request, realm: Realm, authz: dict[str, Any], user: User,
+                       flow: Flow | None, response: web.StreamResponse | None) -> web.Response:
+    """The page an unverified user gets instead of an authorization code: verify the
+    address first, with a button that resends the link (`/verify-email/resend`). The
+    pending request is kept, so the link (sent with this flow) continues it."""
+    services = request.app[SERVICES]
+    cookies = web.Response()
+    if flow is None:
+        flow = await start_flow(cookies, request, services, realm, authz)
+    elif flow.unsaved:
+        await save_flow(services, realm, flow)
+    result = page(request, realm, "verify_first.html", status=403, flow=flow, email=user.email)
+    for source in (response, cookies):  # a session started in this request; the flow's binding
+        if source is not None:
+            for morsel in source.cookies.values():
+                result.cookies[morsel.key] = morsel
+    result.headers["Cache-Control"] = "no-store"
+    return result

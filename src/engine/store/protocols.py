@@ -198,6 +198,9 @@ class DurableStore(Protocol):
 
     async def get_credential(self, realm: str, user_id: str, kind: str) -> Credential | None: ...
 
+    async def delete_credential(self, realm: str, user_id: str, kind: str) -> bool:
+        """Remove the user's credential of `kind`; True if there was one."""
+
     # external identities
     async def link_identity(self, identity: ExternalIdentity) -> None:
         """AlreadyExists if (realm, issuer, subject) is linked already."""
@@ -205,6 +208,10 @@ class DurableStore(Protocol):
     async def find_identity(self, realm: str, issuer: str, subject: str) -> ExternalIdentity | None: ...
 
     async def list_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]: ...
+
+    async def unlink_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
+        """Remove every external identity linked to the user, atomically; return the removed
+        links (oldest first)."""
 
     # refresh-token families
     async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:

@@ -21,11 +21,11 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from engine import ProviderSettings, hookimpl
+from engine import RedirectProviderSettings, hookimpl
 from plugins.github.provider import GitHubProvider
 
 
-class GitHubSettings(ProviderSettings):
+class GitHubSettings(RedirectProviderSettings):
     type: Literal["github"]
     display_name: str | None = "GitHub"
     client_id: str
@@ -33,9 +33,6 @@ class GitHubSettings(ProviderSettings):
     base_url: str = "https://github.com"  # GitHub Enterprise Server: https://ghe.example.com
     api_url: str = "https://api.github.com"  # GHES: https://ghe.example.com/api/v3
     scopes: list[str] = ["read:user", "user:email"]
-    link_by_verified_email: bool = Field(
-        True, description="link a first login to the realm user with the same verified primary email"
-    )
     pkce: bool = Field(True, description="send PKCE (S256); turn off for servers that reject it")
 
 

@@ -21,13 +21,13 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from engine import Duration, ProviderSettings, hookimpl
+from engine import Duration, RedirectProviderSettings, hookimpl
 from plugins.google.provider import OidcProvider
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 
 
-class GoogleSettings(ProviderSettings):
+class GoogleSettings(RedirectProviderSettings):
     type: Literal["google"]
     client_id: str
     client_secret: SecretStr
@@ -35,9 +35,6 @@ class GoogleSettings(ProviderSettings):
     scopes: list[str] = ["openid", "email", "profile"]
     authorization_params: dict[str, str] = {}  # e.g. {hd: example.com, prompt: select_account}
     claims: dict[str, str] = {}  # local claim -> upstream claim, on top of the standard ones
-    link_by_verified_email: bool = Field(
-        True, description="link a first login to the realm user with the same upstream-verified email"
-    )
     token_endpoint_auth_method: Literal["auto", "client_secret_basic", "client_secret_post"] = Field(
         "auto", description="auto: basic if the discovery document allows it, else post"
     )

@@ -7,11 +7,13 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from engine import ProviderSettings, hookimpl
+from engine import RedirectProviderSettings, hookimpl
 from tessera_oauth2.provider import OAuth2Provider
 
 
-class OAuth2Settings(ProviderSettings):
+class OAuth2Settings(RedirectProviderSettings):
+    """`link_by_verified_email` and `unverified_email` come from the engine's base."""
+
     type: Literal["oauth2"]
     client_id: str
     client_secret: SecretStr
@@ -31,7 +33,6 @@ class OAuth2Settings(ProviderSettings):
         default_factory=lambda: {"name": "name", "picture": "picture"},
         description="local claim -> userinfo member",
     )
-    link_by_verified_email: bool = True
     pkce: bool = True
 
 

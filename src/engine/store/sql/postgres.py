@@ -344,6 +344,11 @@ class PostgresDurableStore:
         )
         return None if row is None else ROWS.credential(row)
 
+    async def delete_credential(self, realm: str, user_id: str, kind: str) -> bool:
+        removed = await self._execute(
+            "DELETE FROM credentials WHERE realm = $1 AND user_id = $2 AND kind = $3", realm, user_id, kind)
+        return removed > 0
+
     # external identities
 
     async def link_identity(self, identity: ExternalIdentity) -> None:
@@ -367,6 +372,12 @@ class PostgresDurableStore:
             " ORDER BY created_at, issuer, subject", realm, user_id,
         )
         return [ROWS.identity(r) for r in rows]
+
+    async def unlink_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
+        async with self._connection() as conn:  # not retried: it writes
+            rows = await conn.fetch(
+                "DELETE FROM external_identities WHERE realm = $1 AND user_id = $2 RETURNING *", realm, user_id)
+        return sorted((ROWS.identity(r) for r in rows), key=lambda i: (i.created_at, i.issuer, i.subject))
 
     # refresh-token families
 

@@ -276,6 +276,11 @@ class SqliteDurableStore:
         )
         return None if row is None else ROWS.credential(row)
 
+    async def delete_credential(self, realm: str, user_id: str, kind: str) -> bool:
+        removed = await self._exec(
+            "DELETE FROM credentials WHERE realm = ? AND user_id = ? AND kind = ?", realm, user_id, kind)
+        return removed > 0
+
     # external identities
 
     async def link_identity(self, identity: ExternalIdentity) -> None:
@@ -300,6 +305,11 @@ class SqliteDurableStore:
             " ORDER BY created_at, issuer, subject", realm, user_id,
         )
         return [ROWS.identity(r) for r in rows]
+
+    async def unlink_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
+        rows = await self._rows(  # one statement: no link is added between a read and the delete
+            "DELETE FROM external_identities WHERE realm = ? AND user_id = ? RETURNING *", realm, user_id)
+        return sorted((ROWS.identity(r) for r in rows), key=lambda i: (i.created_at, i.issuer, i.subject))
 
     # refresh-token families
 
