@@ -20,6 +20,11 @@ from tests.oauth.flow import authorize, exchange, login_for_code, submit_login
 DEFAULT_DELAYS = [0.0] * 5 + [1.0, 2.0, 4.0] + [5.0] * 12  # failures 0..19 before each attempt
 
 
+def forget_devices(idp) -> None:
+    """The browser forgets its device cookies (another browser, as far as trust goes)."""
+    idp.client.session.cookie_jar.clear(lambda cookie: cookie.key.startswith("tessera_device_"))
+
+
 async def attempts(idp, email: str, password: str, count: int) -> list[int]:
     resp, _ = await authorize(idp, prompt="login")
     location = resp.headers["Location"]
@@ -89,6 +94,7 @@ async def test_a_successful_sign_in_resets_the_account_count(idp):
     await attempts(idp, "alice@example.com", "wrong password here", 10)
     await login_for_code(idp, "alice@example.com", PASSWORD, prompt="login")
     idp.clock.advance(15 * 60)  # a fresh window of the plain per-account rate limit
+    forget_devices(idp)  # counted as an untrusted browser again (this one is trusted now)
     assert await attempts(idp, "alice@example.com", "wrong password here", 19) == [400] * 19
     assert not [e for e in await idp.services.durable.list_events("acme") if e.type == "lockout"]
 

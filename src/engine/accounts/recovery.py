@@ -172,7 +172,10 @@ async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
         flow.data["notice"] = "password_changed"
         flow.data["login_hint"] = user.email
         await save_flow(services, realm, flow)
-        return await continue_flow(request, realm, flow.data, None, flow=flow)
-    return page(request, realm, "message.html", title="Your password has been changed",
-                message="You have been signed out everywhere. Return to the application and sign in"
-                        " with your new password.")
+        response = await continue_flow(request, realm, flow.data, None, flow=flow)
+    else:
+        response = page(request, realm, "message.html", title="Your password has been changed",
+                        message="You have been signed out everywhere. Return to the application and sign in"
+                                " with your new password.")
+    await lockout.trust_after_proof(request.cookies, response, services, realm, user.email or "")  # issue 16 item 5
+    return response
