@@ -28,6 +28,7 @@ from email.headerregistry import Address
 import email_validator
 
 MAX_EMAIL = 254  # RFC 5321 §4.5.3.1.3, as a path
+MAX_LOCAL_PART = 64  # octets, RFC 5321 §4.5.3.1.1
 
 
 class InvalidEmail(ValueError):
@@ -59,6 +60,8 @@ def _validate(text: str) -> email_validator.ValidatedEmail:
         )
     except email_validator.EmailNotValidError as exc:
         raise InvalidEmail(str(exc)) from None
+    if len(valid.local_part.encode()) > MAX_LOCAL_PART:  # not enforced by email-validator unless `strict`
+        raise InvalidEmail(f"the part before the @-sign has at most {MAX_LOCAL_PART} characters")
     if "." not in valid.domain:  # ... but a bare host name (`a@localhost`) is not a mail domain
         raise InvalidEmail("the part after the @-sign should have a period")
     if unicodedata.normalize("NFKC", valid.normalized) != valid.normalized:  # stable, never seen
