@@ -351,7 +351,7 @@ def _read_password(prompt: str = "Password: ") -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from engine.accounts.users import create_user
+    from engine.accounts.users import InvalidEmail, create_user
     from engine.store.protocols import AlreadyExists
 
     plugins = Plugins()
@@ -371,6 +371,9 @@ def cmd_users(args: argparse.Namespace) -> int:
         except AlreadyExists:
             print(f"{args.email} already has an account in realm {args.realm}", file=sys.stderr)
             return 1
+        except InvalidEmail as exc:  # the same rule as the forms (engine.accounts.emails)
+            print(f"{args.email!r} is not an email address Tessera accepts: {exc}", file=sys.stderr)
+            return 2
         except ValueError as exc:
             print(str(exc), file=sys.stderr)
             return 2

@@ -25,7 +25,9 @@ async def submit(idp, path: str, **fields: Any):
 async def register(idp, email: str = "new@example.com", password: str = PASSWORD, name: str = "New Person",
                    *, flow: str | None = None, prefix: str = ""):
     path = f"{prefix}/register" + (f"?flow={flow}" if flow else "")
-    return await submit(idp, path, email=email, password=password, name=name)
+    response = await submit(idp, path, email=email, password=password, name=name)
+    await idp.services.mail.drain()  # the account is made after the response (issue 16 item 7)
+    return response
 
 
 async def verify(idp, link: str):
@@ -34,7 +36,9 @@ async def verify(idp, link: str):
 
 
 async def forgot(idp, email: str, *, flow: str | None = None, prefix: str = ""):
-    return await submit(idp, f"{prefix}/forgot-password" + (f"?flow={flow}" if flow else ""), email=email)
+    response = await submit(idp, f"{prefix}/forgot-password" + (f"?flow={flow}" if flow else ""), email=email)
+    await idp.services.mail.drain()  # the link is issued and mailed after the response (issue 16 item 7)
+    return response
 
 
 async def reset(idp, link: str, password: str, confirm: str | None = None):

@@ -13,11 +13,16 @@ import dataclasses
 
 from engine.accounts.lockout import delay_for
 from engine.config.models import LockoutPolicy
-from tests.accounts.conftest import PASSWORD, RecordedSleeps, build_idp, link_in, mail_yaml
+from tests.accounts.conftest import PASSWORD, RecordedSleeps, build_idp, link_in, mail_yaml, text_of
 from tests.accounts.helpers import forgot, reset
 from tests.oauth.flow import authorize, exchange, login_for_code, submit_login
 
 DEFAULT_DELAYS = [0.0] * 5 + [1.0, 2.0, 4.0] + [5.0] * 12  # failures 0..19 before each attempt
+
+
+def forget_devices(idp) -> None:
+    """The browser forgets its device cookies (another browser, as far as trust goes)."""
+    idp.client.session.cookie_jar.clear(lambda cookie: cookie.key.startswith("tessera_device_"))
 
 
 async def attempts(idp, email: str, password: str, count: int) -> list[int]:
@@ -89,6 +94,7 @@ async def test_a_successful_sign_in_resets_the_account_count(idp):
     await attempts(idp, "alice@example.com", "wrong password here", 10)
     await login_for_code(idp, "alice@example.com", PASSWORD, prompt="login")
     idp.clock.advance(15 * 60)  # a fresh window of the plain per-account rate limit
+    forget_devices(idp)  # counted as an untrusted browser again (this one is trusted now)
     assert await attempts(idp, "alice@example.com", "wrong password here", 19) == [400] * 19
     assert not [e for e in await idp.services.durable.list_events("acme") if e.type == "lockout"]
 
@@ -211,3 +217,100 @@ async def test_parallel_guesses_across_accounts_still_lock_the_ip(idp):
     assert statuses.count(400) >= 30
     later = await submit_login(idp, resp.headers["Location"], "someone.else@example.com", "wrong password")
     assert later.status == 429 and "Too many failed sign-in attempts" in await later.text()
+
+
+# ------------------------------------------------- the owner is never locked out (issue 16 item 5)
+# OWASP Authentication Cheat Sheet / "Slow Down Online Guessing Attacks with Device Cookies":
+# a browser that signed in to the account before carries a device cookie; failures from
+# elsewhere do not lock it, and it has its own small budget whose lockout is its own.
+
+
+async def other_browser(idp, aiohttp_client):
+    """A second browser (its own cookie jar) on the same IdP: the attacker elsewhere."""
+    return dataclasses.replace(idp, client=await aiohttp_client(idp.client.server))
+
+
+async def lock_account_from(browser, email: str = "alice@example.com", count: int = 25) -> list[int]:
+    """More failures than the account allows and the per-account rate limit admits (20 per 15 min)."""
+    return await attempts(browser, email, "wrong password here", count)
+
+
+async def test_a_browser_that_signed_in_before_is_not_locked_out_by_failures_elsewhere(idp, aiohttp_client):
+    """OWASP device cookies: the account is locked for everybody else (429), yet the owner's
+    browser, which signed in before, signs in with the right password, past the account's
+    lockout and past the per-account rate limit the attacker used up."""
+    await idp.add_user(password=PASSWORD)
+    assert await login_for_code(idp, "alice@example.com", PASSWORD, prompt="login")
+    cookies = {c.key: c for c in idp.client.session.cookie_jar}
+    device = cookies["tessera_device_acme"]
+    assert device["httponly"] and device["samesite"] == "Lax" and "alice" not in device.value  # opaque
+    attacker = await other_browser(idp, aiohttp_client)
+    assert (await lock_account_from(attacker))[-5:] == [429] * 5
+    resp, _ = await authorize(attacker, prompt="login")
+    assert (await submit_login(attacker, resp.headers["Location"], "alice@example.com", PASSWORD)).status == 429
+    code, _verifier, _ = await login_for_code(idp, "alice@example.com", PASSWORD, prompt="login")
+    assert code
+    # Still true after the attacker keeps going (the cookie was renewed at that sign-in).
+    await lock_account_from(attacker, count=5)
+    assert (await login_for_code(idp, "alice@example.com", PASSWORD, prompt="login"))[0]
+
+
+async def test_a_device_cookie_has_its_own_small_budget_and_locks_only_itself(idp, aiohttp_client):
+    """OWASP device cookies: guesses from a trusted browser stay capped (`lockout.device`,
+    10 failures), and that lockout is of the device cookie only: the account is not locked
+    for another browser with the right password."""
+    await idp.add_user(password=PASSWORD)
+    await login_for_code(idp, "alice@example.com", PASSWORD, prompt="login")
+    assert await attempts(idp, "alice@example.com", "wrong password here", 11) == [400] * 10 + [429]
+    resp, _ = await authorize(idp, prompt="login")
+    assert (await submit_login(idp, resp.headers["Location"], "alice@example.com", PASSWORD)).status == 429
+    lockouts = [e for e in await idp.services.durable.list_events("acme") if e.type == "lockout"]
+    assert [e.data["scope"] for e in lockouts] == ["device"]
+    elsewhere = await other_browser(idp, aiohttp_client)
+    assert (await login_for_code(elsewhere, "alice@example.com", PASSWORD, prompt="login"))[0]
+
+
+async def test_a_device_cookie_is_bound_to_its_account(idp, aiohttp_client):
+    """A device cookie from a sign-in to alice's account earns no trust for bob's; a forged
+    cookie earns none either."""
+    await idp.add_user("alice@example.com", PASSWORD)
+    await idp.add_user("bob@example.com", PASSWORD)
+    await login_for_code(idp, "alice@example.com", PASSWORD, prompt="login")
+    attacker = await other_browser(idp, aiohttp_client)
+    await lock_account_from(attacker, "bob@example.com")
+    resp, _ = await authorize(idp, prompt="login")
+    assert (await submit_login(idp, resp.headers["Location"], "bob@example.com", PASSWORD)).status == 429
+    attacker.client.session.cookie_jar.update_cookies({"tessera_device_acme": "A" * 43})
+    resp, _ = await authorize(attacker, prompt="login")
+    assert (await submit_login(attacker, resp.headers["Location"], "bob@example.com", PASSWORD)).status == 429
+
+
+async def test_a_lockout_mails_the_owner_a_reset_link_that_always_gets_them_in(idp, aiohttp_client):
+    """Issue 16 item 5: at the lockout the owner (and only an existing account's owner) is
+    mailed a reset link; using it ends the lockout and trusts that browser, so the owner
+    signs in even though the attacker locks the account again straight away."""
+    await idp.add_user(password=PASSWORD)
+    attacker = await other_browser(idp, aiohttp_client)
+    await lock_account_from(attacker)
+    await lock_account_from(attacker, "nobody@example.com", count=21)
+    mails = await idp.mails()
+    assert [m["To"] for m in mails] == ["alice@example.com"]
+    assert "paused" in mails[0]["Subject"] and "wrong password here" not in text_of(mails[0])
+    owner = await other_browser(idp, aiohttp_client)
+    await reset(owner, link_in(mails[0], "/reset-password"), "a brand new passphrase")
+    await lock_account_from(attacker, count=25)
+    resp, _ = await authorize(attacker, prompt="login")
+    assert (await submit_login(attacker, resp.headers["Location"], "alice@example.com",
+                               "a brand new passphrase")).status == 429
+    assert (await login_for_code(owner, "alice@example.com", "a brand new passphrase", prompt="login"))[0]
+
+
+async def test_lockout_counts_every_spelling_of_an_address_as_one_account(idp):
+    """Issue 16 item 6: `ALICE@…`, fullwidth `ａlice@…` and `alice@EXAMPLE.com` are one account
+    (NFKC, IDNA, case-insensitive): switching spellings buys no extra guesses."""
+    await idp.add_user(password=PASSWORD)
+    spellings = ["alice@example.com", "ALICE@example.com", "\uff41lice@example.com", "alice@EXAMPLE.com"]
+    resp, _ = await authorize(idp, prompt="login")
+    statuses = [(await submit_login(idp, resp.headers["Location"], spellings[i % 4], "wrong password")).status
+                for i in range(21)]
+    assert statuses == [400] * 20 + [429]

@@ -194,3 +194,26 @@ async def test_a_plugin_mailer_is_used_when_configured(tmp_path, backend, aiohtt
     await register(idp, "q@example.com")
     await idp.services.mail.drain()
     assert FakeQueueMailer.sent == [("outgoing", "q@example.com")]
+
+
+# ------------------------------------------- headers from validated addresses (issue 16 item 6)
+
+
+async def test_an_address_with_a_comma_is_never_a_second_recipient(smtp_idp):
+    """RFC 5322 §3.4: `To:` is built from one parsed `Address`; text that would read as two
+    recipients (or carry a display name or a header) is not mailed at all."""
+    realm = smtp_idp.realm()
+    for to in ("a@example.com, b@example.com", "a@example.com\r\nBcc: b@example.com", "A <a@example.com>"):
+        assert await smtp_idp.services.mail.send(realm, to, "verify_email", link="https://x.example/l",
+                                                 expires_in="1 hour") is False
+    assert not await smtp_idp.mails()
+
+
+async def test_an_internationalised_domain_is_written_in_ascii(smtp_idp):
+    """IDNA (RFC 5891): the header and the envelope carry the A-label form of the domain."""
+    realm = smtp_idp.realm()
+    assert await smtp_idp.services.mail.send(realm, "Kate@B\u00dcCHER.example", "verify_email",
+                                             link="https://x.example/l", expires_in="1 hour")
+    mail = await smtp_idp.last_mail()
+    assert mail["To"] == "Kate@xn--bcher-kva.example"
+    assert smtp_idp.smtp.envelopes[-1].rcpt_tos == ["Kate@xn--bcher-kva.example"]

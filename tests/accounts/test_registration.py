@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 
-from tests.accounts.conftest import PASSWORD, form_action, hidden_fields, link_in, text_of
-from tests.accounts.helpers import flow_id, get_form, register, verify
+import pytest
+
+from tests.accounts.conftest import PASSWORD, form_action, hidden_fields, html_of, link_in, text_of
+from tests.accounts.helpers import flow_id, forgot, get_form, register, verify
 from tests.oauth.conftest import query_of
 from tests.oauth.flow import authorize, exchange, submit_login
 
@@ -150,3 +152,66 @@ async def test_register_from_the_login_page_then_verify_continues_the_authorizat
     tokens = await (await exchange(idp, code, verifier)).json()
     assert "access_token" in tokens and "refresh_token" in tokens
 
+
+
+# ------------------------------------------------------------ addresses (issue 16 item 6)
+
+
+async def test_a_kelvin_sign_address_cannot_squat_an_existing_account(idp):
+    """NFKC: `Kate@example.com` typed with U+212A KELVIN SIGN is `kate@example.com`'s
+    account: no second account, and the owner is told as for any taken address."""
+    owner = await idp.add_user("kate@example.com", "the owner's own passphrase")
+    resp = await register(idp, "\u212aate@example.com", PASSWORD, "Somebody")
+    assert resp.status == 200
+    assert (await idp.services.accounts.by_email("acme", "\u212aate@example.com")).id == owner.id
+    assert [u.id for u in await all_users(idp)] == [owner.id]
+    assert (await idp.last_mail())["To"] == "kate@example.com"
+
+
+async def test_a_kelvin_sign_registration_is_stored_normalised(idp):
+    """NFKC the other way round: registered first with U+212A, the account holds `Kate@…`
+    in plain letters, so the real `kate@…` finds it taken (and it is mailed there)."""
+    await register(idp, "\u212aate@example.com", PASSWORD, "Somebody")
+    user = await idp.services.accounts.by_email("acme", "kate@example.com")
+    assert user is not None and user.email == "Kate@example.com"
+    assert (await idp.last_mail())["To"] == "Kate@example.com"
+
+
+@pytest.mark.parametrize("address", [
+    "a@example.com, victim@example.com", "victim@example.com\u200b", '"victim"@example.com',
+    "Victim <victim@example.com>", "vic\u202etim@example.com", "victim@example.com\r\nBcc: x@example.com",
+])
+async def test_addresses_that_hide_something_are_refused(idp, address):
+    """Commas, zero-width and bidi characters, quotes, angle brackets and controls are
+    refused with the field's message; no account and no mail."""
+    resp = await register(idp, address, PASSWORD, "Somebody")
+    assert resp.status == 400 and "Enter an email address like name@example.com." in await resp.text()
+    assert not await all_users(idp) and not await idp.mails()
+
+
+# ---------------------------------------------- nothing the registrant typed (issue 23 item 10)
+
+SPAM = "Claim your prize at https://evil.example/win"
+
+
+async def test_mails_to_an_unproven_address_carry_no_text_the_registrant_typed(idp):
+    """The verification mail, the "already registered" mail to an unverified account, and
+    a reset mail to it never quote the free-form name: the IdP is no mailer of attacker
+    text to any address."""
+    await register(idp, "victim@example.com", PASSWORD, SPAM)
+    await register(idp, "victim@example.com", PASSWORD, "Another Name")
+    await forgot(idp, "victim@example.com")
+    mails = await idp.mails()
+    assert [m["Subject"].split()[0] for m in mails] == ["Verify", "Someone", "Reset"]
+    for mail in mails:
+        for part in (text_of(mail), html_of(mail), mail["Subject"]):
+            assert "prize" not in part and "evil.example" not in part and "Another" not in part
+
+
+async def all_users(idp):
+    users = []
+    for email in ("kate@example.com", "victim@example.com", "a@example.com", "vic\u202etim@example.com"):
+        user = await idp.services.accounts.by_email("acme", email)
+        if user is not None:
+            users.append(user)
+    return users

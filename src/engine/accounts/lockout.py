@@ -15,23 +15,47 @@ most 24 hours). Lockouts and failures are audit events.
 - The delay is an `await services.sleep(...)` before the password is checked: it holds
   only this request; the event loop and everybody else's requests go on (tests inject a
   sleeper instead of waiting, see engine.web.app.create_app).
+
+The lockout must not lock the owner out (issue 16 item 5; OWASP Authentication Cheat
+Sheet, "Slow Down Online Guessing Attacks with Device Cookies"):
+
+- *Device cookies.* A successful password sign-in gives the browser a device cookie
+  (`tessera_device_<realm>`): an opaque random secret per account signed in from it (up to
+  `MAX_DEVICES` accounts per browser), whose SHA-256 names a server-side record that binds
+  it to the account (the ephemeral store, `lockout.device_cookie_for`, 90 days by default
+  since the last sign-in; renewed with a fresh secret at every sign-in). An attempt that
+  presents a device cookie of the account it names is *trusted*: it is not held back by
+  the account's lockout, the IP's lockout, or the per-account and per-IP sign-in rate
+  limits (which attackers elsewhere can exhaust); instead it has its own small budget
+  (`lockout.device`, and `rate_limits.login_per_account` per device) and a lockout of that
+  device cookie only. Its failures do not count against the account or the IP.
+- *Everything else is untrusted* and counted as above: guesses stay capped.
+- *Mail.* When an account gets locked, its owner (if the address has an account) is
+  mailed a notice with a password-reset link, after the response and limited per
+  recipient (`rate_limits.mail_per_recipient`); a reset lifts the lockout
+  (`clear_account`) and the browser that did it becomes trusted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from engine import events
+from engine.accounts.emails import email_identity
+from engine.accounts.sessions import secure_cookies
 from engine.clock import FrozenClock
 from engine.config.models import LockoutPolicy
 from engine.realm import Realm
-from engine.secrets_util import sha256_hex
+from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
 
 DAY = 86400
+MAX_DEVICES = 5  # accounts remembered per browser (the cookie holds one secret for each)
+_DEVICE_SEPARATOR = "."  # never in a random_token (URL-safe base64 without padding)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -45,8 +69,9 @@ class Locked(Exception):
 class Attempt:
     account: str  # sha256 of the normalised email
     ip: str
-    account_attempts: int  # this one included
+    account_attempts: int  # this one included (for a trusted attempt: the device's count)
     delay: float
+    device: str | None = None  # the trusted device cookie's id (sha256 of its secret), if any
 
 
 def default_sleep(clock: Any) -> Sleep:
@@ -61,7 +86,9 @@ def default_sleep(clock: Any) -> Sleep:
 
 
 def account_key(email: str) -> str:
-    return sha256_hex(email.strip().lower())
+    """The account's counting key: the address normalised (engine.accounts.emails: NFKC,
+    IDNA, lower case) and hashed, so `\u212aate@…` and `KATE@…` are counted as `kate@…`."""
+    return sha256_hex(email_identity(email))
 
 
 def delay_for(policy: LockoutPolicy, failures: int) -> float:
@@ -95,9 +122,14 @@ class Standing:
     ip_failures: int
 
 
-async def check(services: Any, realm: Realm, *, email: str, ip: str) -> Standing:
-    """Locked if the account or the IP is locked (changes nothing; one round trip)."""
+async def check(services: Any, realm: Realm, *, email: str, ip: str, device: str | None = None) -> Standing:
+    """Locked if the account or the IP is locked, or for a trusted attempt, its device
+    cookie (changes nothing; one round trip)."""
     account = account_key(email)
+    if device is not None:
+        lock = (await services.ephemeral.get_many([_keys(realm, "device", device)[1]]))[0]
+        _raise_if_locked(services, lock)
+        return Standing(account, ip, 0)
     values = await services.ephemeral.get_many(_standing_keys(realm, account, ip))
     return _standing(services, account, ip, values)
 
@@ -109,19 +141,26 @@ def _standing_keys(realm: Realm, account: str, ip: str) -> list[str]:
 
 def _standing(services: Any, account: str, ip: str, values: list[dict[str, Any] | None]) -> Standing:
     account_lock, ip_lock, ip_state = values
-    now = services.clock.timestamp()
     for lock in (account_lock, ip_lock):
-        if lock is not None and lock.get("until", 0) > now:
-            raise Locked(lock["until"] - now)
+        _raise_if_locked(services, lock)
     return Standing(account, ip, int(ip_state.get("failures", 0)) if ip_state else 0)
 
 
-async def begin(services: Any, realm: Realm, *, email: str, ip: str) -> Attempt:
+def _raise_if_locked(services: Any, lock: dict[str, Any] | None) -> None:
+    now = services.clock.timestamp()
+    if lock is not None and lock.get("until", 0) > now:
+        raise Locked(lock["until"] - now)
+
+
+async def begin(services: Any, realm: Realm, *, email: str, ip: str, device: str | None = None) -> Attempt:
     """Before checking a password: Locked if the account or the IP is locked; else count
     the attempt (in the same round trip as the check), then Locked past the threshold, or
-    wait the growing delay and go ahead."""
+    wait the growing delay and go ahead. A trusted attempt (`device`, from
+    `trusted_device`) is checked and counted against its device cookie only."""
     policies = realm.config.lockout
     account = account_key(email)
+    if device is not None:
+        return await _begin_trusted(services, realm, account, ip, device)
     count_key = _keys(realm, "account", account)[0]
     window = _seconds(policies.account.window)
     values, attempts = await services.ephemeral.get_many_and_incr(
@@ -138,6 +177,22 @@ async def begin(services: Any, realm: Realm, *, email: str, ip: str) -> Attempt:
     return Attempt(account=account, ip=ip, account_attempts=attempts, delay=delay)
 
 
+async def _begin_trusted(services: Any, realm: Realm, account: str, ip: str, device: str) -> Attempt:
+    policy = realm.config.lockout.device
+    count_key, lock_key, _ = _keys(realm, "device", device)
+    window = _seconds(policy.window)
+    values, attempts = await services.ephemeral.get_many_and_incr([lock_key], count_key, window, guards=1)
+    _raise_if_locked(services, values[0])
+    if attempts is None:  # a lock was there, but is over by our clock
+        attempts = await services.ephemeral.incr(count_key, window)
+    if attempts > policy.max_failures:
+        raise Locked(_seconds(policy.lockout_for))
+    delay = delay_for(policy, attempts - 1)
+    if delay > 0:
+        await services.sleep(delay)
+    return Attempt(account=account, ip=ip, account_attempts=attempts, delay=delay, device=device)
+
+
 async def _lock_duration(services: Any, realm: Realm, kind: str, subject: str, policy: LockoutPolicy) -> int:
     """`lockout_for`, doubled for each earlier lockout of `subject` in the last day."""
     _, _, lockouts_key = _keys(realm, kind, subject)
@@ -146,19 +201,31 @@ async def _lock_duration(services: Any, realm: Realm, kind: str, subject: str, p
 
 
 async def failed(services: Any, realm: Realm, attempt: Attempt, *, user_id: str | None,
-                 client_id: str | None = None) -> bool:
-    """After a wrong password: count it; lock the account and/or IP at the threshold.
-    True if this failure locked something."""
+                 client_id: str | None = None) -> frozenset[str]:
+    """After a wrong password: count it; lock the account and/or IP (for a trusted
+    attempt: its device cookie only) at the threshold. What this failure locked:
+    some of "account", "ip", "device"."""
     policies = realm.config.lockout
     ephemeral = services.ephemeral
     now = services.clock.timestamp()
-    locked = False
+    if attempt.device is not None:
+        if attempt.account_attempts < policies.device.max_failures:
+            return frozenset()
+        count_key, lock_key, _ = _keys(realm, "device", attempt.device)
+        duration = await _lock_duration(services, realm, "device", attempt.device, policies.device)
+        await ephemeral.put(lock_key, {"until": now + duration}, duration)
+        await ephemeral.delete(count_key)
+        await services.audit(realm.name, events.LOCKOUT, user_id=user_id, client_id=client_id, ip=attempt.ip,
+                             scope="device", device=attempt.device[:16], failures=attempt.account_attempts,
+                             seconds=duration)
+        return frozenset({"device"})
+    locked: set[str] = set()
     if attempt.account_attempts >= policies.account.max_failures:
         count_key, lock_key, _ = _keys(realm, "account", attempt.account)
         duration = await _lock_duration(services, realm, "account", attempt.account, policies.account)
         await ephemeral.put(lock_key, {"until": now + duration}, duration)
         await ephemeral.delete(count_key)
-        locked = True
+        locked.add("account")
         await services.audit(realm.name, events.LOCKOUT, user_id=user_id, client_id=client_id, ip=attempt.ip,
                              scope="account", account=attempt.account[:16], failures=attempt.account_attempts,
                              seconds=duration)
@@ -169,20 +236,22 @@ async def failed(services: Any, realm: Realm, attempt: Attempt, *, user_id: str 
         await ephemeral.put(lock_key, {"until": now + duration}, duration)
         await ephemeral.delete(count_key)
         await ephemeral.delete(_ip_failures_key(realm, attempt.ip))
-        locked = True
+        locked.add("ip")
         await services.audit(realm.name, events.LOCKOUT, client_id=client_id, ip=attempt.ip, scope="ip",
                              failures=ip_failures, seconds=duration)
     else:
         await ephemeral.put(_ip_failures_key(realm, attempt.ip), {"failures": ip_failures},
                             _seconds(policies.ip.window))
-    return locked
+    return frozenset(locked)
 
 
 def succeeded(realm: Realm, attempt: Attempt, writes: WriteBatch) -> None:
-    """The right password: the account starts again from zero (the IP's count stays) when
-    `writes` is committed."""
-    count_key, _, _ = _keys(realm, "account", attempt.account)
-    writes.delete(count_key)
+    """The right password: the account (for a trusted attempt: its device cookie) starts
+    again from zero (the IP's count stays) when `writes` is committed."""
+    if attempt.device is not None:
+        writes.delete(_keys(realm, "device", attempt.device)[0])
+    else:
+        writes.delete(_keys(realm, "account", attempt.account)[0])
 
 
 async def clear_account(services: Any, realm: Realm, email: str) -> None:
@@ -193,5 +262,70 @@ async def clear_account(services: Any, realm: Realm, email: str) -> None:
     # The current window of engine.oauth.ratelimit's per-account counter (login.py's bucket).
     window = max(1, int(realm.config.rate_limits.login_per_account.per.total_seconds()))
     now = services.clock.timestamp()
-    subject = sha256_hex(email.strip().lower())
+    subject = account_key(email)
     await services.ephemeral.delete(f"{realm.name}:rl:login_account:{subject}:{now - now % window}")
+
+
+# Device cookies (OWASP "device cookies"; see the module docstring).
+
+
+def device_cookie_name(realm: Realm) -> str:
+    return f"tessera_device_{realm.name}"
+
+
+def _device_secrets(cookie: str | None) -> list[str]:
+    """The secrets a device cookie holds, newest first (malformed entries dropped)."""
+    entries = (cookie or "").split(_DEVICE_SEPARATOR)[:MAX_DEVICES]
+    return [e for e in entries if 32 <= len(e) <= 64 and e.replace("-", "").replace("_", "").isalnum()]
+
+
+def _trust_key(realm: Realm, device: str) -> str:
+    return f"{realm.name}:bf:device:trust:{device}"
+
+
+async def trusted_device(services: Any, realm: Realm, cookie: str | None, email: str) -> str | None:
+    """The id of the device cookie in `cookie` that was issued at a sign-in to `email`'s
+    account and is still trusted; None if there is none (no store read without a cookie)."""
+    secrets = _device_secrets(cookie)
+    if not secrets:
+        return None
+    account = account_key(email)
+    devices = [sha256_hex(secret) for secret in secrets]
+    records = await services.ephemeral.get_many([_trust_key(realm, device) for device in devices])
+    for device, record in zip(devices, records, strict=True):
+        if record is not None and hmac.compare_digest(str(record.get("account", "")), account):
+            return device
+    return None
+
+
+def trust_browser(realm: Realm, cookie: str | None, email: str, writes: WriteBatch, *,
+                  replaces: str | None = None) -> str:
+    """After a proof of the account (the right password, a reset link): a new device
+    secret bound to `email`'s account, stored when `writes` is committed; the cookie's new
+    value (the secret first, then up to MAX_DEVICES - 1 of the others) is returned.
+    `replaces` (the device id used for this sign-in) is retired: one secret per sign-in."""
+    secret = random_token(32)
+    lifetime = _seconds(realm.config.lockout.device_cookie_for)
+    writes.put(_trust_key(realm, sha256_hex(secret)), {"account": account_key(email)}, lifetime)
+    others = []
+    for old in _device_secrets(cookie):
+        if sha256_hex(old) == replaces:
+            writes.delete(_trust_key(realm, replaces))
+        else:
+            others.append(old)
+    return _DEVICE_SEPARATOR.join([secret, *others][:MAX_DEVICES])
+
+
+def set_device_cookie(response: Any, services: Any, realm: Realm, value: str) -> None:
+    response.set_cookie(device_cookie_name(realm), value, max_age=_seconds(realm.config.lockout.device_cookie_for),
+                        path="/", httponly=True, samesite="Lax", secure=secure_cookies(services))
+
+
+async def trust_after_proof(cookies: Any, response: Any, services: Any, realm: Realm, email: str) -> None:
+    """The browser that just proved the account some other way (a password-reset link)
+    becomes trusted for it too: a sign-in right after is never held back by a lockout
+    someone elsewhere keeps up. `cookies`: the request's."""
+    writes = WriteBatch(services.ephemeral)
+    value = trust_browser(realm, cookies.get(device_cookie_name(realm)), email, writes)
+    await writes.commit()
+    set_device_cookie(response, services, realm, value)

@@ -4,7 +4,11 @@ and buttons for redirect providers); `POST /login/<provider>` checks what the us
 Every failure shows the same generic message (no user enumeration). Attempts are
 rate-limited per client IP and per account, and guarded by brute-force protection
 (engine.accounts.lockout: growing delays, then a temporary lockout), all counted in the
-ephemeral store so every instance shares them."""
+ephemeral store so every instance shares them. An attempt from a browser that signed in
+to the account before (its device cookie) is limited and locked on its own instead, so
+failures from elsewhere cannot lock the owner out; a successful sign-in renews that
+cookie. When an account gets locked, its owner is mailed a reset link (after the
+response, limited per recipient)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from aiohttp import web
 
 from engine import events
 from engine.accounts import lockout
+from engine.accounts.recovery import send_reset_link
 from engine.accounts.sessions import current_session, start_session
 from engine.errors import NotFound, RateLimited
 from engine.oauth.authorize import continue_flow, realm_base
@@ -20,7 +25,6 @@ from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, hit
 from engine.providers import LoginFailed
 from engine.realm import Realm
-from engine.secrets_util import sha256_hex
 from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
 from engine.web.templates import render
@@ -78,9 +82,15 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     ip = client_ip(request)
     client_id = flow.data["client_id"]
     limits = realm.config.rate_limits
-    wait = await hit(services, realm, "login_ip", ip, limits.login_per_ip)
-    account_wait = await hit(services, realm, "login_account", sha256_hex(email.lower()), limits.login_per_account)
-    wait = max(wait or 0, account_wait or 0) or None
+    device_cookie = request.cookies.get(lockout.device_cookie_name(realm))
+    device = await lockout.trusted_device(services, realm, device_cookie, email) if email else None
+    if device is None:
+        wait = await hit(services, realm, "login_ip", ip, limits.login_per_ip)
+        account_wait = await hit(services, realm, "login_account", lockout.account_key(email),
+                                 limits.login_per_account)
+        wait = max(wait or 0, account_wait or 0) or None
+    else:  # a browser the owner signed in from: its own budget, not the account's or the IP's
+        wait = await hit(services, realm, "login_device", device, limits.login_per_account)
     if not email or not password or len(password) > getattr(provider.settings, "max_length", 1024):
         if wait is not None:
             raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
@@ -89,9 +99,9 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
         if wait is not None:
             # A locked account gets the lockout page (with the reset link) even when the
             # plain rate limit would also refuse the request.
-            await lockout.check(services, realm, email=email, ip=ip)
+            await lockout.check(services, realm, email=email, ip=ip, device=device)
             raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
-        attempt = await lockout.begin(services, realm, email=email, ip=ip)
+        attempt = await lockout.begin(services, realm, email=email, ip=ip, device=device)
     except lockout.Locked as locked:
         await services.audit(realm.name, events.LOGIN_FAILED, ip=ip, client_id=client_id, provider=provider_id,
                              reason="locked")
@@ -104,11 +114,19 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
         user_id = user.id if user else None
         await services.audit(realm.name, events.LOGIN_FAILED, user_id=user_id, ip=ip, client_id=client_id,
                              provider=provider_id, reason="credentials", attempt=attempt.account_attempts)
-        await lockout.failed(services, realm, attempt, user_id=user_id, client_id=client_id)
+        locked = await lockout.failed(services, realm, attempt, user_id=user_id, client_id=client_id)
+        if "account" in locked and user is not None and not user.disabled:
+            # The owner learns of it and gets a way in that always works (after the
+            # response: its timing must not tell that the address has an account).
+            services.mail.background(send_reset_link(
+                services, realm, user, template="account_locked", failures=attempt.account_attempts),
+                "lockout notice")
         return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
     writes = WriteBatch(services.ephemeral)  # stored with the code, in one round trip
     lockout.succeeded(realm, attempt, writes)
     response = web.Response(status=303)
+    lockout.set_device_cookie(response, services, realm, lockout.trust_browser(
+        realm, device_cookie, email, writes, replaces=attempt.device))
     previous = await current_session(request, services, realm)
     session = await start_session(response, services, realm, user_id=identity.user_id, amr=["pwd"],
                                   provider=provider_id, previous=previous, writes=writes)

@@ -21,13 +21,13 @@ from typing import Any
 from aiohttp import web
 
 from engine.accounts import csrf, lockout, onetime
+from engine.accounts.emails import parse_email
 from engine.accounts.pages import (
     human_duration,
     optional_flow,
     page,
     password_provider_or_404,
     too_many,
-    valid_email,
 )
 from engine.accounts.proof import address_proven
 from engine.accounts.sessions import end_user_sessions
@@ -58,33 +58,50 @@ async def forgot_page(request: web.Request, realm: Realm) -> web.Response:
 
 
 async def forgot(request: web.Request, realm: Realm) -> web.Response:
+    """POST /forgot-password: the answer is the same page, produced in the same time,
+    whether or not the address has an account: everything that depends on the account
+    (the lookup, the token, the mail, the audit event) runs after the response
+    (`services.mail.background`, issue 16 item 7)."""
     password_provider_or_404(realm)
     services = request.app[SERVICES]
     params = await form_params(request)
     csrf.check(request, realm, params)
     flow = await optional_flow(request, services, realm, params.get("flow"))
     ip = client_ip(request)
-    email = params.get("email", "").strip()
-    if not valid_email(email):
-        return page(request, realm, "forgot_password.html", status=400, flow=flow, email=email,
+    email = parse_email(params.get("email", ""))
+    if email is None:
+        return page(request, realm, "forgot_password.html", status=400, flow=flow,
+                    email=params.get("email", "").strip()[:254],
                     error="Enter an email address like name@example.com.")
     wait = await hit(services, realm, "forgot_ip", ip, realm.config.rate_limits.password_reset_per_ip)
     if wait is not None:
         return too_many(request, realm, wait, "Too many requests from your network. Try again later.", flow=flow)
+    services.mail.background(_mail_reset_link(services, realm, email, ip=ip, flow_id=flow.id if flow else None),
+                             "password reset request")
     lifetime = realm.config.lifetimes.password_reset
+    return page(request, realm, "forgot_done.html", flow=flow, email=email, expires_in=human_duration(lifetime))
+
+
+async def _mail_reset_link(services: Any, realm: Realm, email: str, *, ip: str, flow_id: str | None) -> None:
     user = await services.accounts.by_email(realm.name, email)
     if user is not None and not user.disabled:
-        stored = await services.accounts.password_hash(realm.name, user.id)
-        token = await onetime.issue(services, realm, onetime.RESET_PASSWORD, {
-            "user_id": user.id, "email": (user.email or "").lower(), "password": _fingerprint(stored),
-            "flow": flow.id if flow else None,
-        }, lifetime)
-        await services.mail.send(realm, user.email, "reset_password", name=user.profile.get("name") or "",
-                                 link=f"{realm.issuer}/reset-password?token={token}",
-                                 expires_in=human_duration(lifetime))
-    # Recorded either way (the same work on both paths); user_id only when there is one.
+        await send_reset_link(services, realm, user, flow_id=flow_id)
     await services.audit(realm.name, PASSWORD_RESET_REQUESTED, user_id=user.id if user else None, ip=ip)
-    return page(request, realm, "forgot_done.html", flow=flow, email=email, expires_in=human_duration(lifetime))
+
+
+async def send_reset_link(services: Any, realm: Realm, user: User, *, flow_id: str | None = None,
+                          template: str = "reset_password", **context: Any) -> bool:
+    """Issue a reset link for `user` and mail it (`template`: the request's own mail, or
+    the lockout notice of engine.accounts.lockout). Limited per recipient."""
+    lifetime = realm.config.lifetimes.password_reset
+    stored = await services.accounts.password_hash(realm.name, user.id)
+    token = await onetime.issue(services, realm, onetime.RESET_PASSWORD, {
+        "user_id": user.id, "email": (user.email or "").lower(), "password": _fingerprint(stored),
+        "flow": flow_id,
+    }, lifetime)
+    # No `name`: the address may be unproven, and the name is whatever the registrant typed.
+    return await services.mail.send(realm, user.email, template, link=f"{realm.issuer}/reset-password?token={token}",
+                                    expires_in=human_duration(lifetime), **context)
 
 
 async def _check_token(services: Any, realm: Realm, data: dict[str, Any] | None) -> User | None:
@@ -170,7 +187,10 @@ async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
         flow.data["notice"] = "password_changed"
         flow.data["login_hint"] = user.email
         await save_flow(services, realm, flow)
-        return await continue_flow(request, realm, flow.data, None, flow=flow)
-    return page(request, realm, "message.html", title="Your password has been changed",
-                message="You have been signed out everywhere. Return to the application and sign in"
-                        " with your new password.")
+        response = await continue_flow(request, realm, flow.data, None, flow=flow)
+    else:
+        response = page(request, realm, "message.html", title="Your password has been changed",
+                        message="You have been signed out everywhere. Return to the application and sign in"
+                                " with your new password.")
+    await lockout.trust_after_proof(request.cookies, response, services, realm, user.email or "")  # issue 16 item 5
+    return response

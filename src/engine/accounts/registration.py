@@ -7,14 +7,20 @@ same page, after the same work (the password is hashed either way), and its owne
 mailed instead ("someone tried to sign up with your address": sign in, or reset the
 password; plus a fresh verification link if the address was never verified). The
 password policy is checked before the address is looked up, so its answer cannot differ
-either. Limited per IP (`rate_limits.register_per_ip`); mail per address is limited too.
+either; the password is hashed on both paths, and the lookup, the account and the mail
+come after the response (`services.mail.background`), so neither the answer nor its
+timing tells whether the address was taken (issue 16 item 7). Limited per IP
+(`rate_limits.register_per_ip`); mail per address is limited too.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from engine.accounts import csrf
+from engine.accounts.emails import parse_email
 from engine.accounts.pages import (
     MAX_NAME,
     human_duration,
@@ -22,9 +28,8 @@ from engine.accounts.pages import (
     page,
     password_provider_or_404,
     too_many,
-    valid_email,
 )
-from engine.accounts.users import create_user, normalise_email
+from engine.accounts.users import create_user
 from engine.accounts.verification import send_verification, verification_link
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, hit
@@ -61,43 +66,57 @@ async def register(request: web.Request, realm: Realm) -> web.Response:
     if wait is not None:
         return too_many(request, realm, wait, "Too many sign-ups from your network. Try again later.", flow=flow)
 
-    email = normalise_email(params.get("email", ""))
+    typed_email = params.get("email", "")
+    email = parse_email(typed_email)
     name = " ".join(params.get("name", "").split())
     password = params.get("password", "")
     errors: dict[str, str] = {}
-    if not valid_email(email):
+    if email is None:
         errors["email"] = "Enter an email address like name@example.com."
     if not name:
         errors["name"] = "Enter your name."
     elif len(name) > MAX_NAME:
         errors["name"] = f"Use at most {MAX_NAME} characters."
-    problem = provider.password_problem(password, email=email, name=name)
+    problem = provider.password_problem(password, email=email or typed_email, name=name)
     if problem:
         errors["password"] = problem
-    if errors:
-        return _form(request, realm, provider, flow=flow, status=400, values={"email": email, "name": name},
-                     errors=errors)
+    if errors or email is None:
+        return _form(request, realm, provider, flow=flow, status=400,
+                     values={"email": email or typed_email.strip()[:254], "name": name}, errors=errors)
 
-    flow_id = flow.id if flow else None
+    # The same work for a new and a taken address: the password is hashed here (a taken
+    # address pays for it too), and what depends on the account runs after the response.
+    password_hash = await provider.hash_password(password)
+    services.mail.background(
+        _register_or_notify(services, realm, provider, email=email, name=name, password_hash=password_hash,
+                            ip=ip, flow_id=flow.id if flow else None),
+        "registration")
+    return page(request, realm, "check_email.html", flow=flow, email=email, resent=False,
+                expires_in=human_duration(realm.config.lifetimes.email_verification))
+
+
+async def _register_or_notify(services: Any, realm: Realm, provider: Any, *, email: str, name: str,
+                              password_hash: str, ip: str, flow_id: str | None) -> None:
+    """Create the account and mail its verification link, or mail the owner of the taken
+    address (after the response: `register`)."""
     existing = await services.accounts.by_email(realm.name, email)
     if existing is None:
         try:
-            user = await create_user(services, realm, email=email, password=password, email_verified=False,
-                                     profile={"name": name})
+            user = await create_user(services, realm, email=email, password_hash=password_hash,
+                                     email_verified=False, profile={"name": name})
         except AlreadyExists:  # registered a moment ago by a concurrent request
             existing = await services.accounts.by_email(realm.name, email)
         else:
             await send_verification(services, realm, user, flow_id=flow_id)
             await services.audit(realm.name, USER_REGISTERED, user_id=user.id, ip=ip, provider=provider.settings.id)
     if existing is not None:
-        await provider.hash_password(password)  # the same cost as creating the account
         link = None if existing.email_verified else await verification_link(services, realm, existing,
                                                                              flow_id=flow_id)
+        # Nothing the registrant typed goes into this mail (issue 23 item 10): it is sent
+        # to an address the registrant has not proven.
         await services.mail.send(
-            realm, existing.email, "already_registered", name=existing.profile.get("name") or "",
+            realm, existing.email, "already_registered",
             verify_link=link, forgot_link=f"{realm.issuer}/forgot-password",
             expires_in=human_duration(realm.config.lifetimes.email_verification),
         )
         await services.audit(realm.name, REGISTRATION_EXISTING_EMAIL, user_id=existing.id, ip=ip)
-    return page(request, realm, "check_email.html", flow=flow, email=email, resent=False,
-                expires_in=human_duration(realm.config.lifetimes.email_verification))

@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.accounts.emails import InvalidEmail, normalise_email, parse_email
 from engine.realm import Realm
 from engine.secrets_util import random_token
 from engine.store.protocols import Credential, User
 
+__all__ = ["PASSWORD", "Accounts", "InvalidEmail", "create_user", "normalise_email", "password_provider"]
+
 PASSWORD = "password"
-
-
-def normalise_email(email: str) -> str:
-    return email.strip()
 
 
 def password_provider(realm: Realm) -> Any:
@@ -27,7 +26,12 @@ class Accounts:
         self.services = services
 
     async def by_email(self, realm: str, email: str) -> User | None:
-        return await self.services.durable.get_user_by_email(realm, normalise_email(email))
+        """The user with this address (compared normalised and case-insensitively); None
+        for text that is no valid address, which no account can hold."""
+        normalised = parse_email(email)
+        if normalised is None:
+            return None
+        return await self.services.durable.get_user_by_email(realm, normalised)
 
     async def get(self, realm: str, user_id: str) -> User | None:
         return await self.services.durable.get_user(realm, user_id)
@@ -38,8 +42,11 @@ class Accounts:
 
     async def by_email_with_password_hash(self, realm: str, email: str) -> tuple[User | None, str | None]:
         """`by_email` and `password_hash` in one read (a sign-in)."""
+        normalised = parse_email(email)
+        if normalised is None:
+            return None, None
         user, credential = await self.services.durable.get_user_and_credential_by_email(
-            realm, normalise_email(email), PASSWORD)
+            realm, normalised, PASSWORD)
         return user, credential.secret_hash if credential else None
 
     async def set_password_hash(self, realm: str, user_id: str, secret_hash: str) -> None:
@@ -57,10 +64,13 @@ async def create_user(
     *,
     email: str,
     password: str | None = None,
+    password_hash: str | None = None,
     email_verified: bool = False,
     profile: dict[str, Any] | None = None,
 ) -> User:
-    """Create a user (AlreadyExists if the email is taken), with a password if given."""
+    """Create a user (AlreadyExists if the email is taken, InvalidEmail if it is no
+    address engine.accounts.emails accepts), with a password (or its hash, computed by
+    the caller) if given."""
     user = User(
         id="usr_" + random_token(12),
         realm=realm.name,
@@ -69,8 +79,8 @@ async def create_user(
         profile=profile or {},
         created_at=services.clock.now(),
     )
-    secret_hash = None
-    if password is not None:
+    secret_hash = password_hash
+    if password is not None and secret_hash is None:
         provider = password_provider(realm)
         if provider is None:
             raise ValueError(f"realm {realm.name} has no password provider")

@@ -237,8 +237,16 @@ class LockoutPolicy(Strict):
 
 
 class Lockout(Strict):
+    """Brute-force protection of password sign-in (engine.accounts.lockout). `account` and
+    `ip` count untrusted attempts; `device` is the small budget of an attempt from a browser
+    that signed in to the account before (its device cookie, OWASP "device cookies"): such
+    an attempt is not held back by the account's or the IP's lockout, only by its own.
+    `device_cookie_for`: how long a browser stays trusted after its last sign-in."""
+
     account: LockoutPolicy = LockoutPolicy()
     ip: LockoutPolicy = LockoutPolicy(free_failures=10, max_failures=100)
+    device: LockoutPolicy = LockoutPolicy(free_failures=3, max_failures=10)
+    device_cookie_for: Duration = timedelta(days=90)
 
 
 class RealmMail(Strict):

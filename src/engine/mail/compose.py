@@ -7,6 +7,7 @@ Only `.html` templates are autoescaped: the text part keeps links and names verb
 
 from __future__ import annotations
 
+import email.policy
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -16,6 +17,7 @@ from weakref import WeakKeyDictionary
 
 import jinja2
 
+from engine.accounts.emails import mailbox, needs_smtputf8
 from engine.realm import Realm
 from engine.web.templates import realm_loader
 
@@ -50,9 +52,12 @@ def compose(
     subject = " ".join(env.get_template(f"mail/{template}.subject.txt").render(values).split())
     text = env.get_template(f"mail/{template}.txt").render(values)
     html = env.get_template(f"mail/{template}.html").render(values)
-    message = EmailMessage()
+    # The recipient is parsed and validated (InvalidEmail otherwise) and written as one
+    # `Address`: a text such as "a@x.com, b@y.com" can never become a second recipient.
+    recipient = mailbox(to)
+    message = EmailMessage(policy=email.policy.SMTPUTF8 if needs_smtputf8(recipient) else email.policy.default)
     message["From"] = sender
-    message["To"] = to
+    message["To"] = recipient
     if reply_to:
         message["Reply-To"] = reply_to
     message["Subject"] = subject
