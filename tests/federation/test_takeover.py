@@ -206,3 +206,17 @@ async def test_the_refusal_page_is_the_same_for_every_cause(make_fed):
     status, html = normalised.pop()
     assert status == 403 and "@example.com" not in html
     assert not any(word in html for word in ("exists", "verif", "already"))
+
+
+async def test_a_verified_upstream_email_that_is_no_address_is_never_stored(fed):
+    """A hostile upstream "verifies" text that is no mailbox (two recipients, a display
+    name, a control character): the sign-in works, the account gets no email, nothing links
+    to gail@, and no mail header can ever be built from it (issue 16 item 6)."""
+    for n, hostile in enumerate(("gail@example.com, mallory@evil.example", "Gail <gail@example.com>",
+                                 "gail@example.com\r\nBcc: x@evil.example")):
+        gail = await fed.idp.add_user(f"owner{n}@example.com", verified=True)
+        fed.google.user = GoogleUser(sub=f"g-hostile-{n}", email=hostile, email_verified=True)
+        _, info = await login_and_userinfo(fed)
+        assert info["sub"] != gail.id and "email" not in info, hostile
+        link = await fed.services.durable.find_identity("acme", fed.google.issuer, f"g-hostile-{n}")
+        assert link is not None and link.email is None

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import errors, events
+from engine.accounts.emails import email_identity, parse_email
 from engine.accounts.proof import address_proven
 from engine.accounts.users import create_user
 from engine.errors import OAuthError
@@ -88,8 +89,9 @@ async def user_for_identity(
         return await _refresh(services, realm, user, identity, link, provider_id=provider_id, ip=ip)
 
     audit = {"client_id": client_id, "ip": ip, "provider": provider_id, "issuer": identity.issuer}
-    # An address the upstream did not verify is never looked up, linked or stored.
-    email = identity.email if identity.email_verified else None
+    # An address the upstream did not verify is never looked up, linked or stored; nor is
+    # one that is no address Tessera accepts (a hostile upstream's "a@b.example, c@d.example").
+    email = parse_email(identity.email) if identity.email_verified and identity.email else None
     existing = await durable.get_user_by_email(realm.name, email) if email else None
     if existing is not None:
         if not getattr(settings, "link_by_verified_email", True):
@@ -146,7 +148,7 @@ async def _link(services: Any, realm: Realm, provider_id: str, identity: Externa
                 user_id: str) -> None:
     await services.durable.link_identity(IdentityLink(
         realm=realm.name, provider_id=provider_id, issuer=identity.issuer, subject=identity.subject,
-        user_id=user_id, email=identity.email if identity.email_verified else None,
+        user_id=user_id, email=parse_email(identity.email) if identity.email_verified and identity.email else None,
         claims=profile_claims(identity),
         created_at=services.clock.now(),
     ))
@@ -158,7 +160,7 @@ async def _refresh(services: Any, realm: Realm, user: User, identity: ExternalId
     address of an account that is not verified yet, that proves the address."""
     if (link is not None and not user.email_verified and identity.email_verified
             and identity.email is not None and user.email is not None
-            and identity.email.casefold() == user.email.casefold()):
+            and email_identity(identity.email) == email_identity(user.email)):
         user = await address_proven(services, realm, user, via=f"upstream:{provider_id}", ip=ip, keep=link,
                                     signing_in_now=True)
     profile = {**user.profile, **profile_claims(identity)}

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from engine.accounts import csrf, onetime
+from engine.accounts.emails import email_identity
 from engine.accounts.pages import (
     human_duration,
     optional_flow,
@@ -60,7 +61,7 @@ async def verification_link(services: Any, realm: Realm, user: User, *, flow_id:
 async def send_verification(services: Any, realm: Realm, user: User, *, flow_id: str | None = None) -> bool:
     link = await verification_link(services, realm, user, flow_id=flow_id)
     return await services.mail.send(
-        realm, user.email, "verify_email", link=link, name=user.profile.get("name") or "",
+        realm, user.email, "verify_email", link=link,
         expires_in=human_duration(realm.config.lifetimes.email_verification),
     )
 
@@ -132,7 +133,7 @@ async def resend(request: web.Request, realm: Realm) -> web.Response:
                     error="Enter an email address like name@example.com.")
     limits = realm.config.rate_limits
     buckets = (("resend_ip", client_ip(request), limits.register_per_ip),
-               ("resend_account", sha256_hex(email.lower()), limits.verification_resend_per_account))
+               ("resend_account", sha256_hex(email_identity(email)), limits.verification_resend_per_account))
     for bucket, subject, limit in buckets:
         wait = await hit(services, realm, bucket, subject, limit)
         if wait is not None:
