@@ -172,16 +172,9 @@ async def test_register_verify_sign_in_consent_in_a_real_browser(tmp_path, aioht
                 await page.goto(issuer + link_in(mail, "/verify-email"))
                 await shot("verify-email")
                 await page.click("button:has-text('Verify my email address')")
-                # Issue 16 item 2: the proof of the address clears the password set before it;
-                # the owner chooses it now.
-                await page.wait_for_selector("h1:has-text('Choose a new password')")
-                assert "grace@example.com is verified" in await page.content()
-                await page.get_by_label("New password", exact=True).fill(PASSPHRASE)
-                await page.get_by_label("New password, again").fill(PASSPHRASE)
-                await shot("set-password")
-                await page.click("button:has-text('Change password')")
                 await page.wait_for_url("**/login?flow=*")
                 assert await page.get_by_label("Email").input_value() == "grace@example.com"
+                assert "Your email address is verified" in await page.content()
                 await shot("login-after-verification")
 
                 await page.get_by_label("Password").fill(PASSPHRASE)
@@ -204,4 +197,4 @@ async def test_register_verify_sign_in_consent_in_a_real_browser(tmp_path, aioht
     assert claims["email"] == "grace@example.com" and claims["email_verified"] is True
     assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == [
         "01-client-home.png", "02-login.png", "03-register.png", "04-check-email.png", "05-verify-email.png",
-        "06-set-password.png", "07-login-after-verification.png", "08-consent.png", "09-client-signed-in.png"]
+        "06-login-after-verification.png", "07-consent.png", "08-client-signed-in.png"]

@@ -30,10 +30,11 @@ from engine.accounts.pages import (
     too_many,
 )
 from engine.accounts.users import create_user
-from engine.accounts.verification import send_verification, verification_link
+from engine.accounts.verification import send_verification, set_registrant_cookie, verification_link
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, hit
 from engine.realm import Realm
+from engine.secrets_util import random_token, sha256_hex
 from engine.store.protocols import AlreadyExists
 from engine.web.appkeys import SERVICES
 
@@ -87,16 +88,21 @@ async def register(request: web.Request, realm: Realm) -> web.Response:
     # The same work for a new and a taken address: the password is hashed here (a taken
     # address pays for it too), and what depends on the account runs after the response.
     password_hash = await provider.hash_password(password)
+    # This browser may prove the address without losing the password it chose here
+    # (engine.accounts.verification): set on both paths alike.
+    registrant = random_token(24)
     services.mail.background(
         _register_or_notify(services, realm, provider, email=email, name=name, password_hash=password_hash,
-                            ip=ip, flow_id=flow.id if flow else None),
+                            ip=ip, flow_id=flow.id if flow else None, registrant=sha256_hex(registrant)),
         "registration")
-    return page(request, realm, "check_email.html", flow=flow, email=email, resent=False,
-                expires_in=human_duration(realm.config.lifetimes.email_verification))
+    response = page(request, realm, "check_email.html", flow=flow, email=email, resent=False,
+                    expires_in=human_duration(realm.config.lifetimes.email_verification))
+    set_registrant_cookie(response, services, realm, registrant)
+    return response
 
 
 async def _register_or_notify(services: Any, realm: Realm, provider: Any, *, email: str, name: str,
-                              password_hash: str, ip: str, flow_id: str | None) -> None:
+                              password_hash: str, ip: str, flow_id: str | None, registrant: str) -> None:
     """Create the account and mail its verification link, or mail the owner of the taken
     address (after the response: `register`)."""
     existing = await services.accounts.by_email(realm.name, email)
@@ -107,7 +113,7 @@ async def _register_or_notify(services: Any, realm: Realm, provider: Any, *, ema
         except AlreadyExists:  # registered a moment ago by a concurrent request
             existing = await services.accounts.by_email(realm.name, email)
         else:
-            await send_verification(services, realm, user, flow_id=flow_id)
+            await send_verification(services, realm, user, flow_id=flow_id, registrant=registrant)
             await services.audit(realm.name, USER_REGISTERED, user_id=user.id, ip=ip, provider=provider.settings.id)
     if existing is not None:
         link = None if existing.email_verified else await verification_link(services, realm, existing,

@@ -19,6 +19,7 @@ page with the address filled in, or straight on if the browser is signed in alre
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from aiohttp import web
@@ -33,9 +34,9 @@ from engine.accounts.pages import (
     too_many,
     valid_email,
 )
-from engine.accounts.proof import address_proven
+from engine.accounts.proof import EMAIL_VERIFIED, address_proven
 from engine.accounts.recovery import issue_reset_token, set_password_form
-from engine.accounts.sessions import BrowserSession, current_session
+from engine.accounts.sessions import BrowserSession, current_session, secure_cookies
 from engine.accounts.users import password_provider
 from engine.oauth.authorize import continue_flow
 from engine.oauth.flows import Flow, save_flow, start_flow
@@ -51,15 +52,41 @@ PASSWORD_NEXT = ("Thank you: {email} is verified. Choose the password you will s
                  " (any password set before the address was verified no longer works).")
 
 
-async def verification_link(services: Any, realm: Realm, user: User, *, flow_id: str | None = None) -> str:
-    data = {"user_id": user.id, "email": (user.email or "").lower(), "flow": flow_id}
+REGISTRANT_COOKIE = "tessera_registrant_"
+
+
+def registrant_cookie(realm: Realm) -> str:
+    return REGISTRANT_COOKIE + realm.name
+
+
+def set_registrant_cookie(response: web.StreamResponse, services: Any, realm: Realm, secret: str) -> None:
+    """The browser that registered an address holds this secret; the account's verification
+    link is bound to its hash (`verification_link(registrant=...)`)."""
+    response.set_cookie(registrant_cookie(realm), secret, path="/", httponly=True, samesite="Lax",
+                        secure=secure_cookies(services),
+                        max_age=int(realm.config.lifetimes.email_verification.total_seconds()))
+
+
+def _from_registrant(request: web.Request, realm: Realm, data: dict[str, Any]) -> bool:
+    """The link is opened in the browser that registered the address: whoever chose the
+    password has just proven the mailbox too."""
+    expected, secret = data.get("registrant"), request.cookies.get(registrant_cookie(realm))
+    return bool(expected and secret) and hmac.compare_digest(sha256_hex(secret), expected)
+
+
+async def verification_link(services: Any, realm: Realm, user: User, *, flow_id: str | None = None,
+                            registrant: str | None = None) -> str:
+    """A verification link for `user`; `registrant`: the SHA-256 of the registering
+    browser's secret (only for the account that registration has just created)."""
+    data = {"user_id": user.id, "email": (user.email or "").lower(), "flow": flow_id, "registrant": registrant}
     token = await onetime.issue(services, realm, onetime.VERIFY_EMAIL, data,
                                 realm.config.lifetimes.email_verification)
     return f"{realm.issuer}/verify-email?token={token}"
 
 
-async def send_verification(services: Any, realm: Realm, user: User, *, flow_id: str | None = None) -> bool:
-    link = await verification_link(services, realm, user, flow_id=flow_id)
+async def send_verification(services: Any, realm: Realm, user: User, *, flow_id: str | None = None,
+                            registrant: str | None = None) -> bool:
+    link = await verification_link(services, realm, user, flow_id=flow_id, registrant=registrant)
     return await services.mail.send(
         realm, user.email, "verify_email", link=link,
         expires_in=human_duration(realm.config.lifetimes.email_verification),
@@ -89,7 +116,13 @@ async def verify(request: web.Request, realm: Realm) -> web.StreamResponse:
     user = await onetime.link_user(services, realm, data)
     if user is None:
         return _invalid(request, realm)
-    if not user.email_verified:
+    if not user.email_verified and _from_registrant(request, realm, data):
+        # The browser that registered the account (and chose its password) proves the
+        # mailbox: all that was set on the account was set by the owner.
+        await services.durable.update_user(realm.name, user.id, email_verified=True)
+        await services.audit(realm.name, EMAIL_VERIFIED, user_id=user.id, ip=client_ip(request),
+                             via="verification_link", registrant_browser=True)
+    elif not user.email_verified:
         # Whoever proves the address owns the account: the password set before (by whoever
         # registered it) no longer works, nor do the sessions, tokens and links made before.
         user = await address_proven(services, realm, user, via="verification_link", ip=client_ip(request))
