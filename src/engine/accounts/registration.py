@@ -83,7 +83,7 @@ async def register(request: web.Request, realm: Realm) -> web.Response:
     if existing is None:
         try:
             user = await create_user(services, realm, email=email, password=password, email_verified=False,
-                                     profile={"name": name})
+                                     profile={"name": name}, self_registered=True)
         except AlreadyExists:  # registered a moment ago by a concurrent request
             existing = await services.accounts.by_email(realm.name, email)
         else:

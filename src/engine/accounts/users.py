@@ -59,8 +59,10 @@ async def create_user(
     password: str | None = None,
     email_verified: bool = False,
     profile: dict[str, Any] | None = None,
+    self_registered: bool = False,
 ) -> User:
-    """Create a user (AlreadyExists if the email is taken), with a password if given."""
+    """Create a user (AlreadyExists if the email is taken), with a password if given.
+    `self_registered`: made through /register (pruned while never verified, engine.accounts.pruning)."""
     user = User(
         id="usr_" + random_token(12),
         realm=realm.name,
@@ -68,6 +70,7 @@ async def create_user(
         email_verified=email_verified,
         profile=profile or {},
         created_at=services.clock.now(),
+        self_registered=self_registered,
     )
     secret_hash = None
     if password is not None:
