@@ -118,16 +118,20 @@ async def test_at_most_max_sessions_per_user_oldest_ended_first(tmp_path, backen
 
 
 async def test_sessions_that_already_ended_do_not_count(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
-    """Sessions ended by idling out are not counted against the limit: a new sign-in then
-    ends no live session."""
+    """Sessions that ended already (idled out) are not counted against the limit: a new
+    sign-in then ends no live session, not even the oldest one."""
     idp = await _limited_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(), 2)
     await idp.add_user()
     await login_for_code(idp)
-    idp.clock.advance(2 * 3600)  # the first session idles out
+    oldest = _session_cookie(idp)
+    idp.clock.advance(5)
     idp.client.session.cookie_jar.clear()
     await login_for_code(idp)
-    second = _session_cookie(idp)
+    idled = _session_cookie(idp)
+    idp.clock.advance(50 * MINUTE)
+    assert await _as_browser(idp, oldest)  # in use: stays alive
+    idp.clock.advance(20 * MINUTE)  # the second one, unused for 70 min, has idled out
     idp.client.session.cookie_jar.clear()
     await login_for_code(idp)
-    third = _session_cookie(idp)
-    assert await _as_browser(idp, second) and await _as_browser(idp, third)
+    newest = _session_cookie(idp)
+    assert [await _as_browser(idp, c) for c in (oldest, idled, newest)] == [True, False, True]

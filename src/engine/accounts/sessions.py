@@ -75,6 +75,15 @@ def secure_cookies(services: Any) -> bool:
     return services.runtime.config.server.base_url.startswith("https://")
 
 
+def _last_use(data: dict[str, Any], seen: dict[str, Any] | None, now: int) -> int:
+    # A session from before uses were recorded counts as used now (and is recorded then).
+    return max(data.get("used", now), seen["at"] if seen else 0)
+
+
+def _is_live(data: dict[str, Any] | None, seen: dict[str, Any] | None, now: int, realm: Realm) -> bool:
+    return data is not None and data["exp"] > now and now - _last_use(data, seen, now) < idle_seconds(realm)
+
+
 async def current_session(request: web.Request, services: Any, realm: Realm, *,
                           touch: bool = True) -> BrowserSession | None:
     """The browser's live session, or None (no cookie, ended, past its absolute end, or
@@ -88,8 +97,7 @@ async def current_session(request: web.Request, services: Any, realm: Realm, *,
     now = services.clock.timestamp()
     if data is None or data["exp"] <= now:
         return None
-    # A session from before uses were recorded counts as used now (and is recorded below).
-    last_use = max(data.get("used", now), seen["at"] if seen else 0)
+    last_use = _last_use(data, seen, now)
     if now - last_use >= idle_seconds(realm):
         await services.ephemeral.write_many([], [key, _seen_key(key)])
         return None
@@ -148,8 +156,8 @@ async def _index_session(services: Any, realm: Realm, user_id: str, entry: list[
     ended: set[str] = set()
     if len(entries) + 1 > limit:
         # Some listed sessions may have ended already (logout, idle): count the live ones only.
-        alive = await ephemeral.get_many([e[0] for e in entries])
-        entries = [e for e, value in zip(entries, alive, strict=True) if value is not None]
+        values = await ephemeral.get_many([k for e in entries for k in (e[0], _seen_key(e[0]))])
+        entries = [e for i, e in enumerate(entries) if _is_live(values[2 * i], values[2 * i + 1], now, realm)]
         entries.sort(key=lambda e: e[1])  # oldest first
         while len(entries) + 1 > limit:
             ended.add(entries.pop(0)[0])
