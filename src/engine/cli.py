@@ -357,6 +357,11 @@ def cmd_users(args: argparse.Namespace) -> int:
     plugins = Plugins()
     config = _load(args.config, plugins)
     _realm_or_exit(config, args.realm)
+    if args.action == "prune":
+        return _prune_users(config, plugins, args.realm)
+    if not args.email:
+        print("idp users add: --email is required", file=sys.stderr)
+        return 2
     password = _read_password()
     if len(password) < 8:
         print("the password must have at least 8 characters", file=sys.stderr)
@@ -378,6 +383,19 @@ def cmd_users(args: argparse.Namespace) -> int:
             print(str(exc), file=sys.stderr)
             return 2
         print(f"created {user.id} <{user.email}> in realm {args.realm}")
+        return 0
+
+    return _with_stores(config, plugins, work)
+
+
+def _prune_users(config: Config, plugins: Plugins, realm_name: str) -> int:
+    """`idp users prune`: remove the realm's self-registered accounts never verified
+    within `lifetimes.unverified_account` (engine.accounts.pruning)."""
+    from engine.accounts.pruning import prune_unverified
+
+    async def work(services: Any) -> int:
+        removed = await prune_unverified(services, services.runtime.realms[realm_name])
+        print(f"removed {len(removed)} unverified self-registered account(s) from realm {realm_name}")
         return 0
 
     return _with_stores(config, plugins, work)
@@ -468,10 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="list: every key and its state; rotate: one rotation step now")
     keys.add_argument("--realm", help="only this realm (default: every realm)")
     users = command("users", cmd_users, "manage users (password read from a prompt or stdin)")
-    users.add_argument("action", choices=["add"], help="add: create a user with a password")
+    users.add_argument("action", choices=["add", "prune"],
+                       help="add: create a user with a password; prune: remove self-registered accounts"
+                       " never verified in time")
     users.add_argument("--realm", required=True, help="the realm of the user")
-    users.add_argument("--email", required=True, help="the user's email address (their sign-in name)")
-    users.add_argument("--name", help="the user's full name (the `name` claim)")
+    users.add_argument("--email", help="the user's email address, their sign-in name (add)")
+    users.add_argument("--name", help="the user's full name, the `name` claim (add)")
     users.add_argument("--unverified", action="store_true", help="leave the email unverified")
     demo = command("demo", cmd_demo, "serve a tiny relying party that signs in with the shipped public client")
     demo.add_argument("--realm", help="the realm to sign in to (default: the root realm)")

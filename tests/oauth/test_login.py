@@ -97,7 +97,8 @@ async def test_a_sign_in_stores_session_code_and_flow_end_in_one_round_trip(idp)
     writes = [(name, args) for name, args in recording.calls if name in ("put", "delete", "swap", "write_many")]
     assert [name for name, _ in writes] == ["write_many"]
     puts, deletes = writes[0][1]
-    assert sorted(key.split(":")[1] for key, _, _ in puts) == ["bf", "code", "sess"]  # bf: the device cookie
+    # bf: the device cookie's record (engine.accounts.lockout); user-sessions: the user's session index
+    assert sorted(key.split(":")[1] for key, _, _ in puts) == ["bf", "code", "sess", "user-sessions"]
     assert sorted(key.split(":")[1] for key in deletes) == ["bf", "flow"]
     code = query_of(resp.headers["Location"])["code"]
     assert (await exchange(idp, code, verifier)).status == 200

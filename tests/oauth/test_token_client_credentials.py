@@ -175,3 +175,15 @@ async def test_json_body_is_accepted(idp):
     assert response.status == 200
     claims = jwt_parts((await response.json())["access_token"])[1]
     assert claims["aud"] == "videos-api"
+
+
+async def test_audience_parameter_names_one_resource_too(idp):
+    """RFC 8707 §2: a request naming one target (`audience`, as some libraries spell
+    `resource`) gets a token for that one audience; a target outside the client's
+    audiences, or `resource` and `audience` naming different ones, is invalid_target."""
+    response = await token_request(idp, {**CC, "audience": "photos-api"})
+    assert response.status == 200, await response.text()
+    assert jwt_parts((await response.json())["access_token"])[1]["aud"] == "photos-api"
+    for extra in ({"audience": "https://evil.example"}, {"resource": "photos-api", "audience": "videos-api"}):
+        refused = await token_request(idp, {**CC, **extra})
+        assert refused.status == 400 and (await refused.json())["error"] == "invalid_target", extra

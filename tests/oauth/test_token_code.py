@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.oauth.conftest import WEB_REDIRECT, WEB_SECRET
+from tests.oauth.audiences import multi_audience_idp
+from tests.oauth.conftest import WEB_REDIRECT, WEB_SECRET, jwt_parts
 from tests.oauth.flow import authorize, exchange, login_for_code, submit_login
 
 
@@ -164,3 +166,43 @@ async def test_cross_realm_code_is_invalid(idp):
     code, verifier, _ = await login_for_code(idp)
     resp = await exchange(idp, code, verifier, prefix="/realms/other")
     assert (await resp.json())["error"] == "invalid_grant"
+
+
+# RFC 8707 resource indicators: the audience stays as granted
+
+@pytest.fixture
+async def multi(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
+    return await multi_audience_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory)
+
+
+def _aud(token: str) -> list[str]:
+    aud = jwt_parts(token)[1]["aud"]
+    return aud if isinstance(aud, list) else [aud]
+
+
+async def test_resource_at_authorize_is_the_audience_of_the_code_exchange(multi):
+    """RFC 8707 §2.1: `resource=A` at /authorize → the access token's `aud` is exactly A."""
+    await multi.add_user()
+    code, verifier, _ = await login_for_code(multi, client_id="multi", scope="openid offline_access",
+                                             resource="photos-api")
+    body = await (await exchange(multi, code, verifier, client_id="multi")).json()
+    assert _aud(body["access_token"]) == ["photos-api"]
+
+
+async def test_resource_at_token_may_narrow_the_grant_but_not_widen_it(multi):
+    """RFC 8707 §2.2: at the token endpoint `resource` may name one resource of the grant
+    (the token is for that one only); a resource outside the grant, even one the client
+    could have asked for at /authorize, is 400 invalid_target."""
+    await multi.add_user()
+    code, verifier, _ = await login_for_code(multi, client_id="multi", scope="openid offline_access")
+    body = await (await exchange(multi, code, verifier, client_id="multi", resource="music-api")).json()
+    assert _aud(body["access_token"]) == ["music-api"]
+
+    code, verifier, _ = await login_for_code(multi, client_id="multi", scope="openid offline_access",
+                                             resource="photos-api")
+    refused = await exchange(multi, code, verifier, client_id="multi", resource="videos-api")
+    assert refused.status == 400 and (await refused.json())["error"] == "invalid_target"
+
+    code, verifier, _ = await login_for_code(multi, client_id="multi", scope="openid offline_access")
+    refused = await exchange(multi, code, verifier, client_id="multi", resource="https://evil.example/")
+    assert refused.status == 400 and (await refused.json())["error"] == "invalid_target"

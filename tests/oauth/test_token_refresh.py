@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from tests.oauth.audiences import multi_audience_idp
 from tests.oauth.conftest import WEB_SECRET, basic_auth, issue_user_tokens, jwt_parts
+from tests.oauth.flow import exchange, login_for_code
 
 DAY = 24 * 3600
 
@@ -249,3 +253,78 @@ async def test_a_refused_refresh_does_not_consume_the_token(idp):
     await assert_invalid_grant(await refresh(idp, tokens["refresh_token"], client_id="spa"))
     await idp.services.durable.update_user("acme", user.id, disabled=False)
     assert "access_token" in await rotated(idp, tokens["refresh_token"], client_id="spa")
+
+
+# RFC 8707 resource indicators: a refresh keeps the audience that was granted
+
+@pytest.fixture
+async def multi(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
+    return await multi_audience_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory)
+
+
+def _aud(token: str) -> list[str]:
+    aud = jwt_parts(token)[1]["aud"]
+    return aud if isinstance(aud, list) else [aud]
+
+
+async def _code_tokens(idp, **authorize_params) -> dict:
+    if await idp.services.accounts.by_email("acme", "alice@example.com") is None:
+        await idp.add_user()
+    code, verifier, _ = await login_for_code(idp, client_id="multi", scope="openid offline_access",
+                                             **authorize_params)
+    response = await exchange(idp, code, verifier, client_id="multi")
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_refresh_keeps_the_resource_granted_at_authorize(multi):
+    """RFC 8707 §2.2 and RFC 9700 §2.3: `resource=A` at /authorize → every refresh of that
+    grant, for the life of the family, issues for A only, never for every audience of the
+    client (today's flaw: the first refresh widened `aud` to all of them)."""
+    tokens = await _code_tokens(multi, resource="photos-api")
+    assert _aud(tokens["access_token"]) == ["photos-api"]
+    refreshed = await rotated(multi, tokens["refresh_token"], client_id="multi")
+    assert _aud(refreshed["access_token"]) == ["photos-api"]
+    again = await rotated(multi, refreshed["refresh_token"], client_id="multi")
+    assert _aud(again["access_token"]) == ["photos-api"]
+
+
+async def test_refresh_resource_may_only_narrow_the_grant(multi):
+    """RFC 8707 §2.2: `resource` on a refresh names one resource of the grant (that token is
+    for it alone, the family keeps its grant); any other is 400 invalid_target, and the
+    refused request does not consume the refresh token."""
+    tokens = await _code_tokens(multi)  # no resource: the grant is every audience of the client
+    assert set(_aud(tokens["access_token"])) == {"videos-api", "photos-api", "music-api"}
+    narrowed = await rotated(multi, tokens["refresh_token"], client_id="multi", resource="videos-api")
+    assert _aud(narrowed["access_token"]) == ["videos-api"]
+    whole = await rotated(multi, narrowed["refresh_token"], client_id="multi")
+    assert set(_aud(whole["access_token"])) == {"videos-api", "photos-api", "music-api"}
+
+    one = await _code_tokens(multi, resource="photos-api")
+    for outside in ("videos-api", "https://evil.example/"):
+        refused = await refresh(multi, one["refresh_token"], client_id="multi", resource=outside)
+        assert refused.status == 400 and (await refused.json())["error"] == "invalid_target", outside
+    still = await rotated(multi, one["refresh_token"], client_id="multi", resource="photos-api")
+    assert _aud(still["access_token"]) == ["photos-api"]
+
+
+async def test_family_without_recorded_resources_keeps_the_clients_audiences(multi):
+    """A family stored before resources were recorded (NULL) refreshes as it always did,
+    for the client's audiences, and can still be narrowed."""
+    from dataclasses import replace
+
+    user = await multi.add_user()
+    realm = multi.realm()
+    client = realm.clients["multi"]
+    token, family = await multi.services.refresh.start_family(
+        realm, client, user_id=user.id, scope="openid offline_access", auth_time=multi.clock.timestamp(),
+        session_id=None)
+    # Rewrite the family as an old one: no resources column value.
+    durable = multi.services.durable
+    from engine.secrets_util import sha256_hex
+    stored_token, _ = await durable.get_refresh_token("acme", sha256_hex(token))
+    legacy = replace(family, id=family.id + "-old", resources=None)
+    await durable.create_refresh_family(legacy, replace(stored_token, token_hash=sha256_hex(token + "x"),
+                                                        family_id=legacy.id))
+    body = await rotated(multi, token + "x", client_id="multi")
+    assert set(_aud(body["access_token"])) == {"videos-api", "photos-api", "music-api"}

@@ -25,6 +25,8 @@ from engine.store import (
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 _ids = itertools.count(1)
 
+ALL_MIGRATIONS = ["0001_init", "0002_family_resources_user_origin"]
+
 
 def user(realm: str = "main", email: str | None = "Alice@Example.com", **kw) -> User:
     fields = dict(
@@ -327,10 +329,10 @@ async def test_naive_datetimes_are_refused(durable: DurableStore):
 
 
 async def test_migrate_is_idempotent(blank_durable_url: str):
-    """The first migrate() applies 0001_init, a second applies nothing."""
+    """The first migrate() applies every migration, a second applies nothing."""
     store = await open_durable(blank_durable_url)
     try:
-        assert await store.migrate() == ["0001_init"]
+        assert await store.migrate() == ALL_MIGRATIONS
         assert await store.migrate() == []
         await store.create_user(user())  # the schema is there
     finally:
@@ -350,4 +352,4 @@ async def test_concurrent_migrate_applies_once(blank_durable_url: str):
     finally:
         for s in stores:
             await s.close()
-    assert sorted(results) == [[], [], ["0001_init"]]
+    assert sorted(results) == [[], [], ALL_MIGRATIONS]

@@ -17,6 +17,8 @@ from engine.store.sql.migrate import load_migrations, split_statements
 from engine.store.sql.postgres import PostgresDurableStore
 from engine.store.sql.sqlite import SqliteDurableStore
 
+ALL_MIGRATIONS = ["0001_init", "0002_family_resources_user_origin"]
+
 
 @pytest.mark.parametrize(
     ("url", "path"),
@@ -68,7 +70,7 @@ async def test_sqlite_creates_parent_directory_and_uses_wal(tmp_path):
     store = await open_durable(f"sqlite:///{path}")
     try:
         assert isinstance(store, SqliteDurableStore)
-        assert await store.migrate() == ["0001_init"]
+        assert await store.migrate() == ALL_MIGRATIONS
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
@@ -79,7 +81,7 @@ async def test_sqlite_in_memory_works():
     """sqlite://:memory: is a private, migratable database."""
     store = await open_durable("sqlite://:memory:")
     try:
-        assert await store.migrate() == ["0001_init"]
+        assert await store.migrate() == ALL_MIGRATIONS
         await store.ping()
     finally:
         await store.close()

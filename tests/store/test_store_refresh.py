@@ -264,3 +264,22 @@ async def test_refresh_token_and_its_user_in_one_read(durable: DurableStore):
         token("h2", "fam2"), family("fam2", user_id="gone"), None)
     assert await durable.get_refresh_token_and_user("main", "nope") is None
     assert await durable.get_refresh_token_and_user("other", "h1") is None
+
+
+@pytest.mark.parametrize("resources", [("videos-api",), ("videos-api", "photos-api"), (), None])
+async def test_family_keeps_its_granted_resources(durable: DurableStore, resources):
+    """RFC 8707 §2.2 / RFC 9700 §2.3: the resources a family was granted are stored with it
+    and come back on every read and rotation, so a refresh issues for exactly those. None is
+    a family stored before they were recorded (the engine then falls back to the client's
+    audiences); an empty grant stays empty, distinct from None."""
+    from engine.store import User
+
+    await durable.create_user(User(id="u1", realm="main", email=None, email_verified=True, profile={},
+                                   created_at=T0))
+    fam = replace(family(), resources=resources)
+    await durable.create_refresh_family(fam, token("h1"))
+    assert (await durable.get_refresh_token("main", "h1"))[1].resources == resources
+    assert (await durable.get_refresh_token_and_user("main", "h1"))[1].resources == resources
+    result = await durable.rotate_refresh_token("main", "h1", token("h2"), T0 + timedelta(minutes=1))
+    assert result.status == "rotated" and result.family.resources == resources
+    assert (await durable.get_refresh_token("main", "h2"))[1] == fam

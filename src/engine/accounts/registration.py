@@ -109,7 +109,7 @@ async def _register_or_notify(services: Any, realm: Realm, provider: Any, *, ema
     if existing is None:
         try:
             user = await create_user(services, realm, email=email, password_hash=password_hash,
-                                     email_verified=False, profile={"name": name})
+                                     email_verified=False, profile={"name": name}, self_registered=True)
         except AlreadyExists:  # registered a moment ago by a concurrent request
             existing = await services.accounts.by_email(realm.name, email)
         else:

@@ -67,10 +67,12 @@ async def create_user(
     password_hash: str | None = None,
     email_verified: bool = False,
     profile: dict[str, Any] | None = None,
+    self_registered: bool = False,
 ) -> User:
     """Create a user (AlreadyExists if the email is taken, InvalidEmail if it is no
     address engine.accounts.emails accepts), with a password (or its hash, computed by
-    the caller) if given."""
+    the caller) if given. `self_registered`: made through /register (pruned while never
+    verified, engine.accounts.pruning)."""
     user = User(
         id="usr_" + random_token(12),
         realm=realm.name,
@@ -78,6 +80,7 @@ async def create_user(
         email_verified=email_verified,
         profile=profile or {},
         created_at=services.clock.now(),
+        self_registered=self_registered,
     )
     secret_hash = password_hash
     if password is not None and secret_hash is None:

@@ -188,7 +188,9 @@ async def _next_step(request: web.Request, services: Any, realm: Realm, authz: d
     if not fresh and session is not None:
         if authz["max_age"] is not None and now - session.auth_time > authz["max_age"]:
             needs_login = True
-        if "login" in prompt:
+        # OIDC Core §3.1.2.1 (errata set 2): max_age=0 is prompt=login, a fresh sign-in
+        # even within the second of the last one.
+        if "login" in prompt or authz["max_age"] == 0:
             needs_login = True
     if session is None or user is None or (user.realm, user.id) != (realm.name, session.user_id):
         user = None  # not the session's user: read it

@@ -1,7 +1,13 @@
 """Pending authorization requests ("flows"), kept server-side in the ephemeral store while
 the user logs in and consents. The browser holds only the flow id (in URLs) and a binding
 cookie; a login or consent POST must come with both and with the flow's CSRF token, so a
-flow cannot be finished from another browser (no login CSRF)."""
+flow cannot be finished from another browser (no login CSRF).
+
+A flow nobody moves on lives `lifetimes.pending_flow` (10 min by default) from its last
+save: long enough to type a password or come back from an upstream provider, short enough
+that an abandoned request (and what it holds: state, nonce, PKCE challenge) does not sit
+in the store for half an hour. The end is checked against the app clock, not only left to
+the store's TTL."""
 
 from __future__ import annotations
 
@@ -16,7 +22,15 @@ from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
 
-FLOW_LIFETIME = 30 * 60
+
+def flow_lifetime(realm: Realm) -> int:
+    return max(1, int(realm.config.lifetimes.pending_flow.total_seconds()))
+
+
+async def _put(services: Any, realm: Realm, flow_id: str, data: dict[str, Any]) -> None:
+    lifetime = flow_lifetime(realm)
+    data["flow_exp"] = services.clock.timestamp() + lifetime
+    await services.ephemeral.put(_key(realm, flow_id), data, lifetime)
 
 
 class FlowExpired(OAuthError):
@@ -50,7 +64,7 @@ async def start_flow(response: web.StreamResponse, request: web.Request, service
         binding = random_token(24)
     flow = Flow(random_token(24), {**data, "csrf": random_token(24), "binding": sha256_hex(binding),
                                    "created": services.clock.timestamp()})
-    await services.ephemeral.put(_key(realm, flow.id), flow.data, FLOW_LIFETIME)
+    await _put(services, realm, flow.id, flow.data)
     response.set_cookie(binding_cookie(realm), binding, path="/", httponly=True, samesite="Lax",
                         secure=services.runtime.config.server.base_url.startswith("https://"))
     return flow
@@ -63,6 +77,11 @@ async def load_flow(request: web.Request, services: Any, realm: Realm, flow_id: 
         raise FlowExpired("this sign-in link is incomplete; start again from the application")
     data = await services.ephemeral.get(_key(realm, flow_id))
     binding = request.cookies.get(binding_cookie(realm), "")
+    # Untouched for longer than lifetimes.pending_flow (a flow saved before `flow_exp` was
+    # kept: counted from its start).
+    if data is not None and data.get("flow_exp", data.get("created", 0) + flow_lifetime(realm)) \
+            <= services.clock.timestamp():
+        data = None
     if data is None or not hmac.compare_digest(sha256_hex(binding), data["binding"]):
         raise FlowExpired("this sign-in request has expired or was started in another browser;"
                           " start again from the application")
@@ -72,7 +91,7 @@ async def load_flow(request: web.Request, services: Any, realm: Realm, flow_id: 
 
 
 async def save_flow(services: Any, realm: Realm, flow: Flow) -> None:
-    await services.ephemeral.put(_key(realm, flow.id), flow.data, FLOW_LIFETIME)
+    await _put(services, realm, flow.id, flow.data)
     flow.unsaved = False
 
 

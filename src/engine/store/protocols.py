@@ -42,6 +42,7 @@ class User:
     profile: dict[str, Any]  # OIDC standard claims: name, given_name, picture, ...
     created_at: datetime
     disabled: bool = False
+    self_registered: bool = False  # made through /register (may be pruned while unverified)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,10 @@ class RefreshFamily:
     revoked_at: datetime | None = None
     revoked_reason: str | None = None
     data: dict[str, Any] = field(default_factory=dict)  # e.g. amr, acr, nonce-free claims
+    # The resources (RFC 8707; access-token audiences) granted to the family; a refresh
+    # issues for these or a subset, never more. None: a family from before they were
+    # recorded (it gets the client's audiences, as it always did).
+    resources: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,18 @@ class DurableStore(Protocol):
     async def unlink_identities(self, realm: str, user_id: str) -> list[ExternalIdentity]:
         """Remove every external identity linked to the user, atomically; return the removed
         links (oldest first)."""
+
+    # removing users
+    async def delete_user(self, realm: str, user_id: str) -> bool:
+        """Remove the user and everything stored under it (credentials, external identities,
+        consents, refresh families and their tokens) in one transaction; False if unknown."""
+
+    async def delete_unverified_users(
+        self, realm: str, created_before: datetime, limit: int = 1000
+    ) -> list[str]:
+        """Remove (as `delete_user`, all in one transaction) up to `limit` self-registered
+        users whose email is still unverified and who were made before `created_before`;
+        their ids. Verified, operator-made and federated users are never touched."""
 
     # refresh-token families
     async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:

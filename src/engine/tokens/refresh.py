@@ -65,7 +65,10 @@ class RefreshTokens:
         auth_time: int,
         session_id: str | None,
         data: dict[str, Any] | None = None,
+        resources: tuple[str, ...] | None = None,
     ) -> tuple[str, RefreshFamily]:
+        """A new family; `resources`: what the authorization granted (RFC 8707), which every
+        refresh of the family issues for (None: the client's audiences now)."""
         now = self.services.clock.now()
         family = RefreshFamily(
             id="fam_" + random_token(16),
@@ -78,6 +81,7 @@ class RefreshTokens:
             created_at=now,
             expires_at=now + realm.config.lifetimes.refresh_token,
             data=data or {},
+            resources=tuple(client.audience) if resources is None else tuple(resources),
         )
         token = PREFIX + random_token(32)
         first = RefreshToken(

@@ -1,5 +1,6 @@
 """What only a serving process does (not tests, not one-shot CLI commands): record the
-applied configuration for `idp plan`, reload on SIGHUP, run scheduled key rotation."""
+applied configuration for `idp plan`, reload on SIGHUP, run scheduled key rotation and
+the removal of never-verified self-registered accounts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.accounts.pruning import prune_loop
 from engine.config.plan import write_snapshot_in_turns
 from engine.reload import reload_config
 from engine.tokens.rotation import rotation_loop
@@ -49,12 +51,14 @@ async def serving(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
     rotation = loop.create_task(rotation_loop(services))
+    pruning = loop.create_task(prune_loop(services))
     try:
         yield
     finally:
         await snapshot  # a stop right after the start still leaves what was applied
-        rotation.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rotation
+        for task in (rotation, pruning):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGHUP)

@@ -9,10 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from engine import events
-from engine.errors import InvalidGrant, InvalidRequest
+from engine.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from engine.oauth import pkce
 from engine.oauth.codes import code_key, used_code_key
-from engine.oauth.grants.common import live_user, mint_user_tokens, refresh_allowed, token_response
+from engine.oauth.grants.common import (
+    granted_resources,
+    live_user,
+    mint_user_tokens,
+    narrow_resources,
+    refresh_allowed,
+    requested_resource,
+    token_response,
+)
 from engine.secrets_util import sha256_hex
 
 
@@ -25,6 +33,11 @@ class AuthorizationCodeGrant:
         code = params.get("code")
         if not code:
             raise InvalidRequest("code is required")
+        # RFC 8707 §2.2: a resource here may only narrow the grant. One the client can never
+        # have is refused before the code is spent.
+        resource = requested_resource(params)
+        if resource is not None and resource not in client.audience:
+            raise InvalidTarget("resource is not one of this client's audiences")
         code_hash = sha256_hex(code)
         ephemeral = services.ephemeral
         lifetime = int(realm.config.lifetimes.auth_code.total_seconds())
@@ -45,18 +58,20 @@ class AuthorizationCodeGrant:
                 raise InvalidGrant("redirect_uri does not match the authorization request")
         pkce.verify(grant.get("code_challenge"), params.get("code_verifier"))
         user = await live_user(services, realm, grant["user_id"])
+        granted = granted_resources(client, grant.get("resource"))
+        audience = narrow_resources(client, granted, resource)
 
         scopes = set(grant["scope"].split())
         refresh_token, family_id = None, None
         if refresh_allowed(realm, client, user, scopes):  # first, so the access token names its grant
             refresh_token, family = await services.refresh.start_family(
                 realm, client, user_id=user.id, scope=grant["scope"], auth_time=grant["auth_time"],
-                session_id=grant.get("session_id"),
+                session_id=grant.get("session_id"), resources=granted,
             )
             family_id = family.id
         minted, id_token = await mint_user_tokens(
             services, realm, client, user, scope=grant["scope"], auth_time=grant["auth_time"],
-            audience=[grant["resource"]] if grant.get("resource") else None,
+            audience=audience,
             nonce=grant.get("nonce"), session_id=grant.get("session_id"), grant_id=family_id,
         )
         issued = {"client_id": client.client_id, "family_id": family_id,

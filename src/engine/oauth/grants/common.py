@@ -1,11 +1,12 @@
-"""What the user-facing grants share: scope parsing and the token response (RFC 6749 §5.1)."""
+"""What the grants share: scope and resource (RFC 8707) narrowing, and the token response
+(RFC 6749 §5.1)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from engine.config import Client
-from engine.errors import InvalidGrant, InvalidScope
+from engine.errors import InvalidGrant, InvalidScope, InvalidTarget
 from engine.realm import Realm
 from engine.store.protocols import User
 
@@ -28,6 +29,38 @@ def narrow_scope(requested: str | None, granted: str) -> str:
     if not set(asked) <= granted_set:
         raise InvalidScope("the requested scope exceeds the scope originally granted")
     return " ".join(asked)
+
+
+def requested_resource(params: dict[str, str]) -> str | None:
+    """The one resource a token request names (RFC 8707 §2: `resource`; `audience`, as some
+    client libraries call it, is taken as the same thing); None if it names none."""
+    resource, audience = params.get("resource") or None, params.get("audience") or None
+    if resource and audience and resource != audience:
+        raise InvalidTarget("resource and audience name different targets")
+    return resource or audience
+
+
+def granted_resources(client: Client, resource: str | None) -> tuple[str, ...]:
+    """What an authorization grants (and its refresh family keeps): the one resource the
+    authorization request named, else every audience of the client."""
+    return (resource,) if resource else tuple(client.audience)
+
+
+def narrow_resources(client: Client, granted: tuple[str, ...] | None, requested: str | None) -> list[str]:
+    """The access token's audience for a grant of `granted` (RFC 8707 §2.2, RFC 9700 §2.3):
+    exactly the grant, or the one `requested` resource if it is part of the grant; never
+    more. `granted` None is a refresh family from before grants were recorded: it keeps
+    what it always got, the client's audiences. An audience the client no longer has in
+    its configuration is not issued any more."""
+    grant = tuple(client.audience) if granted is None else granted
+    current = [r for r in grant if r in client.audience]
+    if requested is not None:
+        if requested not in current:
+            raise InvalidTarget("resource is not part of this grant")
+        return [requested]
+    if grant and not current:
+        raise InvalidGrant("the resources of this grant are no longer available to the client")
+    return current or [client.client_id]  # no resource granted: the token is for the client itself
 
 
 def refresh_allowed(realm: Realm, client: Client, user: User, scopes: set[str]) -> bool:

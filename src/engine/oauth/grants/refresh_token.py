@@ -1,12 +1,21 @@
 """RFC 6749 §6 refreshing, with rotation and reuse detection (engine.tokens.refresh):
-the scope may be narrowed, never widened; a new ID token when `openid` was granted."""
+the scope may be narrowed, never widened; the audience is the family's granted resources,
+or one of them named by `resource` (RFC 8707 §2.2, RFC 9700 §2.3), never more; a new ID
+token when `openid` was granted."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from engine.errors import InvalidRequest
-from engine.oauth.grants.common import mint_user_tokens, narrow_scope, require_live, token_response
+from engine.oauth.grants.common import (
+    mint_user_tokens,
+    narrow_resources,
+    narrow_scope,
+    requested_resource,
+    require_live,
+    token_response,
+)
 from engine.store.protocols import RefreshFamily, User
 
 
@@ -20,16 +29,20 @@ class RefreshTokenGrant:
         if not token:
             raise InvalidRequest("refresh_token is required")
 
-        async def check(family: RefreshFamily, user: User | None) -> tuple[str, User]:
-            # Before rotating: a refused request (a wider scope, a disabled user) must not
-            # consume the token. The user was read with the token.
-            return narrow_scope(params.get("scope"), family.scope), require_live(user)
+        resource = requested_resource(params)
+
+        async def check(family: RefreshFamily, user: User | None) -> tuple[str, list[str], User]:
+            # Before rotating: a refused request (a wider scope or audience, a disabled
+            # user) must not consume the token. The user was read with the token.
+            return (narrow_scope(params.get("scope"), family.scope),
+                    narrow_resources(client, family.resources, resource), require_live(user))
 
         rotation = await services.refresh.rotate(realm, client, token, before=check)
         family = rotation.family
-        scope, user = rotation.checked
+        scope, audience, user = rotation.checked
         minted, id_token = await mint_user_tokens(
             services, realm, client, user, scope=scope, auth_time=int(family.auth_time.timestamp()),
+            audience=audience,
             session_id=family.session_id, grant_id=family.id,
         )
         expires_in = minted.claims["exp"] - minted.claims["iat"]

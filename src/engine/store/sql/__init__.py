@@ -73,7 +73,8 @@ def _same(value: Any) -> Any:
 # A user joined to another row (`LEFT JOIN users u`), its columns prefixed: `Rows.joined_user`.
 JOINED_USER_COLUMNS = (
     "u.id AS u_id, u.realm AS u_realm, u.email AS u_email, u.email_verified AS u_email_verified,"
-    " u.profile AS u_profile, u.created_at AS u_created_at, u.disabled AS u_disabled"
+    " u.profile AS u_profile, u.created_at AS u_created_at, u.disabled AS u_disabled,"
+    " u.self_registered AS u_self_registered"
 )
 
 
@@ -96,7 +97,8 @@ class Rows:
     def user(self, r: Mapping[str, Any]) -> User:
         return User(id=r["id"], realm=r["realm"], email=r["email"],
                     email_verified=bool(r["email_verified"]), profile=self.js(r["profile"]),
-                    created_at=self.dt(r["created_at"]), disabled=bool(r["disabled"]))
+                    created_at=self.dt(r["created_at"]), disabled=bool(r["disabled"]),
+                    self_registered=bool(r["self_registered"]))
 
     def joined_user(self, r: Mapping[str, Any]) -> User | None:
         """The user of a row selected with `JOINED_USER_COLUMNS` (None: no such user)."""
@@ -104,7 +106,8 @@ class Rows:
             return None
         return self.user({"id": r["u_id"], "realm": r["u_realm"], "email": r["u_email"],
                           "email_verified": r["u_email_verified"], "profile": r["u_profile"],
-                          "created_at": r["u_created_at"], "disabled": r["u_disabled"]})
+                          "created_at": r["u_created_at"], "disabled": r["u_disabled"],
+                          "self_registered": r["u_self_registered"]})
 
     def user_and_credential(self, r: Mapping[str, Any] | None, kind: str) -> tuple[User | None, Credential | None]:
         """A row of the `user_and_credential_by_email` query (None: no such user)."""
@@ -132,7 +135,15 @@ class Rows:
                              user_id=r["user_id"], scope=r["scope"], session_id=r["session_id"],
                              auth_time=dt(r["auth_time"]), created_at=dt(r["created_at"]),
                              expires_at=dt(r["expires_at"]), revoked_at=dt(r["revoked_at"]),
-                             revoked_reason=r["revoked_reason"], data=self.js(r["data"]))
+                             revoked_reason=r["revoked_reason"], data=self.js(r["data"]),
+                             resources=self.resources(r["resources"]))
+
+    def resources(self, value: Any) -> tuple[str, ...] | None:
+        """The `resources` column: NULL (a family from before it existed), or a list
+        (PostgreSQL `text[]`; SQLite JSON text)."""
+        if value is None:
+            return None
+        return tuple(self.js(value) if isinstance(value, str) else value)
 
     def token(self, r: Mapping[str, Any]) -> RefreshToken:
         return RefreshToken(token_hash=r["token_hash"], family_id=r["family_id"],

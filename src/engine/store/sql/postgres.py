@@ -125,8 +125,8 @@ _TOKEN_COLUMNS = (
 )
 _FAMILY_AND_FIRST_TOKEN = (
     "WITH family AS (INSERT INTO refresh_families (realm, id, client_id, user_id, scope, session_id,"
-    " auth_time, created_at, expires_at, revoked_at, revoked_reason, data)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))"
+    " auth_time, created_at, expires_at, revoked_at, revoked_reason, data, resources)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $18))"
     " INSERT INTO refresh_tokens (realm, token_hash, family_id, created_at, expires_at, replaced_by, replaced_at)"
     " VALUES ($1, $13, $2, $14, $15, $16, $17)"
 )
@@ -159,6 +159,17 @@ def _token_and_family(row: Any) -> tuple[RefreshToken, RefreshFamily]:
                          created_at=row["token_created_at"], expires_at=row["token_expires_at"],
                          replaced_by=row["replaced_by"], replaced_at=row["replaced_at"])
     return token, ROWS.family(row)
+
+
+async def _delete_belongings(conn: asyncpg.Connection, realm: str, user_ids: list[str]) -> None:
+    """Everything stored under these (just deleted) users, in the caller's transaction."""
+    if not user_ids:
+        return
+    for table in ("credentials", "external_identities", "consents"):
+        await conn.execute(f"DELETE FROM {table} WHERE realm = $1 AND user_id = ANY($2::text[])", realm, user_ids)
+    # The tokens go with their families (ON DELETE CASCADE).
+    await conn.execute("DELETE FROM refresh_families WHERE realm = $1 AND user_id = ANY($2::text[])",
+                       realm, user_ids)
 
 
 class PostgresDurableStore:
@@ -285,9 +296,9 @@ class PostgresDurableStore:
     async def create_user(self, user: User) -> None:
         await self._execute(
             "INSERT INTO users (realm, id, email, email_lower, email_verified, profile,"
-            " created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            " created_at, disabled, self_registered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             user.realm, user.id, user.email, email_key(user.email), user.email_verified,
-            user.profile, utc(user.created_at), user.disabled,
+            user.profile, utc(user.created_at), user.disabled, user.self_registered,
         )
 
     async def get_user(self, realm: str, user_id: str) -> User | None:
@@ -379,6 +390,33 @@ class PostgresDurableStore:
                 "DELETE FROM external_identities WHERE realm = $1 AND user_id = $2 RETURNING *", realm, user_id)
         return sorted((ROWS.identity(r) for r in rows), key=lambda i: (i.created_at, i.issuer, i.subject))
 
+    # removing users
+
+    async def delete_user(self, realm: str, user_id: str) -> bool:
+        async with self._tx() as conn:
+            gone = await conn.fetch("DELETE FROM users WHERE realm = $1 AND id = $2 RETURNING id", realm, user_id)
+            await _delete_belongings(conn, realm, [r["id"] for r in gone])
+        return bool(gone)
+
+    async def delete_unverified_users(
+        self, realm: str, created_before: datetime, limit: int = 1000
+    ) -> list[str]:
+        async with self._tx(MIGRATION_TIMEOUT) as conn:
+            # Rows are locked as they are picked (SKIP LOCKED: a verification writing one
+            # now is left alone) and the condition checked again in the DELETE: an account
+            # verified a moment ago stays.
+            rows = await conn.fetch(
+                "WITH doomed AS MATERIALIZED (SELECT id FROM users WHERE realm = $1"
+                " AND self_registered AND NOT email_verified AND created_at < $2"
+                " ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+                " DELETE FROM users u USING doomed WHERE u.realm = $1 AND u.id = doomed.id"
+                " AND u.self_registered AND NOT u.email_verified RETURNING u.id",
+                realm, utc(created_before), int(limit),
+            )
+            ids = [r["id"] for r in rows]
+            await _delete_belongings(conn, realm, ids)
+        return ids
+
     # refresh-token families
 
     async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:
@@ -395,6 +433,7 @@ class PostgresDurableStore:
                 utc(family.expires_at), utc_or_none(family.revoked_at), family.revoked_reason,
                 family.data, first.token_hash, utc(first.created_at), utc(first.expires_at),
                 first.replaced_by, utc_or_none(first.replaced_at),
+                None if family.resources is None else list(family.resources),
             )
 
     @staticmethod

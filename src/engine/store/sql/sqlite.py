@@ -136,6 +136,19 @@ class _Tx:
         return ROWS.token(row), ROWS.family(fam)
 
 
+async def _delete_belongings(tx: _Tx, realm: str, user_ids: list[str]) -> None:
+    """Everything stored under these (just deleted) users, in the caller's transaction.
+    Refresh tokens go with their families (ON DELETE CASCADE)."""
+    for start in range(0, len(user_ids), 500):  # SQLite's bound-parameter limit
+        chunk = user_ids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for table in ("credentials", "external_identities", "consents"):
+            await tx.exec(f"DELETE FROM {table} WHERE realm = ? AND user_id IN ({marks})", realm, *chunk)
+        await tx.exec(f"DELETE FROM refresh_tokens WHERE realm = ? AND family_id IN (SELECT id FROM"
+                      f" refresh_families WHERE realm = ? AND user_id IN ({marks}))", realm, realm, *chunk)
+        await tx.exec(f"DELETE FROM refresh_families WHERE realm = ? AND user_id IN ({marks})", realm, *chunk)
+
+
 class SqliteDurableStore:
     """`DurableStore` on one SQLite file (or `:memory:`). Open with `SqliteDurableStore.open`."""
 
@@ -220,9 +233,9 @@ class SqliteDurableStore:
     async def create_user(self, user: User) -> None:
         await self._exec(
             "INSERT INTO users (realm, id, email, email_lower, email_verified, profile,"
-            " created_at, disabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, disabled, self_registered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             user.realm, user.id, user.email, email_key(user.email), user.email_verified,
-            json.dumps(user.profile), _ts(user.created_at), user.disabled,
+            json.dumps(user.profile), _ts(user.created_at), user.disabled, user.self_registered,
         )
 
     async def get_user(self, realm: str, user_id: str) -> User | None:
@@ -311,6 +324,29 @@ class SqliteDurableStore:
             "DELETE FROM external_identities WHERE realm = ? AND user_id = ? RETURNING *", realm, user_id)
         return sorted((ROWS.identity(r) for r in rows), key=lambda i: (i.created_at, i.issuer, i.subject))
 
+    # removing users
+
+    async def delete_user(self, realm: str, user_id: str) -> bool:
+        async with self._tx() as tx:
+            gone = await tx.exec("DELETE FROM users WHERE realm = ? AND id = ?", realm, user_id)
+            await _delete_belongings(tx, realm, [user_id])
+        return gone == 1
+
+    async def delete_unverified_users(
+        self, realm: str, created_before: datetime, limit: int = 1000
+    ) -> list[str]:
+        async with self._tx() as tx:
+            # The condition is checked in the DELETE itself: a user verified a moment ago stays.
+            rows = await tx.rows(
+                "DELETE FROM users WHERE realm = ?1 AND id IN (SELECT id FROM users WHERE realm = ?1"
+                " AND self_registered = 1 AND email_verified = 0 AND created_at < ?2"
+                " ORDER BY created_at LIMIT ?3) RETURNING id",
+                realm, _ts(created_before), int(limit),
+            )
+            ids = [r["id"] for r in rows]
+            await _delete_belongings(tx, realm, ids)
+        return ids
+
     # refresh-token families
 
     async def create_refresh_family(self, family: RefreshFamily, first: RefreshToken) -> None:
@@ -319,12 +355,12 @@ class SqliteDurableStore:
         async with self._tx() as tx:
             await tx.exec(
                 "INSERT INTO refresh_families (realm, id, client_id, user_id, scope, session_id,"
-                " auth_time, created_at, expires_at, revoked_at, revoked_reason, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " auth_time, created_at, expires_at, revoked_at, revoked_reason, data, resources)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 family.realm, family.id, family.client_id, family.user_id, family.scope,
                 family.session_id, _ts(family.auth_time), _ts(family.created_at),
                 _ts(family.expires_at), _ts(family.revoked_at), family.revoked_reason,
-                json.dumps(family.data),
+                json.dumps(family.data), None if family.resources is None else json.dumps(list(family.resources)),
             )
             await tx.insert_token(first)
 
