@@ -5,6 +5,8 @@ moves on the FrozenClock."""
 
 from __future__ import annotations
 
+import pytest
+
 from engine.accounts.pruning import UNVERIFIED_ACCOUNT_REMOVED, prune_all, prune_unverified
 from tests.accounts.conftest import PASSWORD, link_in
 from tests.accounts.helpers import register, verify
@@ -42,9 +44,21 @@ async def test_unverified_self_registered_account_is_removed_after_the_lifetime(
     assert (await _by_email(idp, "squatter@example.com")).id != squatter.id
 
 
-async def test_a_removed_account_loses_its_sessions_and_refresh_tokens(idp):
+@pytest.fixture
+async def permissive_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
+    """A realm where an unverified account can sign in (require_verified_email: false)."""
+    from tests.accounts.conftest import build_idp, mail_yaml
+    from tests.accounts.test_proof import PERMISSIVE_ACME
+
+    outbox = tmp_path / "outbox"
+    return await build_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(),
+                           mail=mail_yaml(outbox), outbox=outbox, realms={"acme": PERMISSIVE_ACME})
+
+
+async def test_a_removed_account_loses_its_sessions_and_refresh_tokens(permissive_idp):
     """What the account held ends with it: its browser session and refresh families.
     (An unverified account can sign in where the realm allows it.)"""
+    idp = permissive_idp
     await register(idp, "pending@example.com", PASSWORD)
     user = await _by_email(idp, "pending@example.com")
     code, verifier, _ = await login_for_code(idp, "pending@example.com", PASSWORD)
