@@ -21,10 +21,11 @@ import logging
 from time import perf_counter
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavailable
+from engine.errors import InvalidRequest, NotFound, OAuthError, ServerError, TemporarilyUnavailable
 from engine.logs import REQUEST_ID, accept_request_id
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
@@ -92,6 +93,9 @@ def protocol_error(exc: Exception, method: str, path: str) -> OAuthError:
     if isinstance(exc, StoreUnavailable):
         log.warning("store unavailable on %s %s: %s", method, path, exc)
         return TemporarilyUnavailable("a backing store is unavailable; retry shortly")
+    if isinstance(exc, asyncpg.DataError):  # e.g. a NUL in text past the input checks (SQLite would store it)
+        log.warning("the database refused a value on %s %s: %s", method, path, type(exc).__name__)
+        return InvalidRequest("the request holds a value that cannot be stored")
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return ServerError("internal error")
 
