@@ -257,6 +257,19 @@ class RateLimits(Strict):
     password_reset_per_ip: RateLimit = RateLimit(requests=20, per=timedelta(hours=1))
     verification_resend_per_account: RateLimit = RateLimit(requests=3, per=timedelta(hours=1))
     mail_per_recipient: RateLimit = RateLimit(requests=5, per=timedelta(hours=1))
+    # Where a secret is tried (issue 16 item 8). Failures are counted, successes are not, so
+    # a working client never meets these; each also applies ten times over sixty windows
+    # (20/min is also 200/h), so steady guessing is refused for longer and longer.
+    client_auth_failures_per_ip: RateLimit = Field(
+        RateLimit(requests=20), description="failed client authentications (token, introspection,"
+        " revocation) from one address; past it every attempt from there is refused (429) for the window")
+    client_auth_failures_per_client: RateLimit = Field(
+        RateLimit(requests=100), description="failed authentications of one configured client, from anywhere")
+    introspect_per_client: RateLimit = Field(
+        RateLimit(requests=60000), description="introspection requests of one authenticated client")
+    revoke_per_ip: RateLimit = Field(RateLimit(requests=600), description="revocation requests from one address")
+    userinfo_failures_per_ip: RateLimit = Field(
+        RateLimit(requests=120), description="userinfo requests with a bad or missing token from one address")
 
 
 class LockoutPolicy(Strict):

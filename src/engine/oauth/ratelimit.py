@@ -1,6 +1,7 @@
-"""Rate limits on `/authorize`, `/token` and `/login/*` (seed security musts): fixed-window
+"""Rate limits on `/authorize`, `/token`, `/login/*` (seed security musts) and wherever a
+secret is tried (client authentication, introspection, revocation, userinfo): fixed-window
 counters in the ephemeral store, so every instance counts together; over the limit →
-429 with `Retry-After`.
+429 with `Retry-After`. Also where the caller's address comes from (`client_ip`).
 
 A Redis round trip on every `/token` request costs more CPU than everything else but the
 signature, so each instance counts *locally* while a window is far from its limit and
@@ -266,6 +267,30 @@ async def hit(services: Any, realm: Realm, bucket: str, subject: str, limit: Rat
     if count > limit.requests:
         return start + window - now
     return None
+
+
+def over_limit(services: Any, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> int | None:
+    """Seconds to wait if this instance already knows the budget of the window is spent, without a
+    store round trip and without counting (for failure budgets, checked before each attempt
+    and counted with `hit` only when it fails). An instance that has not counted in this
+    window says None; its first failure there reads the shared count."""
+    counters = services.extras.get(COUNTERS)
+    if counters is None or not counters.windows:
+        return None
+    window = max(1, int(limit.per.total_seconds()))
+    now = services.clock.timestamp()
+    start = now - now % window
+    entry = counters.windows.get(f"{realm.name}:rl:{bucket}:{subject}:{start}")
+    if entry is None or entry.shared + entry.inflight + entry.pending < limit.requests:
+        return None  # the budget is not spent: `limit.requests` failures are allowed
+    return start + window - now
+
+
+@lru_cache(maxsize=64)
+def escalated(limit: RateLimit) -> tuple[RateLimit, RateLimit]:
+    """A failure budget and its long form (ten times the requests over sixty windows): a
+    refusal that lasts one window at first and the rest of the long window for steady abuse."""
+    return limit, RateLimit(requests=limit.requests * 10, per=limit.per * 60)
 
 
 async def enforce(services: Any, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> None:
