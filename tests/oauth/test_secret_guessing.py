@@ -124,3 +124,18 @@ async def test_failures_for_one_client_from_many_addresses_are_counted_per_clien
     stranger = {**basic_auth("nobody", "x"), "X-Forwarded-For": "203.0.113.1"}
     other = await client.post("/token", data=CC, headers=stranger)
     assert other.status == 401  # another client id from that address is not refused
+
+
+async def test_failures_naming_a_public_client_do_not_refuse_it_to_everyone(tmp_path, backend, aiohttp_client):
+    """A public client has no secret to guess: failures naming it are counted per address
+    only, so nobody can have it refused to every user."""
+    from tests.oauth.test_client_ip import app_client
+
+    client, _, _ = await app_client(tmp_path, backend, aiohttp_client, "trusted_proxies: [127.0.0.0/8]\n")
+    for n in range(200):
+        data = {"grant_type": "refresh_token", "refresh_token": "rt_x", "client_id": "spa", "client_secret": "s"}
+        resp = await client.post("/token", data=data, headers={"X-Forwarded-For": f"198.51.100.{n // 10}"})
+        assert resp.status == 401
+    data = {"grant_type": "refresh_token", "refresh_token": "rt_x", "client_id": "spa"}
+    resp = await client.post("/token", data=data, headers={"X-Forwarded-For": "203.0.113.1"})
+    assert resp.status == 400 and (await resp.json())["error"] == "invalid_grant"  # authenticated, not refused

@@ -9,7 +9,8 @@ form). Past a budget, every attempt from that address (or for that client, on an
 that has seen the failures) is refused with 429 and `Retry-After` before its secret is
 looked at, so guessing is slowed and a refused guess teaches nothing. Successes cost one
 look at the local counters and are never counted. Client ids that are not configured are
-counted per address only: the keys stay bounded by the configuration."""
+counted per address only (the keys stay bounded by the configuration), and so are public
+clients, which have no secret to guess."""
 
 from __future__ import annotations
 
@@ -114,13 +115,16 @@ def _budgets(realm: Realm, client_id: str | None, ip: str) -> list[tuple[str, st
 
 
 def _claimed_client(realm: Realm, authorization: str | None, params: dict[str, str]) -> str | None:
-    """The configured client the request claims to be (before any check), or None."""
+    """The configured confidential client the request claims to be (before any check), or
+    None. A public client has no secret to guess: counting its failures per client would
+    only let anyone refuse it to every user."""
     try:
         basic = _basic_credentials(authorization)
     except InvalidClient:
         basic = None
     client_id = basic[0] if basic is not None else params.get("client_id")
-    return client_id if client_id and realm.client(client_id) is not None else None
+    client = realm.client(client_id) if client_id else None
+    return client_id if client is not None and client.type == "confidential" else None
 
 
 def authenticate(realm: Realm, authorization: str | None, params: dict[str, str], *,
