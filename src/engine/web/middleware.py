@@ -25,7 +25,7 @@ import asyncpg
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from engine.errors import InvalidRequest, NotFound, OAuthError, ServerError, TemporarilyUnavailable
+from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavailable
 from engine.logs import REQUEST_ID, accept_request_id
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
@@ -95,7 +95,7 @@ def protocol_error(exc: Exception, method: str, path: str) -> OAuthError:
         return TemporarilyUnavailable("a backing store is unavailable; retry shortly")
     if isinstance(exc, asyncpg.DataError):  # e.g. a NUL in text past the input checks (SQLite would store it)
         log.warning("the database refused a value on %s %s: %s", method, path, type(exc).__name__)
-        return InvalidRequest("the request holds a value that cannot be stored")
+        return OAuthError("the request holds a value that cannot be stored")  # 400 invalid_request
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return ServerError("internal error")
 
