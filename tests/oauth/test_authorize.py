@@ -121,3 +121,67 @@ async def test_post_is_accepted(idp):
     """OIDC Core §3.1.2.1: GET and POST."""
     resp = await idp.client.post("/authorize", data={"client_id": "nope"}, allow_redirects=False)
     assert resp.status == 400
+
+
+# --------------------------------------------------------------------------- bounds (issue 23 item 9)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("nonce", "n" * 513),
+    ("login_hint", "a" * 250 + "@example.com"),
+    ("ui_locales", "en " * 100),
+    ("acr_values", "x" * 513),
+    ("claims", '{"userinfo": {"' + "x" * 4100 + '": null}}'),
+    ("scope", "openid " + "profile " * 300),
+    ("scope", " ".join(["openid"] + [f"s{n}" for n in range(64)])),
+])
+async def test_oversized_parameters_are_invalid_request_back_to_the_client(idp, name, value):
+    """Generous bounds (documented in engine.oauth.authorize): past them the request is
+    `invalid_request`, redirected with `state` once the redirect URI is validated (RFC 6749
+    §4.1.2.1), before any flow is stored."""
+    resp, _ = await authorize(idp, state="st-1", **{name: value})
+    assert resp.status == 303
+    query = query_of(resp.headers["Location"])
+    assert query["error"] == "invalid_request" and query["state"] == "st-1"
+    assert len(query["error_description"]) <= 200
+    assert "flow=" not in resp.headers["Location"]
+
+
+async def test_real_client_sizes_still_work(idp):
+    """A 2 KB base64url `state`, a 512-character nonce and a 255-character login_hint pass."""
+    resp, _ = await authorize(idp, state="s" * 2048, nonce="n" * 512, login_hint="h" * 255,
+                              ui_locales="fr-CA fr en", acr_values="urn:mace:incommon:iap:silver")
+    assert resp.status == 303 and "/login?flow=" in resp.headers["Location"]
+
+
+@pytest.mark.parametrize("state", ["s" * 2049, "é" * 400, "&" * 700])
+async def test_an_oversized_state_is_refused_and_never_echoed(idp, state):
+    """The error redirect stays small: an oversized `state` (measured URL-encoded, as it
+    would travel back) is not echoed, and the redirect carries `invalid_request`."""
+    resp, _ = await authorize(idp, state=state)
+    assert resp.status == 303
+    location = resp.headers["Location"]
+    assert len(location) < 1024
+    query = query_of(location)
+    assert query["error"] == "invalid_request" and "state" not in query
+
+
+async def test_unknown_scopes_are_not_echoed_at_length(idp):
+    resp, _ = await authorize(idp, scope="openid " + " ".join(f"{'x' * 30}{n}" for n in range(60)))
+    assert resp.status == 303 and len(resp.headers["Location"]) < 1024
+    assert query_of(resp.headers["Location"])["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize("extra", [
+    {"redirect_uri": SPA_REDIRECT + "x" * 3000},
+    {"client_id": "c" * 300},
+    {"x": "y" * 9000},
+])
+async def test_an_oversized_request_is_a_page_before_the_redirect_uri_is_known_good(idp, extra):
+    """Over the bounds of `client_id`, `redirect_uri` or the whole request (8 KB): an HTML
+    page, never a redirect (§4.1.2.1)."""
+    resp = await idp.client.post("/authorize", data={
+        "response_type": "code", "client_id": "spa", "redirect_uri": SPA_REDIRECT, "scope": "openid",
+        "state": "st-1", **extra}, allow_redirects=False)
+    assert resp.status == 400 and "Location" not in resp.headers
+    assert resp.content_type == "text/html"

@@ -59,3 +59,38 @@ async def test_forged_id_token_hint_is_refused(idp):
     resp = await idp.client.get("/logout", params={"id_token_hint": f"{head}.{payload}.{sig[:-4]}AAAA"},
                                 allow_redirects=False)
     assert resp.status == 400
+
+
+async def test_an_access_token_is_not_an_id_token_hint(idp):
+    """RP-Initiated Logout §2: `id_token_hint` is an ID token the OP issued. An access token
+    (RFC 9068 `typ: at+jwt`, held by every resource server it was sent to) must not sign the
+    user out without confirmation."""
+    body = await tokens(idp)
+    resp = await idp.client.get("/logout", params={"id_token_hint": body["access_token"],
+                                                   "post_logout_redirect_uri": POST_LOGOUT},
+                                allow_redirects=False)
+    assert resp.status == 400 and "Location" not in resp.headers
+    still, _ = await authorize(idp, prompt="none")
+    assert "code" in query_of(still.headers["Location"])  # the session lives on
+
+
+async def test_an_id_token_of_another_realm_is_not_a_hint(idp):
+    from tests.oauth.conftest import issue_user_tokens
+
+    await tokens(idp)
+    stranger = await idp.add_user("bob@example.com", realm="other")
+    foreign = await issue_user_tokens(idp, stranger, client_id="spa", realm="other")
+    resp = await idp.client.get("/logout", params={"id_token_hint": foreign["id_token"]}, allow_redirects=False)
+    assert resp.status == 400
+
+
+async def test_an_expired_id_token_is_still_a_hint(idp):
+    """§2: the OP accepts an expired ID token as a hint (the RP's copy has usually expired)."""
+    body = await tokens(idp)
+    idp.clock.advance(3600)  # past the ID token's 10 minutes, within the 12 h session
+    resp = await idp.client.get("/logout", params={"id_token_hint": body["id_token"],
+                                                   "post_logout_redirect_uri": POST_LOGOUT, "state": "s"},
+                                allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith(POST_LOGOUT)
+    after, _ = await authorize(idp, prompt="none")
+    assert query_of(after.headers["Location"])["error"] == "login_required"

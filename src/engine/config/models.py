@@ -8,12 +8,15 @@ so the core imports no plugin.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from engine.config.durations import Duration
 
@@ -166,9 +169,43 @@ class ServerConfig(Strict):
     realms: str = "realms/"
     root_realm: str | None = "default"
     keys: KeysSettings = KeysSettings()
-    trust_forwarded_for: bool = False
+    trusted_proxies: list[str] = Field(
+        default_factory=list, max_length=256,
+        description="CIDRs (or addresses) of the reverse proxies in front of the server: only a peer"
+        " inside one of them is believed about X-Forwarded-For, walked from the right",
+    )
+    # Removed (issue 16): it believed the leftmost X-Forwarded-For value, which the client
+    # writes. Kept only to refuse it with a message naming the replacement; not in the schema.
+    trust_forwarded_for: SkipJsonSchema[Any] = Field(None, exclude=True)
     mail: MailSettings = MailSettings()
     http: HttpSettings = HttpSettings()
+
+    @field_validator("trust_forwarded_for", mode="before")
+    @classmethod
+    def _removed_trust_forwarded_for(cls, value: Any) -> Any:
+        raise ValueError("trust_forwarded_for is removed (it believed whatever the client wrote in"
+                         " X-Forwarded-For); list your reverse proxies instead: trusted_proxies: [CIDR, ...]")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, values: list[str]) -> list[str]:
+        normalised = []
+        for value in values:
+            try:
+                network = ipaddress.ip_network(value.strip())
+            except ValueError:
+                try:  # say what the operator probably meant when host bits are set
+                    meant = ipaddress.ip_network(value.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{value!r} is not an IP address or CIDR (e.g. 10.0.0.0/8)") from None
+                raise ValueError(f"{value!r} has host bits set; did you mean {meant}?") from None
+            normalised.append(str(network))
+        return normalised
+
+    @cached_property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """`trusted_proxies` parsed, once per configuration (client_ip runs on every request)."""
+        return tuple(ipaddress.ip_network(value) for value in self.trusted_proxies)
 
     @field_validator("base_url")
     @classmethod
@@ -239,6 +276,19 @@ class RateLimits(Strict):
     password_reset_per_ip: RateLimit = RateLimit(requests=20, per=timedelta(hours=1))
     verification_resend_per_account: RateLimit = RateLimit(requests=3, per=timedelta(hours=1))
     mail_per_recipient: RateLimit = RateLimit(requests=5, per=timedelta(hours=1))
+    # Where a secret is tried (issue 16 item 8). Failures are counted, successes are not, so
+    # a working client never meets these; each also applies ten times over sixty windows
+    # (20/min is also 200/h), so steady guessing is refused for longer and longer.
+    client_auth_failures_per_ip: RateLimit = Field(
+        RateLimit(requests=20), description="failed client authentications (token, introspection,"
+        " revocation) from one address; past it every attempt from there is refused (429) for the window")
+    client_auth_failures_per_client: RateLimit = Field(
+        RateLimit(requests=100), description="failed authentications of one configured client, from anywhere")
+    introspect_per_client: RateLimit = Field(
+        RateLimit(requests=60000), description="introspection requests of one authenticated client")
+    revoke_per_ip: RateLimit = Field(RateLimit(requests=600), description="revocation requests from one address")
+    userinfo_failures_per_ip: RateLimit = Field(
+        RateLimit(requests=120), description="userinfo requests with a bad or missing token from one address")
 
 
 class LockoutPolicy(Strict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -31,6 +31,35 @@ from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
 
 PROMPTS = {"none", "login", "consent", "select_account"}
+
+# Bounds of an authorization request (issue 23 item 9): generous for real clients, small
+# enough that nothing stored with a pending flow or echoed in a redirect can grow without
+# limit. Lengths in characters; `state` in bytes as it travels back (URL-encoded), so the
+# error redirect that echoes it stays well under the 8 KiB a proxy accepts in a header.
+MAX_REQUEST = 8192  # all names and values of one authorization request together
+MAX_CLIENT_ID = 255
+MAX_REDIRECT_URI = 2048
+MAX_STATE = 2048  # URL-encoded
+MAX_SCOPES = 64
+LIMITS = {
+    "scope": 2048,
+    "nonce": 512,
+    "login_hint": 255,
+    "ui_locales": 255,
+    "acr_values": 512,
+    "claims": 4096,
+    "claims_locales": 255,
+    "id_token_hint": 4096,
+    "prompt": 64,
+    "display": 16,
+    "response_type": 64,
+    "response_mode": 32,
+    "code_challenge": 128,
+    "code_challenge_method": 16,
+    "max_age": 16,
+    "resource": 2048,
+}
+MAX_DESCRIPTION = 200  # error_description in a redirect: what went wrong, not an echo
 
 
 def see_other(location: str) -> web.Response:
@@ -61,15 +90,23 @@ class Redirect:
         return see_other(urlunsplit((parts.scheme, parts.netloc, parts.path, joined, "")))
 
     def error(self, exc: OAuthError) -> web.Response:
-        return self.to(error=exc.error, error_description=exc.description)
+        description = exc.description[:MAX_DESCRIPTION] if exc.description else None
+        return self.to(error=exc.error, error_description=description)
 
 
 def check_client_and_redirect(realm: Realm, params: dict[str, str]) -> Redirect:
     """§4.1.2.1: the two checks whose failure must never redirect."""
-    client = realm.client(params.get("client_id"))
+    if sum(len(name) + len(value) for name, value in params.items()) > MAX_REQUEST:
+        raise InvalidRequest(f"the authorization request is too long (at most {MAX_REQUEST} characters)")
+    client_id = params.get("client_id")
+    if client_id is not None and len(client_id) > MAX_CLIENT_ID:
+        raise InvalidRequest("unknown client_id: the application that sent you here is not registered")
+    client = realm.client(client_id)
     if client is None:
         raise InvalidRequest("unknown client_id: the application that sent you here is not registered")
     redirect_uri = params.get("redirect_uri")
+    if redirect_uri is not None and len(redirect_uri) > MAX_REDIRECT_URI:
+        raise InvalidRequest("redirect_uri is not registered for this client")
     if redirect_uri is None:
         # §3.1.2.3: optional only when exactly one is registered; OIDC always requires it.
         if len(client.redirect_uris) != 1 or "openid" in parse_scope(params.get("scope")):
@@ -77,12 +114,25 @@ def check_client_and_redirect(realm: Realm, params: dict[str, str]) -> Redirect:
         redirect_uri = client.redirect_uris[0]
     elif redirect_uri not in client.redirect_uris:  # exact string match, no normalisation
         raise InvalidRequest("redirect_uri is not registered for this client")
-    return Redirect(client, redirect_uri, params.get("state"), realm.issuer)
+    state = params.get("state")
+    if state is not None and not state_fits(state):
+        state = None  # not echoed: validate_request refuses the request (redirected without it)
+    return Redirect(client, redirect_uri, state, realm.issuer)
+
+
+def state_fits(state: str) -> bool:
+    return len(state) <= MAX_STATE and len(quote_plus(state)) <= MAX_STATE
 
 
 def validate_request(realm: Realm, redirect: Redirect, params: dict[str, str]) -> dict[str, Any]:
     """Everything else about the request; ClientError (redirected) on failure."""
     client = redirect.client
+    if "state" in params and not state_fits(params["state"]):
+        raise ClientError(errors.INVALID_REQUEST, f"state is longer than {MAX_STATE} bytes (URL-encoded)")
+    for name, limit in LIMITS.items():
+        value = params.get(name)
+        if value is not None and len(value) > limit:
+            raise ClientError(errors.INVALID_REQUEST, f"{name} is longer than {limit} characters")
     if "request" in params:
         raise ClientError("request_not_supported", "request objects are not supported")
     if "request_uri" in params:
@@ -99,6 +149,8 @@ def validate_request(realm: Realm, redirect: Redirect, params: dict[str, str]) -
     scopes = parse_scope(params.get("scope"))
     if not scopes:
         raise ClientError(errors.INVALID_SCOPE, "scope is required")
+    if len(scopes) > MAX_SCOPES:
+        raise ClientError(errors.INVALID_REQUEST, f"at most {MAX_SCOPES} scopes may be requested")
     if unknown := [s for s in scopes if s not in client.scopes]:
         raise ClientError(errors.INVALID_SCOPE, f"scope not allowed for this client: {' '.join(unknown)}")
     try:

@@ -1,21 +1,34 @@
 """Client authentication at the token, introspection and revocation endpoints
 (RFC 6749 §2.3.1: `client_secret_basic` and `client_secret_post`; `none` for public
 clients, OAuth 2.0 Dynamic Client Registration §2). Secrets are compared as SHA-256
-digests in constant time; every failure is 401 `invalid_client` with a challenge."""
+digests in constant time; every failure is 401 `invalid_client` with a challenge.
+
+Failures are counted (issue 16 item 8): per caller address and per configured client
+(`rate_limits.client_auth_failures_per_ip` / `_per_client`, each with a ten-times-longer
+form). Past a budget, every attempt from that address (or for that client, on an instance
+that has seen the failures) is refused with 429 and `Retry-After` before its secret is
+looked at, so guessing is slowed and a refused guess teaches nothing. Successes cost one
+look at the local counters and are never counted. Client ids that are not configured are
+counted per address only (the keys stay bounded by the configuration), and so are public
+clients, which have no secret to guess."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from functools import lru_cache
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 
 from engine.config import Client
-from engine.errors import InvalidClient, InvalidRequest
+from engine.config.models import RateLimit
+from engine.errors import InvalidClient, InvalidRequest, RateLimited
+from engine.oauth.ratelimit import client_ip, escalated, hit, over_limit
 from engine.realm import Realm
 from engine.secrets_util import same_hash, sha256_hex
+from engine.web.appkeys import SERVICES
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -62,11 +75,56 @@ def _configured_hash(secret: str) -> str:
     return sha256_hex(secret)
 
 
-def authenticate_client(
+async def authenticate_client(
     request: web.Request, realm: Realm, params: dict[str, str], *, allow_public: bool = True
 ) -> Client:
     """Who is calling. Public clients identify with `client_id` only (when allowed)."""
-    return authenticate(realm, request.headers.get("Authorization"), params, allow_public=allow_public)
+    services = request.app[SERVICES]
+    return await authenticate_counted(services, realm, request.headers.get("Authorization"), params,
+                                      client_ip(request), allow_public=allow_public)
+
+
+REFUSED = "too many failed client authentications; retry later"
+
+
+async def authenticate_counted(services: Any, realm: Realm, authorization: str | None, params: dict[str, str],
+                               ip: str, *, allow_public: bool = True) -> Client:
+    """`authenticate`, refused while a failure budget is spent, its failures counted."""
+    budgets = _budgets(realm, _claimed_client(realm, authorization, params), ip)
+    for bucket, subject, limit in budgets:
+        wait = over_limit(services, realm, bucket, subject, limit)
+        if wait is not None:
+            raise RateLimited(wait, REFUSED)
+    try:
+        return authenticate(realm, authorization, params, allow_public=allow_public)
+    except InvalidClient:
+        waits = [await hit(services, realm, bucket, subject, limit) for bucket, subject, limit in budgets]
+        if any(wait is not None for wait in waits):
+            raise RateLimited(max(wait for wait in waits if wait is not None), REFUSED) from None
+        raise
+
+
+def _budgets(realm: Realm, client_id: str | None, ip: str) -> list[tuple[str, str, RateLimit]]:
+    limits = realm.config.rate_limits
+    short, long = escalated(limits.client_auth_failures_per_ip)
+    budgets = [("client_auth_ip", ip, short), ("client_auth_ip_long", ip, long)]
+    if client_id is not None:
+        short, long = escalated(limits.client_auth_failures_per_client)
+        budgets += [("client_auth_client", client_id, short), ("client_auth_client_long", client_id, long)]
+    return budgets
+
+
+def _claimed_client(realm: Realm, authorization: str | None, params: dict[str, str]) -> str | None:
+    """The configured confidential client the request claims to be (before any check), or
+    None. A public client has no secret to guess: counting its failures per client would
+    only let anyone refuse it to every user."""
+    try:
+        basic = _basic_credentials(authorization)
+    except InvalidClient:
+        basic = None
+    client_id = basic[0] if basic is not None else params.get("client_id")
+    client = realm.client(client_id) if client_id else None
+    return client_id if client is not None and client.type == "confidential" else None
 
 
 def authenticate(realm: Realm, authorization: str | None, params: dict[str, str], *,

@@ -5,6 +5,9 @@ carry.
   probing of tokens).
 - `token_type_hint` is only a hint (§2.1): the two kinds are told apart by their form
   (refresh tokens are opaque `rt_...`, access tokens are JWTs), so a wrong hint is harmless.
+- Rate limits: failed client authentication (engine.oauth.clients), and
+  `rate_limits.introspect_per_client` per authenticated client: a token guesser holding
+  client credentials is slowed, a resource server at any sane rate is not.
 - Anything not currently usable (expired, revoked, replaced, malformed, of another realm,
   or a refresh token of another client) is exactly `{"active": false}` (§2.2): the answer
   never says why, and a client learns nothing about refresh tokens that are not its own.
@@ -20,6 +23,7 @@ from engine.config import Client
 from engine.errors import InvalidRequest, InvalidToken
 from engine.oauth.clients import authenticate_client
 from engine.oauth.params import form_params
+from engine.oauth.ratelimit import enforce
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
@@ -33,7 +37,9 @@ ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", 
 async def introspect(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
     params = await form_params(request)
-    client = authenticate_client(request, realm, params, allow_public=False)
+    client = await authenticate_client(request, realm, params, allow_public=False)
+    # per client (a resource server introspects for all its users); failures are counted above
+    await enforce(services, realm, "introspect", client.client_id, realm.config.rate_limits.introspect_per_client)
     token = params.get("token")
     if not token:
         raise InvalidRequest("token is required")

@@ -8,6 +8,7 @@ a third-party page cannot sign users out by linking here."""
 from __future__ import annotations
 
 import hmac
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -23,6 +24,35 @@ from engine.web.appkeys import SERVICES
 from engine.web.templates import render
 
 CARRIED = ("post_logout_redirect_uri", "state", "client_id")
+ID_TOKEN_TYP = "jwt"  # what this realm's ID tokens carry in `typ` (engine.tokens.jwt.sign)
+
+
+async def id_token_hint(services: Any, realm: Realm, hint: str | None) -> dict[str, Any] | None:
+    """The claims of `hint` if it is an ID token this realm issued to one of its clients
+    (signature, `iss`, `typ: JWT`, `aud`); InvalidRequest otherwise. An access token
+    (`typ: at+jwt`, RFC 9068 §2.1) is not a hint: anyone a client shared it with (a resource
+    server) could otherwise sign the user out without being asked. An expired ID token is
+    still a good hint of who is logging out (RP-Initiated Logout §2), so `exp` is not checked."""
+    if not hint:
+        return None
+    refused = InvalidRequest("id_token_hint is not an ID token issued by this realm")
+    try:
+        claims = await services.tokens.verify_signed(realm, hint, typ=ID_TOKEN_TYP, check_exp=False)
+    except InvalidToken:
+        raise refused from None
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if not audiences or not all(isinstance(a, str) for a in audiences):
+        raise refused
+    if not any(realm.client(audience) is not None for audience in audiences):
+        raise refused
+    azp = claims.get("azp")
+    if azp is not None and azp not in audiences:
+        raise refused
+    if not isinstance(claims.get("sub"), str) or "scope" in claims or "client_id" in claims:
+        raise refused  # an ID token names its user and carries no grant (OIDC Core §2)
+    claims["aud"] = audiences
+    return claims
 
 
 def _csrf(session: BrowserSession) -> str:
@@ -32,20 +62,13 @@ def _csrf(session: BrowserSession) -> str:
 async def logout(request: web.Request, realm: Realm) -> web.StreamResponse:
     services = request.app[SERVICES]
     params = await form_params(request, query=True)
-    hint_claims = None
-    if hint := params.get("id_token_hint"):
-        try:
-            # An expired ID token is still a good hint of who is logging out (§2).
-            hint_claims = await services.tokens.verify_signed(realm, hint, check_exp=False)
-        except InvalidToken:
-            raise InvalidRequest("id_token_hint is not an ID token issued by this realm") from None
+    hint_claims = await id_token_hint(services, realm, params.get("id_token_hint"))
     client_id = params.get("client_id")
     if hint_claims is not None:
-        aud = hint_claims.get("aud")
-        audiences = aud if isinstance(aud, list) else [aud]
+        audiences = hint_claims["aud"]
         if client_id is not None and client_id not in audiences:
             raise InvalidRequest("client_id does not match the id_token_hint")
-        client_id = client_id or hint_claims.get("azp") or audiences[0]
+        client_id = client_id or hint_claims.get("azp") or next(a for a in audiences if realm.client(a))
     redirect_to = params.get("post_logout_redirect_uri")
     if redirect_to is not None:
         client = realm.client(client_id)

@@ -1,6 +1,7 @@
-"""Rate limits on `/authorize`, `/token` and `/login/*` (seed security musts): fixed-window
+"""Rate limits on `/authorize`, `/token`, `/login/*` (seed security musts) and wherever a
+secret is tried (client authentication, introspection, revocation, userinfo): fixed-window
 counters in the ephemeral store, so every instance counts together; over the limit →
-429 with `Retry-After`.
+429 with `Retry-After`. Also where the caller's address comes from (`client_ip`).
 
 A Redis round trip on every `/token` request costs more CPU than everything else but the
 signature, so each instance counts *locally* while a window is far from its limit and
@@ -18,9 +19,12 @@ request count synchronously, so a store outage is noticed, not hidden.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -38,15 +42,81 @@ COUNTERS = "engine.oauth.ratelimit.counters"  # key in services.extras
 
 
 def client_ip(request: web.Request) -> str:
-    """The caller's address; `X-Forwarded-For` only when the operator trusts the proxy."""
-    return caller_address(request.app[SERVICES], request.headers.get("X-Forwarded-For"), request.remote)
+    """The caller's address, for rate limits, lockouts and audit rows: the peer, or, when
+    the peer is one of the operator's `trusted_proxies`, the nearest untrusted hop of
+    `X-Forwarded-For` (every header line, as one comma-separated list)."""
+    server = request.app[SERVICES].runtime.config.server
+    networks = server.proxy_networks
+    if not networks:
+        return _normalised(request.remote) or "unknown"
+    return caller_address(networks, request.headers.getall("X-Forwarded-For", ()), request.remote)
 
 
-def caller_address(services: Any, forwarded_for: str | None, remote: str | None) -> str:
-    """`client_ip` from the `X-Forwarded-For` value and the peer's address."""
-    if forwarded_for and services.runtime.config.server.trust_forwarded_for:
-        return forwarded_for.split(",")[0].strip()
-    return remote or "unknown"
+def caller_address(networks: tuple[Network, ...], forwarded_for: Iterable[str], remote: str | None) -> str:
+    """`client_ip` from the trusted proxy networks, the `X-Forwarded-For` lines and the peer.
+
+    The list is read from the right: each proxy appends the address it received the request
+    from, so only the entries appended by trusted proxies can be believed, and the first
+    entry that is not a trusted proxy is the client. Everything left of it was written by
+    the client (or by proxies nobody vouches for). A value that is not an IP address
+    (`unknown`, a host name, junk) stops the walk: the hop to its right, the last one a
+    trusted proxy vouched for, is taken as the caller, so junk can neither pick an address
+    nor reach a counter key or an audit row. The answer is always a normalised address
+    (compressed; IPv4-mapped IPv6 as IPv4), or `unknown` for a peer without one."""
+    peer = _normalised(remote)
+    if peer is None:
+        return "unknown"
+    if not _trusted(ipaddress.ip_address(peer), networks):
+        return peer
+    caller = peer
+    for line in reversed(list(forwarded_for)):
+        for hop in reversed(line.split(",")):
+            address = _address(hop)
+            if address is None:
+                return caller
+            caller = str(address)
+            if not _trusted(address, networks):
+                return caller
+    return caller  # every hop a trusted proxy: the leftmost is the closest we know
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+MAX_HOP = 64  # longer than any address with a port; longer values are junk, not parsed
+
+
+def _trusted(address: Address, networks: tuple[Network, ...]) -> bool:
+    return any(address in network for network in networks)
+
+
+@lru_cache(maxsize=4096)
+def _address(value: str) -> Address | None:
+    """The IP address of one `X-Forwarded-For` entry (`1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`,
+    `[2001:db8::1]:443`), IPv4-mapped IPv6 as IPv4; None if it is not one."""
+    value = value.strip()
+    if not value or len(value) > MAX_HOP:
+        return None
+    if value.startswith("["):  # [v6]:port
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:  # v4:port
+        value = value.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@lru_cache(maxsize=4096)
+def _normalised(remote: str | None) -> str | None:
+    """The peer's address as `client_ip` answers it (a dual-stack socket reports IPv4
+    peers as `::ffff:a.b.c.d`)."""
+    if not remote:
+        return None
+    address = _address(remote)
+    return str(address) if address is not None else None
 
 
 def batch_size(limit: RateLimit) -> int:
@@ -197,6 +267,30 @@ async def hit(services: Any, realm: Realm, bucket: str, subject: str, limit: Rat
     if count > limit.requests:
         return start + window - now
     return None
+
+
+def over_limit(services: Any, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> int | None:
+    """Seconds to wait if this instance already knows the budget of the window is spent, without a
+    store round trip and without counting (for failure budgets, checked before each attempt
+    and counted with `hit` only when it fails). An instance that has not counted in this
+    window says None; its first failure there reads the shared count."""
+    counters = services.extras.get(COUNTERS)
+    if counters is None or not counters.windows:
+        return None
+    window = max(1, int(limit.per.total_seconds()))
+    now = services.clock.timestamp()
+    start = now - now % window
+    entry = counters.windows.get(f"{realm.name}:rl:{bucket}:{subject}:{start}")
+    if entry is None or entry.shared + entry.inflight + entry.pending < limit.requests:
+        return None  # the budget is not spent: `limit.requests` failures are allowed
+    return start + window - now
+
+
+@lru_cache(maxsize=64)
+def escalated(limit: RateLimit) -> tuple[RateLimit, RateLimit]:
+    """A failure budget and its long form (ten times the requests over sixty windows): a
+    refusal that lasts one window at first and the rest of the long window for steady abuse."""
+    return limit, RateLimit(requests=limit.requests * 10, per=limit.per * 60)
 
 
 async def enforce(services: Any, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> None:

@@ -8,6 +8,8 @@
 - Only the client a token was issued to can revoke it. Any other token (unknown, garbage,
   expired, another client's, another realm's) gets the same empty 200 (§2.2): the answer
   tells the caller nothing about the token.
+- Rate limits: `rate_limits.revoke_per_ip` (public clients revoke from every user's
+  browser under one client id, so not per client) and failed client authentication.
 - `token_type_hint` is only a hint (§2.1): the form of the token decides.
 """
 
@@ -22,7 +24,7 @@ from engine.config import Client
 from engine.errors import InvalidRequest, InvalidToken
 from engine.oauth.clients import authenticate_client
 from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip
+from engine.oauth.ratelimit import client_ip, enforce
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
@@ -32,15 +34,17 @@ from engine.web.middleware import NO_STORE
 
 async def revoke(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
+    ip = client_ip(request)
+    await enforce(services, realm, "revoke", ip, realm.config.rate_limits.revoke_per_ip)
     params = await form_params(request)
-    client = authenticate_client(request, realm, params)
+    client = await authenticate_client(request, realm, params)
     token = params.get("token")
     if not token:
         raise InvalidRequest("token is required")
     if token.startswith(REFRESH_PREFIX):
-        await revoke_refresh_token(services, realm, client, token, client_ip(request))
+        await revoke_refresh_token(services, realm, client, token, ip)
     else:
-        await revoke_access_token(services, realm, client, token, client_ip(request))
+        await revoke_access_token(services, realm, client, token, ip)
     return web.Response(status=200, headers=NO_STORE)
 
 

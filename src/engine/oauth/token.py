@@ -12,7 +12,7 @@ from aiohttp import web
 
 from engine.config import Client
 from engine.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from engine.oauth.clients import authenticate
+from engine.oauth.clients import authenticate_counted
 from engine.oauth.grants.authorization_code import AuthorizationCodeGrant
 from engine.oauth.grants.client_credentials import ClientCredentialsGrant
 from engine.oauth.grants.refresh_token import RefreshTokenGrant
@@ -63,7 +63,8 @@ async def token_answer(services: Any, realm: Realm, params: dict[str, str], auth
     grant = GRANTS.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType(f"unsupported grant_type {grant_type!r}")
-    client = authenticate(realm, authorization, params, allow_public=grant.public_clients)
+    client = await authenticate_counted(services, realm, authorization, params, ip,
+                                        allow_public=grant.public_clients)
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use {grant_type}")
     body = await grant.issue(GrantRequest(realm, client, params, services, ip))

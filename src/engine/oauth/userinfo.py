@@ -7,6 +7,9 @@ and leaks tokens into logs). Errors follow RFC 6750 §3.1, as OIDC Core §5.3.3 
 
 - no token → 401, bare `Bearer realm=...` challenge (no error code when none was sent);
 - invalid, expired, revoked token, or a user that is gone or disabled → 401 `invalid_token`;
+- bearer-token guessing is limited per address: past `rate_limits.userinfo_failures_per_ip`
+  bad or missing tokens (and ten times that over sixty windows) → 429 with `Retry-After`;
+  good tokens are never counted, so a backend calling for many users is not slowed;
 - a valid token without the `openid` scope → 403 `insufficient_scope`. That includes
   client-credentials tokens (their `sub` is the client), which never carry `openid`:
   the token is sound, it just does not grant access to this resource.
@@ -16,14 +19,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.errors import BearerTokenMissing, InsufficientScope, InvalidRequest, InvalidToken
+from engine.errors import BearerTokenMissing, InsufficientScope, InvalidRequest, InvalidToken, RateLimited
 from engine.oauth.params import form_params
+from engine.oauth.ratelimit import client_ip, escalated, hit, over_limit
 from engine.realm import Realm
 from engine.tokens.issue import scope_claims
 from engine.web.appkeys import SERVICES
 from engine.web.middleware import no_store_json
 
 OPENID = "openid"
+FAILURE_BUCKETS = ("userinfo_fail_ip", "userinfo_fail_ip_long")
 
 
 def header_token(request: web.Request) -> str | None:
@@ -50,7 +55,18 @@ async def bearer_token(request: web.Request, realm: Realm) -> str:
 
 async def userinfo(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
-    claims = await services.tokens.verify_access_token(realm, await bearer_token(request, realm))
+    ip = client_ip(request)
+    limit = realm.config.rate_limits.userinfo_failures_per_ip
+    for bucket, budget in zip(FAILURE_BUCKETS, escalated(limit), strict=True):
+        wait = over_limit(services, realm, bucket, ip, budget)
+        if wait is not None:
+            raise RateLimited(wait, "too many requests with a bad access token; retry later")
+    try:
+        claims = await services.tokens.verify_access_token(realm, await bearer_token(request, realm))
+    except InvalidToken:  # BearerTokenMissing too: a guesser may send nothing, or garbage
+        for bucket, budget in zip(FAILURE_BUCKETS, escalated(limit), strict=True):
+            await hit(services, realm, bucket, ip, budget)
+        raise
     scopes = set(str(claims.get("scope", "")).split())
     if OPENID not in scopes:
         raise InsufficientScope(OPENID, "the access token was not granted the openid scope")

@@ -21,6 +21,7 @@ import logging
 from time import perf_counter
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -93,6 +94,9 @@ def protocol_error(exc: Exception, method: str, path: str) -> OAuthError:
     if isinstance(exc, StoreUnavailable):
         log.warning("store unavailable on %s %s: %s", method, path, exc)
         return TemporarilyUnavailable("a backing store is unavailable; retry shortly")
+    if isinstance(exc, asyncpg.DataError):  # e.g. a NUL in text past the input checks (SQLite would store it)
+        log.warning("the database refused a value on %s %s: %s", method, path, type(exc).__name__)
+        return OAuthError("the request holds a value that cannot be stored")  # 400 invalid_request
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return ServerError("internal error")
 
