@@ -13,13 +13,17 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.config import Config, ConfigError, load_config
+from engine.cli_support import load_or_exit as _load
+from engine.cli_support import realm_or_exit as _realm_or_exit
+from engine.cli_support import with_stores as _with_stores
+from engine.cli_users import add_users_command
+from engine.config import Config
 from engine.failures import explain
 from engine.logs import default_format, setup_logging
 from engine.plugins import Plugins
@@ -27,14 +31,7 @@ from engine.plugins import Plugins
 DEFAULT_CONFIG = os.environ.get("IDP_CONFIG", "idp.yaml")
 
 
-def _load(path: str, plugins: Plugins) -> Config:
-    try:
-        return load_config(path, plugins.providers.settings_models())
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
-        raise SystemExit(2) from None
+
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -271,28 +268,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 2 if changes else 0
 
 
-def _with_stores(config: Config, plugins: Plugins, work: Callable[[Any], Awaitable[int]]) -> int:
-    """Run `work(services)` with the stores open, as the server would have them."""
-    from engine.web.app import create_app
-    from engine.web.appkeys import SERVICES
-
-    async def main() -> int:
-        app = create_app(config, plugins=plugins)
-        contexts = [ctx(app) for ctx in app.cleanup_ctx]
-        for ctx in contexts:
-            await ctx.__anext__()
-        try:
-            return await work(app[SERVICES])
-        finally:
-            for ctx in reversed(contexts):
-                try:
-                    await ctx.__anext__()
-                except StopAsyncIteration:
-                    pass
-
-    return asyncio.run(main())
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
     plugins = Plugins()
     config = _load(args.config, plugins)
@@ -302,13 +277,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
 
     return _with_stores(config, plugins, work)
-
-
-def _realm_or_exit(config: Config, name: str) -> Any:
-    if name not in config.realms:
-        print(f"no realm named {name!r}; realms: {', '.join(sorted(config.realms))}", file=sys.stderr)
-        raise SystemExit(2)
-    return config.realms[name]
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -333,69 +301,6 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 await services.keys.realm_keys(name, realm.signing.algs)
                 for key in await services.durable.list_signing_keys(name):
                     print(f"{name}\t{key.kid}\t{key.alg}\t{key.status}\tcreated {key.created_at:%Y-%m-%d %H:%M}")
-        return 0
-
-    return _with_stores(config, plugins, work)
-
-
-def _read_password(prompt: str = "Password: ") -> str:
-    if sys.stdin.isatty():
-        import getpass
-
-        first = getpass.getpass(prompt)
-        if getpass.getpass("Repeat password: ") != first:
-            print("passwords do not match", file=sys.stderr)
-            raise SystemExit(2)
-        return first
-    return sys.stdin.readline().rstrip("\r\n")
-
-
-def cmd_users(args: argparse.Namespace) -> int:
-    from engine.accounts.users import InvalidEmail, create_user
-    from engine.store.protocols import AlreadyExists
-
-    plugins = Plugins()
-    config = _load(args.config, plugins)
-    _realm_or_exit(config, args.realm)
-    if args.action == "prune":
-        return _prune_users(config, plugins, args.realm)
-    if not args.email:
-        print("idp users add: --email is required", file=sys.stderr)
-        return 2
-    password = _read_password()
-    if len(password) < 8:
-        print("the password must have at least 8 characters", file=sys.stderr)
-        return 2
-
-    async def work(services: Any) -> int:
-        realm = services.runtime.realms[args.realm]
-        profile = {"name": args.name} if args.name else {}
-        try:
-            user = await create_user(services, realm, email=args.email, password=password,
-                                     email_verified=not args.unverified, profile=profile)
-        except AlreadyExists:
-            print(f"{args.email} already has an account in realm {args.realm}", file=sys.stderr)
-            return 1
-        except InvalidEmail as exc:  # the same rule as the forms (engine.accounts.emails)
-            print(f"{args.email!r} is not an email address Tessera accepts: {exc}", file=sys.stderr)
-            return 2
-        except ValueError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
-        print(f"created {user.id} <{user.email}> in realm {args.realm}")
-        return 0
-
-    return _with_stores(config, plugins, work)
-
-
-def _prune_users(config: Config, plugins: Plugins, realm_name: str) -> int:
-    """`idp users prune`: remove the realm's self-registered accounts never verified
-    within `lifetimes.unverified_account` (engine.accounts.pruning)."""
-    from engine.accounts.pruning import prune_unverified
-
-    async def work(services: Any) -> int:
-        removed = await prune_unverified(services, services.runtime.realms[realm_name])
-        print(f"removed {len(removed)} unverified self-registered account(s) from realm {realm_name}")
         return 0
 
     return _with_stores(config, plugins, work)
@@ -485,14 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("action", choices=["list", "rotate"],
                       help="list: every key and its state; rotate: one rotation step now")
     keys.add_argument("--realm", help="only this realm (default: every realm)")
-    users = command("users", cmd_users, "manage users (password read from a prompt or stdin)")
-    users.add_argument("action", choices=["add", "prune"],
-                       help="add: create a user with a password; prune: remove self-registered accounts"
-                       " never verified in time")
-    users.add_argument("--realm", required=True, help="the realm of the user")
-    users.add_argument("--email", help="the user's email address, their sign-in name (add)")
-    users.add_argument("--name", help="the user's full name, the `name` claim (add)")
-    users.add_argument("--unverified", action="store_true", help="leave the email unverified")
+    add_users_command(command)
     demo = command("demo", cmd_demo, "serve a tiny relying party that signs in with the shipped public client")
     demo.add_argument("--realm", help="the realm to sign in to (default: the root realm)")
     demo.add_argument("--client-id", default="frontend", help="a public client with redirect URI"

@@ -94,6 +94,18 @@ async def test_duplicate_user_id_raises_already_exists(durable: DurableStore):
         await durable.create_user(replace(alice, email="other@example.com"))
 
 
+async def test_list_users_pages_through_one_realm_in_id_order(durable: DurableStore):
+    made = [user(email=f"p{n}@example.com") for n in range(5)]
+    for u in made:
+        await durable.create_user(u)
+    await durable.create_user(user(realm="elsewhere", email="x@example.com"))
+    first = await durable.list_users("main", limit=3)
+    rest = await durable.list_users("main", after=first[-1].id, limit=3)
+    assert [u.id for u in first + rest] == sorted(u.id for u in made)
+    assert first[0] == sorted(made, key=lambda u: u.id)[0]
+    assert await durable.list_users("nowhere") == []
+
+
 async def test_update_user_changes_only_given_fields(durable: DurableStore):
     """update_user writes the given fields, keeps the others, and returns the new user."""
     alice = user()

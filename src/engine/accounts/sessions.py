@@ -172,6 +172,27 @@ async def _index_session(services: Any, realm: Realm, user_id: str, entry: list[
         writes.delete(_seen_key(session_key))
 
 
+async def user_sessions(services: Any, realm: Realm, user_id: str) -> list[tuple[float, int]]:
+    """The user's live browser sessions as (created, absolute end), oldest first (from the
+    user's index: what `current_session` would still accept)."""
+    index = await services.ephemeral.get(_index_key(realm, user_id))
+    now = services.clock.timestamp()
+    entries = [e for e in (index or {}).get("s", []) if e[2] > now]
+    if not entries:
+        return []
+    values = await services.ephemeral.get_many(
+        [_ended_key(realm, user_id)] + [k for e in entries for k in (e[0], _seen_key(e[0]))])
+    ended, values = values[0], values[1:]
+    cutoff = ended.get("sessions_up_to", ended["up_to"]) if ended else None
+    live = []
+    for i, entry in enumerate(entries):
+        data = values[2 * i]
+        if _is_live(data, values[2 * i + 1], now, realm) and (
+                cutoff is None or data.get("created", data["auth_time"]) > cutoff):
+            live.append((entry[1], entry[2]))
+    return sorted(live)
+
+
 async def end_session(response: web.StreamResponse, services: Any, realm: Realm, session: BrowserSession) -> None:
     await services.ephemeral.write_many([], [session.key, _seen_key(session.key)])
     response.del_cookie(cookie_name(realm), path="/")

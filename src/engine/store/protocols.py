@@ -178,6 +178,10 @@ class DurableStore(Protocol):
 
     async def get_user(self, realm: str, user_id: str) -> User | None: ...
 
+    async def list_users(self, realm: str, *, after: str | None = None, limit: int = 100) -> list[User]:
+        """The realm's users in id order, at most `limit`, starting after the user with id
+        `after` (stable pages while users come and go)."""
+
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
         """Case-insensitive email lookup within the realm."""
 

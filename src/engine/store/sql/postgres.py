@@ -307,6 +307,12 @@ class PostgresDurableStore:
         )
         return None if row is None else ROWS.user(row)
 
+    async def list_users(self, realm: str, *, after: str | None = None, limit: int = 100) -> list[User]:
+        rows = await self._fetch(
+            "SELECT * FROM users WHERE realm = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            realm, after, int(limit))
+        return [ROWS.user(r) for r in rows]
+
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
         row = await self._fetchrow(
             "SELECT * FROM users WHERE realm = $1 AND email_lower = $2", realm, email_key(email)

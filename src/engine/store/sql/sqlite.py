@@ -243,6 +243,12 @@ class SqliteDurableStore:
             with _mapped_errors():
                 return await _Tx(self._db).user(realm, user_id)
 
+    async def list_users(self, realm: str, *, after: str | None = None, limit: int = 100) -> list[User]:
+        rows = await self._rows(
+            "SELECT * FROM users WHERE realm = ?1 AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3",
+            realm, after, int(limit))
+        return [ROWS.user(r) for r in rows]
+
     async def get_user_by_email(self, realm: str, email: str) -> User | None:
         row = await self._row(
             "SELECT * FROM users WHERE realm = ? AND email_lower = ?", realm, email_key(email)

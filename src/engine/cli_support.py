@@ -1,0 +1,51 @@
+"""What every `idp` command needs: the configuration loaded (or its problems printed),
+the stores opened as the server opens them, a realm that exists."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engine.config import Config, ConfigError, load_config
+from engine.plugins import Plugins
+
+
+def load_or_exit(path: str, plugins: Plugins) -> Config:
+    try:
+        return load_config(path, plugins.providers.settings_models())
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def with_stores(config: Config, plugins: Plugins, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run `work(services)` with the stores open, as the server would have them."""
+    from engine.web.app import create_app
+    from engine.web.appkeys import SERVICES
+
+    async def main() -> int:
+        app = create_app(config, plugins=plugins)
+        contexts = [ctx(app) for ctx in app.cleanup_ctx]
+        for ctx in contexts:
+            await ctx.__anext__()
+        try:
+            return await work(app[SERVICES])
+        finally:
+            for ctx in reversed(contexts):
+                try:
+                    await ctx.__anext__()
+                except StopAsyncIteration:
+                    pass
+
+    return asyncio.run(main())
+
+
+def realm_or_exit(config: Config, name: str) -> Any:
+    if name not in config.realms:
+        print(f"no realm named {name!r}; realms: {', '.join(sorted(config.realms))}", file=sys.stderr)
+        raise SystemExit(2)
+    return config.realms[name]
