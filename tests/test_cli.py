@@ -189,3 +189,13 @@ def test_every_option_of_every_command_is_described():
     missing = [f"{name} {action.option_strings or action.dest}" for name, sub in commands.items()
                for action in sub._actions if not action.help and not isinstance(action, argparse._HelpAction)]
     assert missing == []
+
+
+def test_audit_names_a_misspelt_event_type(tmp_path):
+    """Issue 18 item 10: `idp audit --type` checks the names it is given."""
+    cwd = shipped_config(tmp_path)
+    assert idp("keys", "rotate", "--realm", "acme", cwd=cwd).returncode == 0
+    good = idp("audit", "--realm", "acme", "--type", "key_created,login", cwd=cwd)
+    assert good.returncode == 0 and good.stdout.count('"key_created"') >= 3
+    bad = idp("audit", "--realm", "acme", "--type", "key_created,logn", cwd=cwd)
+    assert bad.returncode == 2 and "unknown event type(s): logn" in bad.stderr and "login" in bad.stderr

@@ -24,6 +24,7 @@ from engine.cli_support import realm_or_exit as _realm_or_exit
 from engine.cli_support import with_stores as _with_stores
 from engine.cli_users import add_users_command
 from engine.config import Config
+from engine.events import ENGINE_TYPES
 from engine.failures import explain
 from engine.logs import default_format, setup_logging
 from engine.plugins import Plugins
@@ -321,10 +322,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
     types = {t.strip() for value in args.type or [] for t in value.split(",") if t.strip()}
 
     async def work(services: Any) -> int:
+        seen: set[str] = set()
         async for event in read_events(services.durable, args.realm, since):
+            seen.add(event.type)
             if not types or event.type in types:
                 sys.stdout.write(json.dumps(record(event), default=str) + "\n")
         sys.stdout.flush()
+        # A misspelt type would quietly match nothing: name it (a plugin's own types are
+        # known once recorded).
+        unknown = sorted(types - ENGINE_TYPES - seen)
+        if unknown:
+            print(f"unknown event type(s): {', '.join(unknown)}; the engine records:"
+                  f" {', '.join(sorted(ENGINE_TYPES))}", file=sys.stderr)
+            return 2
         return 0
 
     return _with_stores(config, plugins, work)
