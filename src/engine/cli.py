@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from engine.config import Config, ConfigError, load_config
 from engine.failures import explain
+from engine.files import private_directory
 from engine.logs import default_format, setup_logging
 from engine.plugins import Plugins
 
@@ -173,7 +174,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     pid_file = _data_dir(config) / PID_FILE
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(pid_file.parent)  # the data directory: 0700 (it holds the KEK, the snapshot)
     pid_file.write_text(str(os.getpid()))
     try:
         if args.workers <= 1:

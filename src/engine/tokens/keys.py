@@ -33,6 +33,7 @@ from joserfc.util import base64_to_int
 
 from engine.cached_body import CachedBody
 from engine.clock import Clock
+from engine.files import private_directory, write_private
 from engine.store.protocols import AlreadyExists, DurableStore, SigningKey
 from engine.tokens.jwt import verifiers
 
@@ -111,11 +112,9 @@ def load_or_create_kek(environ: dict[str, str] | os._Environ[str], data_dir: Pat
     path = data_dir / "key-encryption-key"
     if path.exists():
         return decode_kek(path.read_text()), f"key-encryption key from {path}"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(data_dir)
     key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(base64.urlsafe_b64encode(key).decode().rstrip("="))
+    write_private(path, base64.urlsafe_b64encode(key).rstrip(b"="), exclusive=True)
     return key, (
         f"generated a new key-encryption key in {path} (mode 0600); in production set"
         " IDP_KEY_ENCRYPTION_KEY instead"
