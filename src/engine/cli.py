@@ -186,8 +186,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # Without IDP_KEY_ENCRYPTION_KEY the key is generated into the data directory on
         # first start: here, once, rather than by N workers racing to create the file.
-        load_or_create_kek(os.environ, _data_dir(config))
-        return _serve_workers(args, host, port, log_format)
+        _, origin = load_or_create_kek(os.environ, _data_dir(config))
+        status = _serve_workers(args, host, port, log_format)
+        if status == 3 and origin.startswith("generated"):  # the workers refused it: not the store's KEK
+            (_data_dir(config) / "key-encryption-key").unlink(missing_ok=True)
+        return status
     finally:
         pid_file.unlink(missing_ok=True)
 
