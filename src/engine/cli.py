@@ -187,12 +187,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Without IDP_KEY_ENCRYPTION_KEY the key is generated into the data directory on
         # first start: here, once, rather than by N workers racing to create the file.
         _, origin = load_or_create_kek(os.environ, _data_dir(config))
-        status = _serve_workers(args, host, port, log_format)
-        if status == 3 and origin.startswith("generated"):  # the workers refused it: not the store's KEK
-            (_data_dir(config) / "key-encryption-key").unlink(missing_ok=True)
-        return status
+        try:
+            # The stores' start-up once, here (migrations, the key-encryption key check),
+            # rather than N workers each refusing a KEK that cannot open the store's keys.
+            _with_stores(config, plugins, _nothing)
+        except Exception:
+            if origin.startswith("generated"):  # made just now, and not the store's KEK
+                (_data_dir(config) / "key-encryption-key").unlink(missing_ok=True)
+            raise
+        return _serve_workers(args, host, port, log_format)
     finally:
         pid_file.unlink(missing_ok=True)
+
+
+async def _nothing(services: Any) -> int:
+    return 0
 
 
 def _serve_workers(args: argparse.Namespace, host: str, port: int, log_format: str) -> int:

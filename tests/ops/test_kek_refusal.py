@@ -73,3 +73,25 @@ def test_second_instance_without_the_kek_refuses_to_start(tmp_path, backend, fir
     assert kids(first_instance) == published
     assert not (tmp_path / "b" / "var" / "key-encryption-key").exists()
     assert client_credentials(first_instance.url + "/realms/acme").status_code == 200
+
+
+@pytest.mark.production
+def test_workers_refuse_once_before_they_start(tmp_path, backend, first_instance):
+    """`idp serve --workers 2`: the parent checks once; one line, exit 3, no worker started."""
+    if backend.name != "production":
+        pytest.skip("--workers needs a shared ephemeral store (redis://)")
+    port = free_port()
+    directory = tmp_path / "b"
+    write_deployment(directory, base_url=f"http://127.0.0.1:{port}", durable=backend.durable_url,
+                     ephemeral=backend.ephemeral_url, prefix=backend.ephemeral_prefix)
+    env = server_env()
+    env.pop("IDP_KEY_ENCRYPTION_KEY")
+    server = start_idp(directory, "--workers", "2", port=port, name="b", env=env)
+    try:
+        server.proc.wait(timeout=30)
+    finally:
+        server.stop()
+    output = server.output()
+    assert server.proc.returncode == 3 and "Traceback" not in output, output[-3000:]
+    assert output.count("refusing to start") == 1 and "started 2 workers" not in output, output[-3000:]
+    assert not (directory / "var" / "key-encryption-key").exists()
