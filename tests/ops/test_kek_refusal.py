@@ -1,6 +1,6 @@
 """`idp serve` with the wrong key-encryption key refuses to start (issue 16, item 11;
 OWASP Key Management Cheat Sheet): a second instance on the same store, started with
-another IDP_KEY_ENCRYPTION_KEY or none, exits non-zero with one line naming the realm,
+another IDP_KEY_ENCRYPTION_KEY or none, exits non-zero with one line (and a hint) naming the realm,
 the kid and "wrong or missing IDP_KEY_ENCRYPTION_KEY", no traceback, and leaves no key of
 its own (nor, without the variable, a generated KEK file) behind. Before, it made its own
 KEK, reported ready, and answered 500 to every token and JWKS request. Real processes, on
@@ -9,7 +9,6 @@ both store pairs."""
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 
 import httpx
@@ -60,15 +59,15 @@ def test_second_instance_without_the_kek_refuses_to_start(tmp_path, backend, fir
         env.pop("IDP_KEY_ENCRYPTION_KEY")
     proc, output = start_second(tmp_path, backend, env)
 
-    assert proc.returncode == 3, output[-3000:]
+    assert proc.returncode == 1, output[-3000:]
     assert "Traceback" not in output
-    refusals = [json.loads(line) for line in output.splitlines()
-                if line.startswith("{") and "refusing to start" in line]
+    # One line a person can act on (and its hint), as for every start-up failure (engine.failures).
+    refusals = [line for line in output.splitlines() if line.startswith("idp serve: ")]
     assert len(refusals) == 1, output[-3000:]
-    message = refusals[0]["message"]
+    message = refusals[0]
     assert "realm acme" in message and "wrong or missing IDP_KEY_ENCRYPTION_KEY" in message
     assert any(kid in message for kid in published), (message, published)
-    assert refusals[0]["level"] == "critical"
+    assert "hint: every instance sharing the store needs the key-encryption key" in output
     # Nothing of its own: no key beside A's, and no generated KEK file to trip over later.
     assert kids(first_instance) == published
     assert not (tmp_path / "b" / "var" / "key-encryption-key").exists()
@@ -77,7 +76,7 @@ def test_second_instance_without_the_kek_refuses_to_start(tmp_path, backend, fir
 
 @pytest.mark.production
 def test_workers_refuse_once_before_they_start(tmp_path, backend, first_instance):
-    """`idp serve --workers 2`: the parent checks once; one line, exit 3, no worker started."""
+    """`idp serve --workers 2`: the parent checks once; one line, no worker started."""
     if backend.name != "production":
         pytest.skip("--workers needs a shared ephemeral store (redis://)")
     port = free_port()
@@ -92,6 +91,7 @@ def test_workers_refuse_once_before_they_start(tmp_path, backend, first_instance
     finally:
         server.stop()
     output = server.output()
-    assert server.proc.returncode == 3 and "Traceback" not in output, output[-3000:]
-    assert output.count("refusing to start") == 1 and "started 2 workers" not in output, output[-3000:]
+    assert server.proc.returncode == 1 and "Traceback" not in output, output[-3000:]
+    assert output.count("wrong or missing IDP_KEY_ENCRYPTION_KEY") == 1, output[-3000:]
+    assert "started 2 workers" not in output, output[-3000:]
     assert not (directory / "var" / "key-encryption-key").exists()
