@@ -5,7 +5,7 @@ from engine.config.durations import Duration
 from engine.config.models import ProviderSettings
 from engine.events import Event
 from engine.hookspecs import hookimpl
-from engine.http import fetch_json
+from engine.http import check_endpoint, fetch_json, secure_url_problem
 from engine.providers import (
     AccessDenied,
     CredentialsProvider,
@@ -31,6 +31,8 @@ __all__ = [
     "RedirectProvider",
     "RedirectProviderSettings",
     "UpstreamError",
+    "check_endpoint",
     "fetch_json",
     "hookimpl",
+    "secure_url_problem",
 ]

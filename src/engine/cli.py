@@ -26,6 +26,7 @@ from engine.cli_users import add_users_command
 from engine.config import Config
 from engine.events import ENGINE_TYPES
 from engine.failures import explain
+from engine.files import private_directory
 from engine.logs import default_format, setup_logging
 from engine.plugins import Plugins
 
@@ -171,7 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     pid_file = _data_dir(config) / PID_FILE
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(pid_file.parent)  # the data directory: 0700 (it holds the KEK, the snapshot)
     pid_file.write_text(str(os.getpid()))
     try:
         if args.workers <= 1:
@@ -183,10 +184,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # Without IDP_KEY_ENCRYPTION_KEY the key is generated into the data directory on
         # first start: here, once, rather than by N workers racing to create the file.
-        load_or_create_kek(os.environ, _data_dir(config))
+        _, origin = load_or_create_kek(os.environ, _data_dir(config))
+        try:
+            # The stores' start-up once, here (migrations, the key-encryption key check),
+            # rather than N workers each refusing a KEK that cannot open the store's keys.
+            _with_stores(config, plugins, _nothing)
+        except Exception:
+            if origin.startswith("generated"):  # made just now, and not the store's KEK
+                (_data_dir(config) / "key-encryption-key").unlink(missing_ok=True)
+            raise
         return _serve_workers(args, host, port, log_format)
     finally:
         pid_file.unlink(missing_ok=True)
+
+
+async def _nothing(services: Any) -> int:
+    return 0
 
 
 def _serve_workers(args: argparse.Namespace, host: str, port: int, log_format: str) -> int:

@@ -44,6 +44,10 @@ def explain(exc: BaseException) -> tuple[str, str] | None:
             return (f"PostgreSQL answered: {missing}",
                     f"create it first, e.g. `createdb -h <host> -U <user> {database}` or"
                     f" `psql -c 'CREATE DATABASE \"{database}\"'`, then run `idp migrate`")
+        if type(cause).__name__ == "KeysUnusable":  # engine.tokens.keys (issue 16 item 11)
+            return str(cause), ("every instance sharing the store needs the key-encryption key that created its"
+                                " keys: set IDP_KEY_ENCRYPTION_KEY to it (the embedded default keeps it in"
+                                " var/key-encryption-key)")
         if isinstance(cause, StoreUnavailable):
             store = str(cause).split(":", 1)[0]
             hint = ("is PostgreSQL running, and does storage.durable (IDP_DURABLE_URL) name it?" if store == "postgres"

@@ -6,9 +6,12 @@ The request id lives in a `ContextVar` set by the request middleware
 module, gets it without being passed around; `asyncio.to_thread` copies the context, so
 work in threads has it too.
 
-Nothing secret belongs in a log message, and none is written on purpose. As a second line
-of defence the formatters mask anything shaped like a token (JWTs, `rt_` refresh tokens)
-and the value of secret-looking `name=value` pairs.
+Nothing secret belongs in a log message, and none is written on purpose. Libraries that
+log what they send at DEBUG (aiosqlite logs every statement with its parameters: password
+hashes, encrypted signing keys, token hashes) are held at INFO whatever level is asked
+(`QUIET_LIBRARIES`). As a last line of defence the formatters mask anything shaped like a
+token (JWTs, `rt_` refresh tokens), an argon2 hash, and the value of secret-looking
+`name=value` pairs.
 
 The access log (one line per request) is written by `AccessLog` once `setup_logging` has
 configured a process: the line is preformatted from values that cannot hold a secret (a
@@ -45,6 +48,7 @@ _SECRET_NAMES = (
     r"|id_token|id_token_hint|token|csrf|authorization"
 )
 _SECRETS = (
+    (re.compile(r"\$argon2(?:id|i|d)\$[^\s'\",)]*"), "[argon2-hash]"),
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[jwt]"),
     (re.compile(r"\brt_[A-Za-z0-9_-]{8,}"), "rt_[redacted]"),
     # form and query pairs: password=..., code=...
@@ -52,6 +56,12 @@ _SECRETS = (
     # dict and JSON reprs: 'password': '...', "client_secret": "..."
     (re.compile(rf"(?i)([\"'])({_SECRET_NAMES})\1(\s*:\s*)([\"']).*?\4"), r"\1\2\1\3\4[redacted]\4"),
 )
+
+# Loggers of libraries that write statements, commands or requests with their parameters
+# at DEBUG: aiosqlite (every call with its arguments), asyncpg, redis-py (commands and
+# connection details), aiohttp's client, aiosmtplib (the SMTP dialogue, AUTH included).
+# Their DEBUG output is for debugging those libraries, and it carries our secrets.
+QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "redis", "aiohttp.client", "aiosmtplib", "asyncio")
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
@@ -148,6 +158,9 @@ def setup_logging(log_format: str | None = None, level: str | int = "INFO", stre
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    floor = max(logging.INFO, logging.getLevelName(level.upper()) if isinstance(level, str) else level)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(floor)
     global _access
     if _access is not None:
         _access.flush()

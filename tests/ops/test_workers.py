@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import delete_redis_prefix, run_in_thread
+from tests.conftest import delete_redis_prefix, run_in_thread, truncate_data_tables
 from tests.ops.servers import free_port, http, server_env, start_idp, write_deployment
 
 pytestmark = pytest.mark.production
@@ -30,6 +30,9 @@ def alive(pid: int) -> bool:
 
 
 def test_two_workers_share_port_metrics_and_stop_together(tmp_path, pg_database_url, redis_url):
+    # An empty database: the KEK generated below cannot open keys earlier tests left (it
+    # would be refused at start-up, rightly).
+    run_in_thread(lambda: truncate_data_tables(pg_database_url))
     prefix = f"tessera-ops-{secrets.token_hex(6)}:"
     port = free_port()
     write_deployment(tmp_path, base_url=f"http://127.0.0.1:{port}", durable=pg_database_url, ephemeral=redis_url,

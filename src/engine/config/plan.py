@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel
 
 from engine.config.loader import Config
+from engine.files import open_private, private_directory, write_private
 
 SNAPSHOT_FILE = "applied-config.json"
 KEYED_LISTS = {"clients": "client_id", "providers": "id"}
@@ -94,7 +95,7 @@ def snapshot(config: Config) -> dict[str, Any]:
 
 
 def _temporary(data_dir: Path) -> tuple[Path, Path]:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(data_dir)
     target = data_dir / SNAPSHOT_FILE
     # One temporary file per process: `idp serve --workers N` starts N writers at once.
     return target.with_suffix(f".{os.getpid()}.tmp"), target
@@ -102,7 +103,7 @@ def _temporary(data_dir: Path) -> tuple[Path, Path]:
 
 def write_snapshot_text(data_dir: Path, text: str) -> None:
     temporary, target = _temporary(data_dir)
-    temporary.write_text(text)
+    write_private(temporary, text.encode())  # owner-only, like everything in the data directory
     temporary.replace(target)  # atomic: a reader never sees half a snapshot
 
 
@@ -111,7 +112,7 @@ async def write_snapshot_in_turns(config: Config, data_dir: Path, realms_per_tur
     time (requests are answered in between; a thread would hold the GIL against them)
     and written by a thread as it goes (never the whole text in memory at once)."""
     temporary, target = await asyncio.to_thread(_temporary, data_dir)
-    file = await asyncio.to_thread(temporary.open, "w")
+    file = await asyncio.to_thread(lambda: os.fdopen(open_private(temporary), "w"))
     try:
         batch: list[str] = []
         for part in _parts(config):

@@ -20,6 +20,7 @@ from typing import Any
 import aiosmtplib
 
 from engine.config.models import MailSettings
+from engine.files import private_directory, write_private
 from engine.hookspecs import hookimpl
 
 log = logging.getLogger("engine.mail")
@@ -41,9 +42,10 @@ class OutboxMailer:
         self._sequence = itertools.count(1)
 
     def _write(self, name: str, data: bytes) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the messages carry live verification and reset links.
+        private_directory(self.directory)
         path = self.directory / name
-        path.write_bytes(data)
+        write_private(path, data, exclusive=True)
         return path
 
     async def send(self, message: EmailMessage) -> None:

@@ -9,6 +9,12 @@ least the verifiers' JWKS cache TTL before it signs; the key it replaces is `ret
 still published until every token it signed has expired, then `retired`. Every instance
 reads the same rows, and status changes are compare-and-set, so concurrent rotations
 have one winner. The in-process cache has a short explicit TTL.
+
+Every instance sharing a store must hold the same key-encryption key. One that cannot
+decrypt what is stored refuses to start (`verify_store`: a check row written once with the
+store's first KEK, and each published realm key the first time), never creates keys beside
+keys it cannot read (a realm whose keys it cannot decrypt is `KeysUnusable`, reported by
+`/readyz`), and never serves a realm with a key set of its own making.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateNumbers, RSAPublicNumbers
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
@@ -33,7 +40,8 @@ from joserfc.util import base64_to_int
 
 from engine.cached_body import CachedBody
 from engine.clock import Clock
-from engine.store.protocols import AlreadyExists, DurableStore, SigningKey
+from engine.files import private_directory, write_private
+from engine.store.protocols import AlreadyExists, DurableStore, SigningKey, StoreUnavailable
 from engine.tokens.jwt import verifiers
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,26 @@ warnings.filterwarnings("ignore", message=".*EdDSA is deprecated.*")
 
 PUBLISHED = ("next", "active", "retiring")
 CACHE_TTL = timedelta(seconds=30)
+
+# The key-encryption key's check row: a "signing key" row of a realm no configuration can
+# name (realm names are [a-z0-9_-]), never published, whose encrypted payload only this
+# store's KEK opens. One read at start-up tells whether this instance has the right KEK.
+CHECK_REALM = "~key-encryption-key"
+CHECK_KID = "check"
+CHECK_PLAINTEXT = b"tessera key-encryption key check v1"
+KEK_ENV = "IDP_KEY_ENCRYPTION_KEY"
+
+
+class KeysUnusable(StoreUnavailable):
+    """Stored keys this instance cannot decrypt: another (or no) key-encryption key made them.
+    A StoreUnavailable: requests that need the keys get 503 `temporarily_unavailable` (the
+    load balancer should send them to an instance that can), with the reason in the log."""
+
+    def __init__(self, realm: str | None, kid: str, origin: str = ""):
+        self.realm, self.kid = realm, kid
+        where = f"realm {realm}: signing key {kid}" if realm else "the key store's check row"
+        source = f" (this instance has the {origin})" if origin else ""
+        super().__init__(f"{where} cannot be decrypted: wrong or missing {KEK_ENV}{source}")
 
 
 def generate_key(alg: str) -> Any:
@@ -88,6 +116,14 @@ class KeyEncryption:
     def decrypt(self, realm: str, kid: str, blob: bytes) -> bytes:
         return self._aead.decrypt(blob[:12], blob[12:], f"{realm}\0{kid}".encode())
 
+    def opens(self, realm: str, kid: str, blob: bytes) -> bool:
+        """Whether `blob` was encrypted under this KEK for (realm, kid)."""
+        try:
+            self.decrypt(realm, kid, blob)
+        except (InvalidTag, ValueError):
+            return False
+        return True
+
 
 def derive_key(kek: bytes, purpose: bytes) -> bytes:
     """A separate 32-byte key for `purpose`, derived from the KEK (HKDF-SHA256)."""
@@ -111,15 +147,27 @@ def load_or_create_kek(environ: dict[str, str] | os._Environ[str], data_dir: Pat
     path = data_dir / "key-encryption-key"
     if path.exists():
         return decode_kek(path.read_text()), f"key-encryption key from {path}"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(data_dir)
     key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(base64.urlsafe_b64encode(key).decode().rstrip("="))
+    write_private(path, base64.urlsafe_b64encode(key).rstrip(b"="), exclusive=True)
     return key, (
         f"generated a new key-encryption key in {path} (mode 0600); in production set"
         " IDP_KEY_ENCRYPTION_KEY instead"
     )
+
+
+async def verify_key_store(keys: KeyManager, origin: str, data_dir: Path, realms: list[str]) -> None:
+    """`keys.verify_store` at start-up. A KEK generated into the data directory just now
+    (the embedded default, its file gone) that cannot open the stored keys is removed
+    again, so that putting the right file (or IDP_KEY_ENCRYPTION_KEY) back is the fix."""
+    keys.origin = "key-encryption key it generated just now, none being set" if origin.startswith("generated") \
+        else origin
+    try:
+        await keys.verify_store(realms)
+    except KeysUnusable:
+        if origin.startswith("generated"):
+            (data_dir / "key-encryption-key").unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -158,6 +206,9 @@ class KeyManager:
         # the event loop to decrypt and import every signing key of the realm again.
         self._imported: dict[str, dict[str, tuple[bytes, Any]]] = {}
         self._on_event = on_event
+        self.origin = ""  # where the KEK came from, for messages
+        self.unusable: dict[str, str] = {}  # realm -> kid of a published key it cannot decrypt
+        self._opened: dict[str, dict[str, bytes]] = {}  # realm -> kid -> stored bytes known to decrypt
 
     def cached_keys(self, realm: str, algs: list[str]) -> RealmKeys | None:
         """The realm's keys if this instance read them less than CACHE_TTL ago (no await:
@@ -218,16 +269,61 @@ class KeyManager:
             # store is down: the next request that must wait for the keys says so).
             log.warning("reading the keys of realm %s failed: %s", realm, exc)
 
+    def _check_decryptable(self, realm: str, rows: list[SigningKey]) -> None:
+        """KeysUnusable (and the realm marked so for /readyz) unless every published key
+        of the realm opens with this KEK. Cheap: AES-GCM over a few KB, and keys already
+        imported from the same stored bytes are not decrypted again."""
+        opened = {row.kid: row.private_jwk for row in rows if row.status in PUBLISHED}
+        known = self._opened.get(realm, {})
+        for kid, blob in opened.items():
+            if known.get(kid) != blob and not self.encryption.opens(realm, kid, blob):
+                self.unusable[realm] = kid
+                raise KeysUnusable(realm, kid, self.origin)
+        self._opened[realm] = opened  # keys no longer published are forgotten
+
+    async def verify_store(self, realms: list[str]) -> None:
+        """Start-up: KeysUnusable unless this instance can decrypt the store's keys.
+
+        The check row decides when it exists (one read). On a store without one (new, or
+        made before the check existed) every configured realm's published keys are tried
+        first, then the row is written; two instances racing to write it with different
+        KEKs have one winner, and the other refuses."""
+        rows = await self.store.list_signing_keys(CHECK_REALM)
+        if rows:
+            if not self.encryption.opens(CHECK_REALM, rows[0].kid, rows[0].private_jwk):
+                await self._name_an_unusable_key(realms)
+                raise KeysUnusable(None, rows[0].kid, self.origin)
+            return
+        await self._name_an_unusable_key(realms)
+        now = self.clock.now()
+        check = SigningKey(
+            realm=CHECK_REALM, kid=CHECK_KID, alg="A256GCM", status="retired", public_jwk={},
+            private_jwk=self.encryption.encrypt(CHECK_REALM, CHECK_KID, CHECK_PLAINTEXT), created_at=now,
+        )
+        try:
+            await self.store.add_signing_key(check)
+        except AlreadyExists:  # another instance wrote it first: it must be our KEK's too
+            await self.verify_store(realms)
+
+    async def _name_an_unusable_key(self, realms: list[str]) -> None:
+        for realm in realms:
+            self._check_decryptable(realm, await self.store.list_signing_keys(realm))
+
     async def _read(self, realm: str, algs: list[str]) -> RealmKeys:
         now = self.clock.now()
         rows = await self.store.list_signing_keys(realm)
+        # Never a key of our own beside keys we cannot read: a second key set would split
+        # the realm's verifiers (and is what a wrong KEK used to make, answering 500s).
+        self._check_decryptable(realm, rows)
         missing = [a for a in algs if not any(r.alg == a and r.status == "active" for r in rows)]
         if missing:
             for alg in missing:
                 await self._create(realm, alg, status="active")
             rows = await self.store.list_signing_keys(realm)
+            self._check_decryptable(realm, rows)
         keys = self._build(realm, rows, now)
         self._cache[realm] = keys
+        self.unusable.pop(realm, None)
         return keys
 
     def loaded_realms(self) -> list[str]:
@@ -261,6 +357,8 @@ class KeyManager:
             await self.store.add_signing_key(row)
         except AlreadyExists:  # astronomically unlikely: same thumbprint
             pass
+        else:
+            self._opened.setdefault(realm, {})[row.kid] = row.private_jwk
         self._emit(realm, "key_created", {"kid": key.kid, "alg": alg, "status": status})
         return row
 
@@ -312,6 +410,7 @@ class KeyManager:
         changes: list[str] = []
         now = self.clock.now()
         rows = await self.store.list_signing_keys(realm)
+        self._check_decryptable(realm, rows)  # no `next` key beside keys we cannot read
         for row in rows:
             if row.status == "retiring" and row.retire_after is not None and row.retire_after <= now:
                 if await self.store.update_signing_key(realm, row.kid, status="retired", expect_status="retiring"):

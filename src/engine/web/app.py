@@ -46,7 +46,7 @@ from engine.services import Services
 from engine.store import open_durable, open_ephemeral
 from engine.store.instrumented import instrument
 from engine.tokens.issue import TokenService
-from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_create_kek
+from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_create_kek, verify_key_store
 from engine.tokens.refresh import RefreshTokens
 from engine.web.appkeys import SERVICES
 from engine.web.cors import CLIENTS, PUBLIC
@@ -117,6 +117,8 @@ def create_app(
                     verifier_cache_ttl=config.server.keys.verifier_cache_ttl,
                     on_event=services.audit_soon,  # key_created, key_rotated: into the audit log
                 )
+                # Refuses (KeysUnusable) a KEK that cannot open the store's keys.
+                await verify_key_store(services.keys, origin, data_dir, list(config.realms))
                 services.refresh = RefreshTokens(services, derive_key(kek, b"tessera refresh successor"))
                 yield
             finally:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from engine import RedirectProviderSettings, hookimpl
+from engine import RedirectProviderSettings, hookimpl, secure_url_problem
 from plugins.github.provider import GitHubProvider
 
 
@@ -34,6 +34,15 @@ class GitHubSettings(RedirectProviderSettings):
     api_url: str = "https://api.github.com"  # GHES: https://ghe.example.com/api/v3
     scopes: list[str] = ["read:user", "user:email"]
     pkce: bool = Field(True, description="send PKCE (S256); turn off for servers that reject it")
+
+    @field_validator("base_url", "api_url")
+    @classmethod
+    def _secure(cls, value: str) -> str:
+        # The client secret goes to base_url, users' tokens to api_url: HTTPS only
+        # (plain HTTP on loopback, for a development server on this machine).
+        if (problem := secure_url_problem(value)) is not None:
+            raise ValueError(f"{value!r} {problem}")
+        return value
 
 
 @hookimpl

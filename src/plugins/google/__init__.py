@@ -19,12 +19,24 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from engine import Duration, RedirectProviderSettings, hookimpl
-from plugins.google.provider import OidcProvider
+from engine import Duration, RedirectProviderSettings, hookimpl, secure_url_problem
+from plugins.google.provider import GOOGLE_ENDPOINT_ORIGINS, GOOGLE_ISSUER, OidcProvider
 
-GOOGLE_ISSUER = "https://accounts.google.com"
+__all__ = ["GOOGLE_ENDPOINT_ORIGINS", "GOOGLE_ISSUER", "GoogleSettings", "OidcProvider"]
+
+
+def origin_list(values: list[str] | None) -> list[str] | None:
+    """Each entry an origin (`https://host[:port]`, no path): where discovery's endpoints may be."""
+    if values is None:
+        return None
+    for value in values:
+        if (problem := secure_url_problem(value)) is not None:
+            raise ValueError(f"{value!r} {problem}")
+        if value.rstrip("/").count("/") != 2 or "?" in value or "#" in value:
+            raise ValueError(f"{value!r} is not an origin (scheme://host[:port], no path)")
+    return [value.rstrip("/") for value in values]
 
 
 class GoogleSettings(RedirectProviderSettings):
@@ -32,6 +44,11 @@ class GoogleSettings(RedirectProviderSettings):
     client_id: str
     client_secret: SecretStr
     issuer: str = GOOGLE_ISSUER  # exact string: compared with the ID token's `iss`
+    allowed_endpoint_origins: list[str] | None = Field(
+        None,
+        description="origins besides the issuer's where discovery may put the token, userinfo and JWKS endpoints"
+        " (the client secret and tokens go there); default: Google's for the Google issuer, none otherwise",
+    )
     scopes: list[str] = ["openid", "email", "profile"]
     authorization_params: dict[str, str] = {}  # e.g. {hd: example.com, prompt: select_account}
     claims: dict[str, str] = {}  # local claim -> upstream claim, on top of the standard ones
@@ -45,6 +62,19 @@ class GoogleSettings(RedirectProviderSettings):
     )
     userinfo: bool = Field(False, description="also read claims from the upstream's userinfo endpoint")
     cache_ttl: Duration = Field(timedelta(hours=1), description="how long discovery and JWKS are cached")
+
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_secure(cls, value: str) -> str:
+        if (problem := secure_url_problem(value)) is not None:
+            raise ValueError(f"issuer {value!r} {problem}")
+        return value
+
+    @field_validator("allowed_endpoint_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        return origin_list(value)
 
 
 @hookimpl

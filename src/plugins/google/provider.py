@@ -22,10 +22,26 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from engine import AccessDenied, ExternalIdentity, ProviderContext, UpstreamError, fetch_json
+from engine import (
+    AccessDenied,
+    ExternalIdentity,
+    ProviderContext,
+    UpstreamError,
+    check_endpoint,
+    fetch_json,
+    secure_url_problem,
+)
 
 log = logging.getLogger("plugins.google")
 
+GOOGLE_ISSUER = "https://accounts.google.com"
+# Where Google's discovery document sends the token, userinfo and JWKS requests: not the
+# issuer's origin, so the Google preset trusts them unless the operator says otherwise.
+GOOGLE_ENDPOINT_ORIGINS = (
+    "https://oauth2.googleapis.com",
+    "https://openidconnect.googleapis.com",
+    "https://www.googleapis.com",
+)
 LEEWAY = 60  # seconds of clock skew tolerated on exp/iat
 JWKS_REFETCH_COOLDOWN = 30
 STANDARD_PROFILE_CLAIMS = (
@@ -48,6 +64,10 @@ class OidcProvider:
         self.issuer = settings.issuer
         self._metadata: tuple[int, dict[str, Any]] | None = None  # (fetched at, document)
         self._jwks: tuple[int, KeySet] | None = None
+        allowed = settings.allowed_endpoint_origins
+        if allowed is None:
+            allowed = GOOGLE_ENDPOINT_ORIGINS if settings.issuer == GOOGLE_ISSUER else ()
+        self.allowed_origins: tuple[str, ...] = tuple(allowed)
 
     # ------------------------------------------------------------------ upstream metadata
 
@@ -68,6 +88,15 @@ class OidcProvider:
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(document.get(name), str):
                 raise UpstreamError(f"{url}: no {name}")
+        # The client secret, codes and tokens go to these: HTTPS on the issuer's origin or
+        # an origin the operator listed, whatever the document says (issue 16, item 13).
+        endpoints = ["token_endpoint", "jwks_uri"] + (["userinfo_endpoint"] if self.settings.userinfo
+                                                      and "userinfo_endpoint" in document else [])
+        for name in endpoints:
+            check_endpoint(name, document[name], issuer=self.issuer, allowed_origins=self.allowed_origins)
+        if (problem := secure_url_problem(document["authorization_endpoint"])) is not None:
+            raise UpstreamError(f"refused authorization_endpoint {document['authorization_endpoint'][:200]!r}:"
+                                f" it {problem}")
         self._metadata = (now, document)
         return document
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiosqlite
 
+from engine.files import private_directory, touch_private
 from engine.store.protocols import (
     AlreadyExists,
     AuditEvent,
@@ -161,7 +162,9 @@ class SqliteDurableStore:
     async def open(cls, path: str, *, busy_timeout_ms: int = 5000) -> SqliteDurableStore:
         with _mapped_errors():
             if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Owner-only (0600, directory 0700): it holds password hashes and keys.
+                private_directory(Path(path).parent)
+                touch_private(Path(path))
             db = await aiosqlite.connect(path, isolation_level=None)  # we issue BEGIN ourselves
             try:
                 db.row_factory = sqlite3.Row
