@@ -2,6 +2,7 @@
 never from engine internals, and never import pluggy yourself."""
 
 from engine.config.durations import Duration
+from engine.config.env import ENV, SECRET
 from engine.config.models import ProviderSettings
 from engine.events import Event
 from engine.hookspecs import hookimpl
@@ -21,6 +22,7 @@ __all__ = [
     "AccessDenied",
     "CredentialsProvider",
     "Duration",
+    "ENV",
     "Event",
     "ExternalIdentity",
     "LoginFailed",
@@ -28,6 +30,7 @@ __all__ = [
     "ProviderError",
     "ProviderSettings",
     "RedirectProvider",
+    "SECRET",
     "UpstreamError",
     "fetch_json",
     "hookimpl",

@@ -17,11 +17,11 @@ Register `{realm issuer}/login/<id>/callback` as the redirect URI at the upstrea
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 
-from engine import Duration, ProviderSettings, hookimpl
+from engine import ENV, SECRET, Duration, ProviderSettings, hookimpl
 from plugins.google.provider import OidcProvider
 
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -29,9 +29,9 @@ GOOGLE_ISSUER = "https://accounts.google.com"
 
 class GoogleSettings(ProviderSettings):
     type: Literal["google"]
-    client_id: str
-    client_secret: SecretStr
-    issuer: str = GOOGLE_ISSUER  # exact string: compared with the ID token's `iss`
+    client_id: Annotated[str, ENV]
+    client_secret: Annotated[SecretStr, SECRET]
+    issuer: Annotated[str, ENV] = GOOGLE_ISSUER  # exact string: compared with the ID token's `iss`
     scopes: list[str] = ["openid", "email", "profile"]
     authorization_params: dict[str, str] = {}  # e.g. {hd: example.com, prompt: select_account}
     claims: dict[str, str] = {}  # local claim -> upstream claim, on top of the standard ones
