@@ -97,7 +97,7 @@ def test_zero_or_negative_lifetimes_are_refused(tmp_path, models, realm, line, w
      3, "this client signs users in, but the realm has no provider"),
     ("name: acme\nclients:\n  - {client_id: tv, type: public,\n"
      "     grant_types: ['urn:ietf:params:oauth:grant-type:device_code']}\n",
-     3, "this client signs users in, but the realm has no provider"),
+     4, "this client signs users in, but the realm has no provider"),
 ], ids=["empty", "authorization-code-without-provider", "device-code-without-provider"])
 def test_a_realm_with_no_way_to_sign_in_is_refused(tmp_path, models, realm, line, message):
     found = problems(write(tmp_path, realm), models)
