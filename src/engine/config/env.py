@@ -61,25 +61,35 @@ class SecretValue:
     value: str = field(repr=False)
 
 
+@dataclass
+class Expansion:
+    """What `expand_env` found: every SECRET field's value and origin, and how many
+    referenced variables were unset (their values are empty: validating them would
+    only add noise to the problem that names the variable)."""
+
+    secrets: list[SecretValue] = field(default_factory=list)
+    unset: int = 0
+
+
 def expand_env(source: Source, environ: Mapping[str, str], model: type[BaseModel] | None = None,
-               *, references: bool = True) -> list[SecretValue]:
+               *, references: bool = True) -> Expansion:
     """Expand references in the marked fields of `source.data` (per `model`), in place;
-    a reference elsewhere is a problem. Returns every SECRET field's value and origin.
-    `references=False` says the file has no `${` at all (only secrets are looked at).
-    Without a model every string value is expanded (no confinement)."""
-    secrets: list[SecretValue] = []
-    walker = _Walker(source, environ, secrets, everything=references)
+    a reference elsewhere is a problem (and stays as written). `references=False` says
+    the file has no `${` at all (only secrets are looked at). Without a model every
+    string value is expanded (no confinement)."""
+    walker = _Walker(source, environ, everything=references)
     if model is None:
         source.data = walker.walk(source.data, Any, ENV, ())
     else:
         source.data = walker.walk(source.data, model, None, ())
-    return secrets
+    return walker.found
 
 
 class _Walker:
-    def __init__(self, source: Source, environ: Mapping[str, str], secrets: list[SecretValue],
-                 everything: bool) -> None:
-        self.source, self.environ, self.secrets, self.everything = source, environ, secrets, everything
+    def __init__(self, source: Source, environ: Mapping[str, str], everything: bool) -> None:
+        self.source, self.environ, self.everything = source, environ, everything
+        self.found = Expansion()
+        self.secrets = self.found.secrets
 
     def walk(self, value: Any, annotation: Any, marker: FromEnv | None, loc: Loc) -> Any:
         annotation, marker = _unwrap(annotation, marker)
@@ -130,6 +140,7 @@ class _Walker:
             if default is not None:
                 origins.append("default")
                 return default
+            self.found.unset += 1
             self.source.problems.append(
                 f"{self.source.where(loc)}: environment variable {name} is not set (referenced by {shown})")
             return ""

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine.config.env import SecretValue, expand_env
+from engine.config.env import Expansion, SecretValue, expand_env
 from engine.config.models import RealmBase, ServerConfig, build_realm_model
 from engine.config.values import is_loopback_url
 from engine.config.yaml_source import ConfigError, Loc, Source, load_yaml
@@ -190,15 +190,16 @@ def _load_config(
     problems: list[str] = []
 
     server_source = load_yaml(path)
-    server_secrets: list[SecretValue] = []
-    if server_source.data is not None and not server_source.problems:
-        server_secrets = expand_env(server_source, environ, ServerConfig)
+    server_env = Expansion()
+    parsed = not server_source.problems
+    if parsed:
+        server_env = expand_env(server_source, environ, ServerConfig)
     server = None
-    if not server_source.problems:
+    if parsed and not server_env.unset:
         server = _validate(ServerConfig, server_source, provider_types)
     if server is not None:
         loopback = is_loopback_url(server.base_url)
-        server_source.problems += _secret_problems(server_source, server_secrets, loopback)
+        server_source.problems += _secret_problems(server_source, server_env.secrets, loopback)
         if server_source.problems:
             server = None
     problems += server_source.problems
@@ -217,14 +218,17 @@ def _load_config(
         cwd = Path.cwd()
         for file in sorted(realms_dir.glob("*.yaml")) + sorted(realms_dir.glob("*.yml")):
             source = load_yaml(_display(file, cwd))
-            secrets: list[SecretValue] = []
-            if not source.problems:
-                secrets = expand_env(source, environ, realm_model, references=_has_references(source))
+            expansion = Expansion()
+            parsed = not source.problems
+            if parsed:
+                expansion = expand_env(source, environ, realm_model, references=_has_references(source))
             realm = None
-            if not source.problems:
+            # A reference where none may be stays as written: the file's other problems are
+            # reported with it. An unset variable leaves an empty value: that one problem is enough.
+            source.problems += _secret_problems(source, expansion.secrets, loopback)
+            if parsed and not expansion.unset:
                 realm = _validate(realm_model, source, provider_types)
             if realm is not None:
-                source.problems += _secret_problems(source, secrets, loopback)
                 for loc, message in realm_problems(realm) + _templates_problems(realm, path.parent):
                     source.problems.append(f"{source.where(loc)}: {message}")
                 if realm.name in realm_files:
@@ -236,7 +240,7 @@ def _load_config(
                     realm_files[realm.name] = source.path
                     if not source.problems:
                         realms[realm.name] = realm
-            problems += source.problems
+            problems += _by_line(source)
     if server.root_realm is not None and realms_dir.is_dir() and not problems and server.root_realm not in realms:
         problems.append(f"{server_source.where(('root_realm',))}: root_realm {server.root_realm!r} is not a realm")
     if problems:
@@ -266,6 +270,17 @@ def _secret_problems(source: Source, secrets: list[SecretValue], loopback: bool)
             problems.append(f"{source.where(secret.loc)}: {shown}: this is the shipped demo secret, allowed only"
                             " when base_url is loopback; set a real one")
     return problems
+
+
+def _by_line(source: Source) -> list[str]:
+    """A file's problems in the order of its lines (stable: one line's keep their order)."""
+    prefix = f"{source.path}:"
+
+    def line(problem: str) -> int:
+        number = problem[len(prefix):].partition(":")[0] if problem.startswith(prefix) else ""
+        return int(number) if number.isdigit() else 0
+
+    return sorted(source.problems, key=line)
 
 
 def _has_references(source: Source) -> bool:
