@@ -135,3 +135,27 @@ def test_plugin_settings_mark_their_own_fields_and_the_schema_shows_them(models)
     google = schema["$defs"]["GoogleSettings"]["properties"]
     assert google["client_secret"]["x-env"] == "required" and google["issuer"]["x-env"] == "allowed"
     assert "x-env" not in google["display_name"]
+
+
+def test_an_unmarked_secretstr_of_a_third_party_plugin_is_a_secret(tmp_path):
+    """A plugin written before the marks: its `SecretStr` fields still must be `${ENV}`,
+    and its other fields expand nothing."""
+    from typing import Literal
+
+    from pydantic import SecretStr
+
+    from engine import ProviderSettings
+
+    class LegacySettings(ProviderSettings):
+        type: Literal["legacy"]
+        api_key: SecretStr
+        endpoint: str
+
+    realm = ("name: acme\nproviders:\n  - {id: old, type: legacy, api_key: '${KEY}', endpoint: 'https://x/${KEK}'}\n"
+             "  - {id: old2, type: legacy, api_key: clear-key, endpoint: 'https://x'}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, realm), [LegacySettings], environ={"KEY": "k" * 20, "KEK": "kek"})
+    found = caught.value.problems
+    assert any("acme.yaml:3: providers.0.endpoint: ${...} is not allowed here" in p for p in found), found
+    assert any("acme.yaml:4: providers.1.api_key: a secret must be a ${ENV} reference" in p for p in found), found
+    assert len(found) == 2, found

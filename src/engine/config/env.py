@@ -11,8 +11,8 @@ only in a field its model marks `Annotated[..., ENV]` (may come from the environ
 `Annotated[..., SECRET]` (must come from the environment: never written in clear); a
 reference anywhere else is a `file:line` problem, and the host's environment (the KEK, a
 database password, another realm's secret) can never reach a page. Plugins mark their own
-settings the same way (`from engine import ENV, SECRET`). The marks also appear in the
-JSON Schema (`"x-env": "allowed" | "required"`).
+settings the same way (`from engine import ENV, SECRET`); an unmarked `SecretStr` field
+counts as SECRET. The marks also appear in the JSON Schema (`"x-env": "allowed" | "required"`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from engine.config.yaml_source import MAX_SCALAR_CHARS, Loc, Source
@@ -103,7 +103,9 @@ class _Walker:
                     if info is None:  # an unknown key: the model reports it; no marker here
                         result[key] = self.walk(item, Any, None, (*loc, key)) if self.everything else item
                         continue
-                    own = next((m for m in info.metadata if isinstance(m, FromEnv)), marker)
+                    own = next((m for m in info.metadata if isinstance(m, FromEnv)), None)
+                    if own is None:
+                        own = SECRET if _is_secret(info.annotation) else marker
                     if not self.everything and own is None and not _may_hold_marks(info.annotation):
                         result[key] = item
                         continue
@@ -165,6 +167,11 @@ def _unwrap(annotation: Any, marker: FromEnv | None) -> tuple[Any, FromEnv | Non
     return annotation, marker
 
 
+def _is_secret(annotation: Any) -> bool:
+    """A `SecretStr` field is a secret even unmarked (a plugin written before the marks)."""
+    return any(_unwrap(member, None)[0] is SecretStr for member in _union_members(_unwrap(annotation, None)[0]))
+
+
 def _union_members(annotation: Any) -> tuple[Any, ...]:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return typing.get_args(annotation)
@@ -217,7 +224,7 @@ def _may_hold_marks(annotation: Any) -> bool:
 
 def _compute_may_hold(annotation: Any) -> bool:
     annotation, marker = _unwrap(annotation, None)
-    if marker is not None:
+    if marker is not None or _is_secret(annotation):
         return True
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return any(any(isinstance(m, FromEnv) for m in info.metadata) or _may_hold_marks(info.annotation)
