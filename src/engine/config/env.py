@@ -92,30 +92,29 @@ class _Walker:
         self.secrets = self.found.secrets
 
     def walk(self, value: Any, annotation: Any, marker: FromEnv | None, loc: Loc) -> Any:
-        annotation, marker = _unwrap(annotation, marker)
+        shape = _shape(annotation)
+        if shape.marker is not None:
+            marker = shape.marker
         if isinstance(value, dict):
-            model = _model_for(annotation, value)
+            model = shape.model_for(value)
             if model is not None:
-                fields = model.model_fields
+                plan = _plan(model)
                 result = {}
                 for key, item in value.items():
-                    info = fields.get(key)
-                    if info is None:  # an unknown key: the model reports it; no marker here
+                    field_plan = plan.get(key)
+                    if field_plan is None:  # an unknown key: the model reports it; no marker here
                         result[key] = self.walk(item, Any, None, (*loc, key)) if self.everything else item
                         continue
-                    own = next((m for m in info.metadata if isinstance(m, FromEnv)), None)
-                    if own is None:
-                        own = SECRET if _is_secret(info.annotation) else marker
-                    if not self.everything and own is None and not _may_hold_marks(info.annotation):
+                    field_type, own, may_hold = field_plan
+                    own = own or marker
+                    if not self.everything and own is None and not may_hold:
                         result[key] = item
                         continue
-                    result[key] = self.walk(item, info.annotation, own, (*loc, key))
+                    result[key] = self.walk(item, field_type, own, (*loc, key))
                 return result
-            item_type = _container_arg(annotation, dict, 1)
-            return {key: self.walk(item, item_type, marker, (*loc, key)) for key, item in value.items()}
+            return {key: self.walk(item, shape.dict_value, marker, (*loc, key)) for key, item in value.items()}
         if isinstance(value, list):
-            item_type = _container_arg(annotation, list, 0)
-            return [self.walk(item, item_type, marker, (*loc, i)) for i, item in enumerate(value)]
+            return [self.walk(item, shape.list_item, marker, (*loc, i)) for i, item in enumerate(value)]
         if not isinstance(value, str):
             return value
         return self.leaf(value, marker, loc)
@@ -178,30 +177,78 @@ def _union_members(annotation: Any) -> tuple[Any, ...]:
     return (annotation,)
 
 
-def _model_for(annotation: Any, value: dict[str, Any]) -> type[BaseModel] | None:
-    """The model a mapping is validated as: the one model, or the union member its
-    `type` discriminator names (providers), else the first model of the union."""
-    models = []
-    for member in _union_members(annotation):
-        member = _unwrap(member, None)[0]
-        if isinstance(member, type) and issubclass(member, BaseModel):
-            models.append(member)
-    if len(models) > 1:
-        for model in models:
-            tag = model.model_fields.get("type")
-            if tag is not None and value.get("type") in typing.get_args(tag.annotation):
-                return model
-    return models[0] if models else None
+@dataclass(frozen=True)
+class _Shape:
+    """What the walk needs to know about one annotation, computed once per annotation."""
+
+    marker: FromEnv | None
+    models: tuple[type[BaseModel], ...]
+    tags: dict[Any, type[BaseModel]]
+    list_item: Any
+    dict_value: Any
+
+    def model_for(self, value: dict[str, Any]) -> type[BaseModel] | None:
+        """The model a mapping is validated as: the one model, or the union member its
+        `type` discriminator names (providers), else the first model of the union."""
+        if not self.models:
+            return None
+        if self.tags:
+            tag = value.get("type")
+            if isinstance(tag, str) and tag in self.tags:
+                return self.tags[tag]
+        return self.models[0]
 
 
-def _container_arg(annotation: Any, kind: type, index: int) -> Any:
-    for member in _union_members(annotation):
+_SHAPES: dict[int, tuple[Any, _Shape]] = {}  # by id(annotation); the annotation is kept alive
+
+
+def _shape(annotation: Any) -> _Shape:
+    cached = _SHAPES.get(id(annotation))
+    if cached is not None and cached[0] is annotation:
+        return cached[1]
+    unwrapped, marker = _unwrap(annotation, None)
+    models, list_item, dict_value = [], Any, Any
+    for member in _union_members(unwrapped):
         member = _unwrap(member, None)[0]
         origin = typing.get_origin(member)
-        if isinstance(origin, type) and issubclass(origin, kind):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            models.append(member)
+        elif isinstance(origin, type) and issubclass(origin, list):
+            list_item = (typing.get_args(member) or (Any,))[0]
+        elif isinstance(origin, type) and issubclass(origin, dict):
             args = typing.get_args(member)
-            return args[index] if len(args) > index else Any
-    return Any
+            dict_value = args[1] if len(args) > 1 else Any
+    tags: dict[Any, type[BaseModel]] = {}
+    if len(models) > 1:
+        for model in models:
+            tag_field = model.model_fields.get("type")
+            for tag in typing.get_args(tag_field.annotation) if tag_field is not None else ():
+                tags.setdefault(tag, model)
+    shape = _Shape(marker, tuple(models), tags, list_item, dict_value)
+    if len(_SHAPES) > 4096:  # each load builds a new realm model: keep the cache bounded
+        _SHAPES.clear()
+    _SHAPES[id(annotation)] = (annotation, shape)
+    return shape
+
+
+_PLANS: dict[type[BaseModel], dict[str, tuple[Any, FromEnv | None, bool]]] = {}
+
+
+def _plan(model: type[BaseModel]) -> dict[str, tuple[Any, FromEnv | None, bool]]:
+    """Per field of a model: its type, its own mark (SECRET for an unmarked `SecretStr`),
+    and whether anything marked can be inside it. Computed once per model class."""
+    plan = _PLANS.get(model)
+    if plan is None:
+        plan = {}
+        for name, info in model.model_fields.items():
+            own = next((m for m in info.metadata if isinstance(m, FromEnv)), None)
+            if own is None and _is_secret(info.annotation):
+                own = SECRET
+            plan[name] = (info.annotation, own, own is not None or _may_hold_marks(info.annotation))
+        if len(_PLANS) > 1024:
+            _PLANS.clear()
+        _PLANS[model] = plan
+    return plan
 
 
 _MAY_HOLD: dict[Any, bool] = {}
