@@ -222,10 +222,10 @@ def _load_config(
             parsed = not source.problems
             if parsed:
                 expansion = expand_env(source, environ, realm_model, references=_has_references(source))
+            source.problems += _secret_problems(source, expansion.secrets, loopback)
             realm = None
             # A reference where none may be stays as written: the file's other problems are
             # reported with it. An unset variable leaves an empty value: that one problem is enough.
-            source.problems += _secret_problems(source, expansion.secrets, loopback)
             if parsed and not expansion.unset:
                 realm = _validate(realm_model, source, provider_types)
             if realm is not None:
