@@ -130,3 +130,15 @@ def test_env_expansion_happens_after_parsing(tmp_path, models):
     config = load_config(write(tmp_path, {"acme.yaml": GOOD_REALM}), models,
                          environ={"WORKER_SECRET": "a: b\n- c # not yaml-parsed"})
     assert config.realms["acme"].clients[1].secret.get_secret_value() == "a: b\n- c # not yaml-parsed"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name: acme\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)),
+     "acme.yaml:2: anchors and aliases are not allowed"),
+    ("name: acme\nclients: " + "[" * 10_000 + "]" * 10_000 + "\n", "acme.yaml:2: nesting deeper than 20"),
+], ids=["billion-laughs", "deep"])
+def test_hostile_realm_files_are_problems_of_the_loader(tmp_path, models, text, expected):
+    """Issue 23 item 3: what `idp check`, `idp serve` and a reload all go through."""
+    found = problems(write(tmp_path, {"acme.yaml": text}, server="realms: realms/\nroot_realm: null\n"), models)
+    assert len(found) == 1 and found[0].endswith(expected), found

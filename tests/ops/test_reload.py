@@ -196,3 +196,18 @@ async def test_a_refused_configuration_is_one_line_and_a_good_one_is_counted(ser
     assert reloads_counted(services, "refused") == 1 and reloads_counted(services, "applied") == 1
     metrics = await (await client.get("/metrics")).text()
     assert 'config_reloads_total{result="refused"} 1.0' in metrics
+
+
+async def test_a_reload_of_a_yaml_bomb_is_refused_in_one_line(served, caplog):
+    """Issue 23 item 3 on a running server: a billion-laughs realm file is refused without
+    expanding it, and the old configuration serves."""
+    from engine.reload import reload_config
+
+    cwd, client, services = served
+    (cwd / "realms" / "acme.yaml").write_text("name: acme\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)))
+    caplog.set_level(logging.INFO, logger="engine.reload")
+    assert await reload_config(services) is False
+    [line] = refusals(caplog)
+    assert "acme.yaml:2: anchors and aliases are not allowed" in line.getMessage()
+    assert services.runtime.realms["acme"].config.display_name == "Before"
