@@ -159,3 +159,14 @@ def test_an_unmarked_secretstr_of_a_third_party_plugin_is_a_secret(tmp_path):
     assert any("acme.yaml:3: providers.0.endpoint: ${...} is not allowed here" in p for p in found), found
     assert any("acme.yaml:4: providers.1.api_key: a secret must be a ${ENV} reference" in p for p in found), found
     assert len(found) == 2, found
+
+
+def test_realm_files_cannot_read_the_servers_own_variables(tmp_path, models):
+    """Even where a reference may go (a provider's client_id travels to the upstream in
+    the browser), a realm file cannot read IDP_* / TESSERA_* (the KEK, the database URL)."""
+    realm = ("name: acme\nproviders:\n  - {id: g, type: google, client_id: '${IDP_KEY_ENCRYPTION_KEY}',"
+             " client_secret: '${GSECRET}', issuer: 'https://sso.example.com'}\n")
+    found = problems(write(tmp_path, realm), models, environ={**ENVIRON, "IDP_KEY_ENCRYPTION_KEY": "kek"})
+    assert any("acme.yaml:3: providers.0.client_id: ${IDP_KEY_ENCRYPTION_KEY} is one of the server's own"
+               in p for p in found), found
+    assert len(found) == 1, found

@@ -71,13 +71,19 @@ class Expansion:
     unset: int = 0
 
 
+# The server's own variables (the KEK, the database and Redis URLs): a realm file never
+# needs them, and a realm file generated from a tenant's input must not reach them even in
+# a field that may hold a reference (a provider's client_id travels to the upstream).
+SERVER_VARIABLES = ("IDP_", "TESSERA_")
+
+
 def expand_env(source: Source, environ: Mapping[str, str], model: type[BaseModel] | None = None,
-               *, references: bool = True) -> Expansion:
+               *, references: bool = True, refused: tuple[str, ...] = ()) -> Expansion:
     """Expand references in the marked fields of `source.data` (per `model`), in place;
-    a reference elsewhere is a problem (and stays as written). `references=False` says
-    the file has no `${` at all (only secrets are looked at). Without a model every
-    string value is expanded (no confinement)."""
-    walker = _Walker(source, environ, everything=references)
+    a reference elsewhere is a problem (and stays as written), and so is a variable whose
+    name starts with one of `refused`. `references=False` says the file has no `${` at all
+    (only secrets are looked at). Without a model every string value is expanded."""
+    walker = _Walker(source, environ, everything=references, refused=refused)
     if model is None:
         source.data = walker.walk(source.data, Any, ENV, ())
     else:
@@ -86,8 +92,9 @@ def expand_env(source: Source, environ: Mapping[str, str], model: type[BaseModel
 
 
 class _Walker:
-    def __init__(self, source: Source, environ: Mapping[str, str], everything: bool) -> None:
-        self.source, self.environ, self.everything = source, environ, everything
+    def __init__(self, source: Source, environ: Mapping[str, str], everything: bool,
+                 refused: tuple[str, ...] = ()) -> None:
+        self.source, self.environ, self.everything, self.refused = source, environ, everything, refused
         self.found = Expansion()
         self.secrets = self.found.secrets
 
@@ -135,6 +142,12 @@ class _Walker:
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            if self.refused and name.startswith(self.refused):
+                self.found.unset += 1
+                self.source.problems.append(
+                    f"{self.source.where(loc)}: {shown}: ${{{name}}} is one of the server's own variables"
+                    f" ({', '.join(p + '*' for p in self.refused)}), which realm files may not read")
+                return ""
             if name in self.environ:
                 origins.append("environment")
                 return self.environ[name]

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine.config.env import Expansion, SecretValue, expand_env
+from engine.config.env import SERVER_VARIABLES, Expansion, SecretValue, expand_env
 from engine.config.models import RealmBase, ServerConfig, build_realm_model
 from engine.config.values import is_loopback_url
 from engine.config.yaml_source import ConfigError, Loc, Source, load_yaml
@@ -221,7 +221,8 @@ def _load_config(
             expansion = Expansion()
             parsed = not source.problems
             if parsed:
-                expansion = expand_env(source, environ, realm_model, references=_has_references(source))
+                expansion = expand_env(source, environ, realm_model, references=_has_references(source),
+                                       refused=SERVER_VARIABLES)
             source.problems += _secret_problems(source, expansion.secrets, loopback)
             realm = None
             # A reference where none may be stays as written: the file's other problems are
