@@ -2,6 +2,7 @@
 never from engine internals, and never import pluggy yourself."""
 
 from engine.config.durations import Duration
+from engine.config.env import ENV, SECRET
 from engine.config.models import ProviderSettings
 from engine.events import Event
 from engine.hookspecs import hookimpl
@@ -22,6 +23,7 @@ __all__ = [
     "AccessDenied",
     "CredentialsProvider",
     "Duration",
+    "ENV",
     "Event",
     "ExternalIdentity",
     "LoginFailed",
@@ -30,6 +32,7 @@ __all__ = [
     "ProviderSettings",
     "RedirectProvider",
     "RedirectProviderSettings",
+    "SECRET",
     "UpstreamError",
     "check_endpoint",
     "fetch_json",

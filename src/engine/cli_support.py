@@ -20,6 +20,10 @@ def load_or_exit(path: str, plugins: Plugins) -> Config:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as exc:  # noqa: BLE001 - a configuration never gets a traceback (issue 23 item 3)
+        print(f"{path}:1: cannot load the configuration: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("1 problem(s) found", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def with_stores(config: Config, plugins: Plugins, work: Callable[[Any], Awaitable[int]]) -> int:

@@ -87,6 +87,8 @@ class Metrics:
         self.logins = counter("logins", "Successful sign-ins.", ("realm", "provider"))
         self.login_failures = counter("login_failures", "Failed sign-ins.", ("realm", "provider"))
         self.lockouts = counter("lockouts", "Accounts locked out after repeated failures.", ("realm",))
+        self.config_reloads = counter(
+            "config_reloads", "Configuration reloads, by result (applied or refused).", ("result",))
         self.audit_events = counter("audit_events", "Audit events recorded, by type.", ("realm", "type"))
         self.http_requests = counter(
             "http_requests", "HTTP requests answered, by route template.", ("route", "method", "status"))

@@ -5,7 +5,11 @@ survive: their state lives in the ephemeral store, keyed by realm name.
 
 Reloads run one at a time, in the order they were asked for: of two quick SIGHUPs around
 an edit, the second reads the file after the first is done, so the older file can never
-be the one left serving (and one snapshot is written at a time)."""
+be the one left serving (and one snapshot is written at a time).
+
+A reload that fails for any reason, an exception nobody expected included, is one
+`reload refused: <reason>` log line and one `config_reloads_total{result="refused"}`; the
+old configuration keeps serving (issue 23 item 4)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,11 @@ from engine.realm import build_runtime
 
 log = logging.getLogger("engine.reload")
 LOCK = "engine.reload.lock"  # key in services.extras
+SHOWN_PROBLEMS = 10  # in the one log line; `idp check` lists them all
+
+
+class Refused(Exception):
+    """A reload that must not apply; the message is the reason."""
 
 
 async def reload_config(services: Any) -> bool:
@@ -29,22 +38,47 @@ async def reload_config(services: Any) -> bool:
     if lock is None:
         lock = services.extras[LOCK] = asyncio.Lock()  # FIFO: reloads apply in the order asked
     async with lock:
-        return await _reload(services)
+        try:
+            applied = await _reload(services)
+        except Refused as exc:
+            log.error("reload refused: %s", exc)
+            _count(services, "refused")
+            return False
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the old configuration keeps serving
+            log.error("reload refused: unexpected %s: %s; the previous configuration keeps serving",
+                      type(exc).__name__, _one_line(str(exc)))
+            _count(services, "refused")
+            return False
+        _count(services, "applied")
+        await _after_swap(services, *applied)
+        return True
 
 
-async def _reload(services: Any) -> bool:
+def _count(services: Any, result: str) -> None:
+    metrics = getattr(services, "metrics", None)
+    if metrics is not None:
+        metrics.config_reloads.labels(result).inc()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+async def _reload(services: Any) -> tuple[Any, list[str], str]:
+    """Load, check and swap in the new configuration; raise `Refused` (or anything) to
+    keep the old one. Nothing is changed before the single assignment at the end."""
     current = services.runtime.config
     models = services.plugins.providers.settings_models()
     try:
         config = await asyncio.to_thread(load_config, current.path, models)
     except ConfigError as exc:
-        for problem in exc.problems:
-            log.error("reload refused: %s", problem)
-        log.error("reload refused: %d problem(s); the previous configuration keeps serving", len(exc.problems))
-        return False
+        shown = [_one_line(problem) for problem in exc.problems[:SHOWN_PROBLEMS]]
+        if len(exc.problems) > SHOWN_PROBLEMS:
+            shown.append(f"and {len(exc.problems) - SHOWN_PROBLEMS} more (`idp check` lists them all)")
+        raise Refused(f"{len(exc.problems)} problem(s): {'; '.join(shown)};"
+                      " the previous configuration keeps serving") from None
     if config.server.storage != current.server.storage or config.server.base_url != current.server.base_url:
-        log.error("reload refused: storage and base_url changes need a restart")
-        return False
+        raise Refused("storage and base_url changes need a restart")
 
     def compare() -> tuple[list[str], str]:
         # Off the event loop: seconds of work with 10,000 realms.
@@ -54,11 +88,22 @@ async def _reload(services: Any) -> bool:
     changes, applied = await asyncio.to_thread(compare)
     runtime = build_runtime(config, services.plugins, services)
     services.runtime = runtime  # one assignment: requests see the old or the new, never a mix
-    await asyncio.to_thread(write_snapshot_text, config.path.parent / config.server.keys.data_dir, applied)
+    return config, changes, applied
+
+
+async def _after_swap(services: Any, config: Any, changes: list[str], applied: str) -> None:
+    """Record what now serves; a failure here is logged (the new configuration serves)."""
+    runtime = services.runtime
+    try:
+        await asyncio.to_thread(write_snapshot_text, config.path.parent / config.server.keys.data_dir, applied)
+    except Exception as exc:  # noqa: BLE001 - `idp plan` is stale, serving is not affected
+        log.error("reload applied, but the snapshot for `idp plan` could not be written: %s", _one_line(str(exc)))
     for line in changes:
         log.info("reload: %s", line)
     log.info("configuration reloaded: %d change(s), %d realm(s)", len(changes), len(runtime.realms))
     touched = {line.split(".")[1] for line in changes if line[2:].startswith("realms.")}
-    for name in sorted(touched & set(runtime.realms)):
-        await services.audit(name, events.CONFIG_RELOADED, changes=sum(f"realms.{name}." in c for c in changes))
-    return True
+    try:
+        for name in sorted(touched & set(runtime.realms)):
+            await services.audit(name, events.CONFIG_RELOADED, changes=sum(f"realms.{name}." in c for c in changes))
+    except Exception as exc:  # noqa: BLE001 - the audit store may be down; the reload stands
+        log.error("reload applied, but its audit event could not be recorded: %s", _one_line(str(exc)))

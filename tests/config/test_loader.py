@@ -12,6 +12,7 @@ import pytest
 from engine.config import ConfigError, load_config
 from engine.plugins import Plugins
 
+PASSWORD = "providers: [{id: password, type: password}]\n"  # a realm needs a way to sign in
 SERVER = "base_url: http://localhost:4000\nrealms: realms/\nroot_realm: acme\n"
 GOOD_REALM = """\
 name: acme
@@ -105,7 +106,7 @@ def test_each_broken_realm_is_reported_with_file_and_line(tmp_path, models, real
 def test_duplicate_client_ids_and_realm_names(tmp_path, models):
     realm = ("name: acme\nclients:\n  - {client_id: a, type: public, redirect_uris: ['https://a/cb']}\n"
              "  - {client_id: a, type: public, redirect_uris: ['https://a/cb']}\n")
-    found = problems(write(tmp_path, {"a.yaml": realm, "b.yaml": "name: acme\n"},
+    found = problems(write(tmp_path, {"a.yaml": realm, "b.yaml": "name: acme\n" + PASSWORD},
                            server="realms: realms/\nroot_realm: null\n"), models)
     assert any("a.yaml:4: duplicate client_id 'a'" in p for p in found), found
     assert any("b.yaml:1: duplicate realm name 'acme'" in p for p in found), found
@@ -118,9 +119,9 @@ def test_all_problems_across_files_are_reported_at_once(tmp_path, models):
 
 
 def test_server_config_errors_and_unknown_root_realm(tmp_path, models):
-    found = problems(write(tmp_path, {"acme.yaml": "name: acme\n"}, server="base_url: localhost\n"), models)
+    found = problems(write(tmp_path, {"acme.yaml": "name: acme\n" + PASSWORD}, server="base_url: localhost\n"), models)
     assert any("idp.yaml:1: base_url" in p for p in found), found
-    found = problems(write(tmp_path, {"acme.yaml": "name: acme\n"}, server="root_realm: nope\n"), models)
+    found = problems(write(tmp_path, {"acme.yaml": "name: acme\n" + PASSWORD}, server="root_realm: nope\n"), models)
     assert any("root_realm 'nope' is not a realm" in p for p in found), found
 
 
@@ -129,3 +130,15 @@ def test_env_expansion_happens_after_parsing(tmp_path, models):
     config = load_config(write(tmp_path, {"acme.yaml": GOOD_REALM}), models,
                          environ={"WORKER_SECRET": "a: b\n- c # not yaml-parsed"})
     assert config.realms["acme"].clients[1].secret.get_secret_value() == "a: b\n- c # not yaml-parsed"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name: acme\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)),
+     "acme.yaml:2: anchors and aliases are not allowed"),
+    ("name: acme\nclients: " + "[" * 10_000 + "]" * 10_000 + "\n", "acme.yaml:2: nesting deeper than 20"),
+], ids=["billion-laughs", "deep"])
+def test_hostile_realm_files_are_problems_of_the_loader(tmp_path, models, text, expected):
+    """Issue 23 item 3: what `idp check`, `idp serve` and a reload all go through."""
+    found = problems(write(tmp_path, {"acme.yaml": text}, server="realms: realms/\nroot_realm: null\n"), models)
+    assert len(found) == 1 and found[0].endswith(expected), found

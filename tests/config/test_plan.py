@@ -67,7 +67,7 @@ def test_values_outside_models_are_written_as_yaml_would_say_them():
 def test_snapshot_text_is_one_sorted_compact_document(tmp_path):
     """The text built a realm at a time is exactly a sorted, compact dump of the whole."""
     (tmp_path / "realms").mkdir()
-    (tmp_path / "realms" / "zeta.yaml").write_text("name: zeta\n")
+    (tmp_path / "realms" / "zeta.yaml").write_text("name: zeta\nproviders: [{id: password, type: password}]\n")
     config = _config(tmp_path)
     text = snapshot_text(config)
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))

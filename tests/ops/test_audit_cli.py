@@ -32,7 +32,9 @@ def deployment(tmp_path, monkeypatch):
     monkeypatch.setenv("IDP_KEY_ENCRYPTION_KEY", KEK)
     monkeypatch.setenv("WORKER_SECRET", WORKER_SECRET)
     config = write_deployment(tmp_path, base_url="http://127.0.0.1:4000", durable="sqlite:///var/idp.sqlite3",
-                              ephemeral="memory://", realms={"acme": OPS_REALM, "other": "name: other\n"})
+                              ephemeral="memory://",
+                              realms={"acme": OPS_REALM,
+                                      "other": "name: other\nproviders: [{id: password, type: password}]\n"})
     (tmp_path / "var").mkdir()
     asyncio.run(seed(f"sqlite:///{tmp_path}/var/idp.sqlite3", [
         AuditEvent("acme", "login", NOW - timedelta(hours=3), "usr_1", "app", "203.0.113.1", {"provider": "password"}),

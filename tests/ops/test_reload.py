@@ -6,6 +6,7 @@ before a reload finishing after it."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 
 import httpx
@@ -97,7 +98,7 @@ def test_reload_plan_and_refused_config(deployment):
 def test_sighup_reload_without_the_cli(deployment):
     """`kill -HUP` is enough: a realm added to realms/ is served after the signal."""
     cwd, server = deployment
-    (cwd / "realms" / "beta.yaml").write_text("name: beta\n")
+    (cwd / "realms" / "beta.yaml").write_text("name: beta\nproviders: [{id: password, type: password}]\n")
     assert authorize_status(server.url + "/realms/beta", APP_REDIRECT) == 404
     server.signal(signal.SIGHUP)
 
@@ -107,3 +108,106 @@ def test_sighup_reload_without_the_cli(deployment):
     wait_for(beta_served, 10, "realm beta after SIGHUP")
     plan = idp_command("plan", cwd=cwd)
     assert plan.returncode == 0, plan.stdout + plan.stderr
+
+
+# ------------------------------------------- any failure is a refusal (issue 23 item 4), in process
+
+IN_PROCESS_REALM = """\
+name: acme
+display_name: {name}
+providers: [{{id: password, type: password}}]
+clients:
+  - {{client_id: app, type: public, redirect_uris: ["https://app.example.com/cb"], scopes: [openid]}}
+"""
+
+
+@pytest.fixture
+async def served(tmp_path, aiohttp_client):
+    from engine.config import load_config
+    from engine.plugins import Plugins
+    from engine.web.app import create_app
+    from engine.web.appkeys import SERVICES
+
+    (tmp_path / "realms").mkdir()
+    (tmp_path / "realms" / "acme.yaml").write_text(IN_PROCESS_REALM.format(name="Before"))
+    (tmp_path / "idp.yaml").write_text("realms: realms/\nroot_realm: acme\n")
+    plugins = Plugins()
+    config = load_config(tmp_path / "idp.yaml", plugins.providers.settings_models())
+    client = await aiohttp_client(create_app(config, plugins=plugins))
+    return tmp_path, client, client.app[SERVICES]
+
+
+def refusals(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "engine.reload" and r.getMessage().startswith("reload refused")]
+
+
+def reloads_counted(services, result: str) -> float:
+    return services.metrics.registry.get_sample_value("config_reloads_total", {"result": result}) or 0.0
+
+
+@pytest.mark.parametrize(("where", "error"), [
+    ("load_config", RecursionError("maximum recursion depth exceeded")),
+    ("build_runtime", RuntimeError("plugin exploded")),
+    ("snapshot_text", MemoryError()),
+], ids=["while-loading", "while-building", "while-comparing"])
+async def test_an_unexpected_failure_is_refused_logged_counted_and_the_old_configuration_serves(
+        served, caplog, monkeypatch, where, error):
+    """Whatever goes wrong in a reload (here an exception nobody expected, injected where the
+    configuration is loaded, built or compared) is one `reload refused: <reason>` line and one
+    refused reload in the metric; nothing is swapped and the old configuration serves."""
+    import engine.reload
+    from engine.reload import reload_config
+
+    cwd, client, services = served
+    before = services.runtime
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(engine.reload, where, fail)
+    (cwd / "realms" / "acme.yaml").write_text(IN_PROCESS_REALM.format(name="After"))
+    caplog.set_level(logging.INFO, logger="engine.reload")
+    assert await reload_config(services) is False
+    [line] = refusals(caplog)
+    assert line.levelno == logging.ERROR and type(error).__name__ in line.getMessage()
+    assert "\n" not in line.getMessage() and line.exc_info is None  # one line, no traceback
+    assert reloads_counted(services, "refused") == 1 and reloads_counted(services, "applied") == 0
+    assert services.runtime is before
+    page = await client.get("/login?client_id=app")  # the old configuration still answers
+    assert page.status < 500
+    response = await client.get("/.well-known/openid-configuration")
+    assert response.status == 200
+
+
+async def test_a_refused_configuration_is_one_line_and_a_good_one_is_counted(served, caplog):
+    from engine.reload import reload_config
+
+    cwd, client, services = served
+    realm_file = cwd / "realms" / "acme.yaml"
+    caplog.set_level(logging.INFO, logger="engine.reload")
+    realm_file.write_text(IN_PROCESS_REALM.format(name="After") + "colour: red\nshade: blue\n")
+    assert await reload_config(services) is False
+    [line] = refusals(caplog)
+    assert "2 problem(s)" in line.getMessage() and "colour" in line.getMessage() and "shade" in line.getMessage()
+    assert services.runtime.realms["acme"].config.display_name == "Before"
+    realm_file.write_text(IN_PROCESS_REALM.format(name="After"))
+    assert await reload_config(services) is True
+    assert services.runtime.realms["acme"].config.display_name == "After"
+    assert reloads_counted(services, "refused") == 1 and reloads_counted(services, "applied") == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert 'config_reloads_total{result="refused"} 1.0' in metrics
+
+
+async def test_a_reload_of_a_yaml_bomb_is_refused_in_one_line(served, caplog):
+    """Issue 23 item 3 on a running server: a billion-laughs realm file is refused without
+    expanding it, and the old configuration serves."""
+    from engine.reload import reload_config
+
+    cwd, client, services = served
+    (cwd / "realms" / "acme.yaml").write_text("name: acme\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)))
+    caplog.set_level(logging.INFO, logger="engine.reload")
+    assert await reload_config(services) is False
+    [line] = refusals(caplog)
+    assert "acme.yaml:2: anchors and aliases are not allowed" in line.getMessage()
+    assert services.runtime.realms["acme"].config.display_name == "Before"

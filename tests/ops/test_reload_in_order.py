@@ -17,6 +17,7 @@ from engine.web.appkeys import SERVICES
 REALM = """\
 name: acme
 display_name: {name}
+providers: [{{id: password, type: password}}]
 clients:
   - {{client_id: app, type: public, redirect_uris: ["https://app/cb"], scopes: [openid]}}
 """

@@ -18,8 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine.config.env import expand_env
+from engine.config.env import SERVER_VARIABLES, Expansion, SecretValue, expand_env
 from engine.config.models import RealmBase, ServerConfig, build_realm_model
+from engine.config.values import is_loopback_url
 from engine.config.yaml_source import ConfigError, Loc, Source, load_yaml
 
 __all__ = ["Config", "ConfigError", "load_config", "realm_problems"]
@@ -108,7 +109,45 @@ def realm_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
         if provider.id in seen_providers:
             problems.append((("providers", i, "id"), f"duplicate provider id {provider.id!r}"))
         seen_providers.add(provider.id)
+    problems += _sign_in_problems(realm)
     return problems
+
+
+USER_GRANTS = ("authorization_code", "urn:ietf:params:oauth:grant-type:device_code")
+
+
+def _sign_in_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
+    """A realm must be able to issue something: users sign in through a provider; without
+    one, only confidential clients using client_credentials get tokens (a machine-to-machine
+    realm). A client whose grant needs a user, in a realm without a provider, can never
+    succeed: that is a mistake, not a configuration."""
+    if getattr(realm, "providers", []):
+        return []
+    problems: list[tuple[Loc, str]] = []
+    machine = False
+    for i, client in enumerate(realm.clients):
+        if any(grant in client.grant_types for grant in USER_GRANTS):
+            problems.append((("clients", i, "grant_types"),
+                             "this client signs users in, but the realm has no provider to sign in with"))
+        elif client.type == "confidential" and "client_credentials" in client.grant_types:
+            machine = True
+    if not problems and not machine:
+        problems.append((("name",), "the realm has no way to sign in: add a provider (users) or a"
+                                    " confidential client_credentials client (machines)"))
+    return problems
+
+
+def _templates_problems(realm: RealmBase, config_dir: Path) -> list[tuple[Loc, str]]:
+    """`templates:` is a directory inside the configuration directory, symlinks resolved."""
+    if realm.templates is None:
+        return []
+    root = config_dir.resolve()
+    directory = (root / realm.templates).resolve()
+    if not directory.is_relative_to(root):
+        return [(("templates",), f"templates: {realm.templates!r} resolves outside the configuration directory")]
+    if not directory.is_dir():
+        return [(("templates",), f"templates: directory {realm.templates!r} does not exist")]
+    return []
 
 
 @contextlib.contextmanager
@@ -151,11 +190,18 @@ def _load_config(
     problems: list[str] = []
 
     server_source = load_yaml(path)
-    if server_source.data is not None:
-        expand_env(server_source, environ)
+    server_env = Expansion()
+    parsed = not server_source.problems
+    if parsed:
+        server_env = expand_env(server_source, environ, ServerConfig)
     server = None
-    if not server_source.problems:
+    if parsed and not server_env.unset:
         server = _validate(ServerConfig, server_source, provider_types)
+    if server is not None:
+        loopback = is_loopback_url(server.base_url)
+        server_source.problems += _secret_problems(server_source, server_env.secrets, loopback)
+        if server_source.problems:
+            server = None
     problems += server_source.problems
     if server is None:
         raise ConfigError(problems)
@@ -172,13 +218,19 @@ def _load_config(
         cwd = Path.cwd()
         for file in sorted(realms_dir.glob("*.yaml")) + sorted(realms_dir.glob("*.yml")):
             source = load_yaml(_display(file, cwd))
-            if not source.problems and _has_references(source):
-                expand_env(source, environ)
+            expansion = Expansion()
+            parsed = not source.problems
+            if parsed:
+                expansion = expand_env(source, environ, realm_model, references=_has_references(source),
+                                       refused=SERVER_VARIABLES)
+            source.problems += _secret_problems(source, expansion.secrets, loopback)
             realm = None
-            if not source.problems:
+            # A reference where none may be stays as written: the file's other problems are
+            # reported with it. An unset variable leaves an empty value: that one problem is enough.
+            if parsed and not expansion.unset:
                 realm = _validate(realm_model, source, provider_types)
             if realm is not None:
-                for loc, message in realm_problems(realm):
+                for loc, message in realm_problems(realm) + _templates_problems(realm, path.parent):
                     source.problems.append(f"{source.where(loc)}: {message}")
                 if realm.name in realm_files:
                     source.problems.append(
@@ -189,12 +241,47 @@ def _load_config(
                     realm_files[realm.name] = source.path
                     if not source.problems:
                         realms[realm.name] = realm
-            problems += source.problems
+            problems += _by_line(source)
     if server.root_realm is not None and realms_dir.is_dir() and not problems and server.root_realm not in realms:
         problems.append(f"{server_source.where(('root_realm',))}: root_realm {server.root_realm!r} is not a realm")
     if problems:
         raise ConfigError(problems)
     return Config(path=path, server=server, realms=realms, realm_files=realm_files)
+
+
+DEMO_SECRET_PREFIX = "change-me"  # the shipped examples' secrets (realms/acme.yaml, compose.yaml)
+
+
+def _secret_problems(source: Source, secrets: list[SecretValue], loopback: bool) -> list[str]:
+    """Secrets are `${ENV}` references, never written in the file (DESIGN.md). The one
+    exception is development: with a loopback `base_url`, a reference's `:-default` (the
+    shipped demo secret) may stand in for an unset variable."""
+    problems = []
+    for secret in secrets:
+        shown = ".".join(str(p) for p in secret.loc)
+        if secret.origin == "clear":
+            problems.append(f"{source.where(secret.loc)}: {shown}: a secret must be a ${{ENV}} reference"
+                            " (or, for a client, `secret_sha256`), never written in clear")
+        elif loopback:
+            continue
+        elif secret.origin == "default":
+            problems.append(f"{source.where(secret.loc)}: {shown}: the variable is not set and its `:-default`"
+                            " is a secret written in the file, allowed only when base_url is loopback")
+        elif secret.value.startswith(DEMO_SECRET_PREFIX):
+            problems.append(f"{source.where(secret.loc)}: {shown}: this is the shipped demo secret, allowed only"
+                            " when base_url is loopback; set a real one")
+    return problems
+
+
+def _by_line(source: Source) -> list[str]:
+    """A file's problems in the order of its lines (stable: one line's keep their order)."""
+    prefix = f"{source.path}:"
+
+    def line(problem: str) -> int:
+        number = problem[len(prefix):].partition(":")[0] if problem.startswith(prefix) else ""
+        return int(number) if number.isdigit() else 0
+
+    return sorted(source.problems, key=line)
 
 
 def _has_references(source: Source) -> bool:

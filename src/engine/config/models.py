@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, fiel
 from pydantic.json_schema import SkipJsonSchema
 
 from engine.config.durations import Duration
+from engine.config.env import ENV, SECRET
+from engine.config.values import logo_url, mailbox, redirect_uri, relative_directory
 
 
 class Strict(BaseModel):
@@ -57,6 +59,14 @@ def absolute_url(value: str) -> str:
     return value
 
 
+def positive_duration(value: Any) -> Any:
+    """Lifetimes and periods are positive: a zero token lifetime issues dead tokens, a
+    zero window disables a limit."""
+    if isinstance(value, timedelta) and value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -81,14 +91,14 @@ def origin_of(uri: str) -> str | None:
 
 
 class Listen(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(4000, ge=0, le=65535)
+    host: Annotated[str, ENV] = "127.0.0.1"
+    port: Annotated[int, ENV] = Field(4000, ge=0, le=65535)
 
 
 class Storage(Strict):
-    durable: str = "sqlite:///var/idp.sqlite3"
-    ephemeral: str = "memory://"
-    ephemeral_prefix: str = Field(
+    durable: Annotated[str, ENV] = "sqlite:///var/idp.sqlite3"
+    ephemeral: Annotated[str, ENV] = "memory://"
+    ephemeral_prefix: Annotated[str, ENV] = Field(
         "tessera:", pattern=r"^[A-Za-z0-9_.:{}-]{0,64}$",
         description="prefix of every Redis key (several deployments can share one Redis)",
     )
@@ -111,27 +121,27 @@ class Storage(Strict):
 class KeysSettings(Strict):
     """Where the key-encryption key comes from and how long verifiers may cache JWKS."""
 
-    data_dir: str = "var"
+    data_dir: Annotated[str, ENV] = "var"
     verifier_cache_ttl: Duration = timedelta(minutes=15)
 
 
 class SmtpSettings(Strict):
     """The `smtp` sender. Write credentials as `${ENV}` references, never in clear."""
 
-    host: str = "localhost"
-    port: int = Field(587, ge=1, le=65535)
+    host: Annotated[str, ENV] = "localhost"
+    port: Annotated[int, ENV] = Field(587, ge=1, le=65535)
     starttls: bool = Field(True, description="upgrade with STARTTLS (port 587); refuse if the server cannot")
     tls: bool = Field(False, description="implicit TLS from the first byte (port 465)")
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_file: str | None = Field(None, description="PEM bundle to trust instead of the system CAs")
+    username: Annotated[str | None, ENV] = None
+    password: Annotated[SecretStr | None, SECRET] = None
+    ca_file: Annotated[str | None, ENV] = Field(None, description="PEM bundle to trust instead of the system CAs")
     timeout: Duration = timedelta(seconds=15)
 
 
 class OutboxSettings(Strict):
     """The `outbox` sender: one `.eml` file per message, and its links in the log."""
 
-    directory: str = "var/outbox"
+    directory: Annotated[str, ENV] = "var/outbox"
 
 
 class MailSettings(Strict):
@@ -140,10 +150,15 @@ class MailSettings(Strict):
     or a plugin's, which reads its own settings from `options`."""
 
     type: str = Field("outbox", pattern=NAME_PATTERN)
-    sender: str = Field("Tessera <no-reply@localhost>", description="the From: address")
+    sender: Annotated[str, ENV] = Field("Tessera <no-reply@localhost>", description="the From: address")
     smtp: SmtpSettings = SmtpSettings()
     outbox: OutboxSettings = OutboxSettings()
-    options: dict[str, Any] = Field(default_factory=dict, description="settings of a plugin sender")
+    options: Annotated[dict[str, Any], ENV] = Field(default_factory=dict, description="settings of a plugin sender")
+
+    @field_validator("sender")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        return mailbox(value)
 
 
 class HttpSettings(Strict):
@@ -163,10 +178,10 @@ class HttpSettings(Strict):
 
 
 class ServerConfig(Strict):
-    base_url: str = "http://localhost:4000"
+    base_url: Annotated[str, ENV] = "http://localhost:4000"
     listen: Listen = Listen()
     storage: Storage = Storage()
-    realms: str = "realms/"
+    realms: Annotated[str, ENV] = "realms/"
     root_realm: str | None = "default"
     keys: KeysSettings = KeysSettings()
     trusted_proxies: list[str] = Field(
@@ -249,11 +264,21 @@ class Lifetimes(Strict):
             raise ValueError("must be at least one second")
         return value
 
+    @field_validator("*")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        return positive_duration(value)
+
 
 class Signing(Strict):
     algs: list[SigningAlg] = Field(default_factory=lambda: ["RS256", "EdDSA"], min_length=1)
     default_alg: SigningAlg = "RS256"
     rotate_every: Duration = timedelta(days=30)
+
+    @field_validator("rotate_every")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        return positive_duration(value)
 
 
 class Scope(Strict):
@@ -265,6 +290,11 @@ class RateLimit(Strict):
 
     requests: int = Field(gt=0)
     per: Duration = timedelta(minutes=1)
+
+    @field_validator("per")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        return positive_duration(value)
 
 
 class RateLimits(Strict):
@@ -324,15 +354,20 @@ class RealmMail(Strict):
     sender: str | None = Field(None, description="From: address for this realm's mail")
     reply_to: str | None = None
 
+    @field_validator("sender", "reply_to")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        return None if value is None else mailbox(value)
+
 
 class Client(Strict):
     client_id: str = Field(min_length=1)
     name: str | None = None
     type: Literal["public", "confidential"]
-    secret: SecretStr | None = Field(
+    secret: Annotated[SecretStr | None, SECRET] = Field(
         None, description="the client secret, always as a ${ENV} reference, never in clear"
     )
-    secret_sha256: str | None = Field(
+    secret_sha256: Annotated[str | None, ENV] = Field(
         None, pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the client secret"
     )
     redirect_uris: list[str] = Field(default_factory=list)
@@ -355,7 +390,7 @@ class Client(Strict):
     @field_validator("redirect_uris", "post_logout_redirect_uris")
     @classmethod
     def _absolute(cls, values: list[str]) -> list[str]:
-        return [absolute_url(v) for v in values]
+        return [redirect_uri(absolute_url(v)) for v in values]
 
     @field_validator("web_origins")
     @classmethod
@@ -394,6 +429,16 @@ class RealmBase(Strict):
         50, ge=1, le=10000,
         description="browser sessions one user may have at once in this realm; a new sign-in beyond it"
         " ends the oldest (engine.accounts.sessions)")
+
+    @field_validator("logo_url")
+    @classmethod
+    def _logo(cls, value: str | None) -> str | None:
+        return None if value is None else logo_url(value)
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, value: str | None) -> str | None:
+        return None if value is None else relative_directory(value)
 
     def all_scopes(self) -> dict[str, str]:
         scopes = dict(STANDARD_SCOPES)

@@ -12,11 +12,21 @@ message needs a line (`Source.lines`, computed on first use from the kept text).
 the fast path refuses (duplicate keys, odd keys or tags, syntax errors) goes through the
 marked node walk, which reports each problem at its line; syntax errors are re-parsed by
 the pure-Python parser so that messages do not depend on how PyYAML was built.
+
+A configuration file is input like any other (a realm file may be generated from a
+tenant's input), so it is bounded before anything is built from it (STYLE.md §5): at most
+`MAX_FILE_BYTES`, no anchors or aliases (a "billion laughs" file expands exponentially:
+Kubernetes CVE-2019-11253), no scalar longer than `MAX_SCALAR_CHARS`, no nesting deeper
+than `MAX_DEPTH`. The event stream is checked as it is read (iteratively, so a 10,000-deep
+`[[[[` is one problem line, not a RecursionError), and to its end before the recursive
+marked walk ever sees the file.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +34,11 @@ from typing import Any
 import yaml
 
 Loc = tuple[str | int, ...]
+
+MAX_FILE_BYTES = 1024 * 1024  # a realm with hundreds of clients is ~100 KB
+MAX_SCALAR_CHARS = 8192  # URLs, secrets, descriptions, PEM paths: all far shorter
+MAX_DEPTH = 20  # the deepest real setting (a plugin's options) is ~6 levels down
+ALIASES_REFUSED = "anchors and aliases are not allowed"
 
 
 class ConfigError(Exception):
@@ -68,8 +83,54 @@ class Source:
         return f"{self.path}:{self.line_of(loc)}"
 
 
+class _Refused(Exception):
+    """A file over one of the limits: one problem at `line` (1-based), nothing built."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+def _limits(event: yaml.Event, depth: int) -> None:
+    """Refuse an event that breaks a limit; `depth` is the number of open collections."""
+    if getattr(event, "anchor", None) is not None or type(event) is yaml.AliasEvent:
+        raise _Refused(event.start_mark.line + 1, ALIASES_REFUSED)
+    kind = type(event)
+    if (kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent) and depth >= MAX_DEPTH:
+        raise _Refused(event.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH}")
+    if kind is yaml.ScalarEvent and len(event.value) > MAX_SCALAR_CHARS:
+        raise _Refused(event.start_mark.line + 1, f"value longer than {MAX_SCALAR_CHARS} characters")
+
+
+def _scan_rest(get_event: Any, depth: int) -> None:
+    """Check the limits on the rest of the stream (events only, nothing built), so that
+    the marked walk that follows never meets an alias or a deep nest."""
+    while True:
+        event = get_event()
+        kind = type(event)
+        _limits(event, depth)
+        if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            depth += 1
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            depth -= 1
+        elif kind is yaml.StreamEndEvent:
+            return
+
+
 class _Builder(yaml.SafeLoader):
-    """SafeLoader whose `construct_document` we bypass: we walk the node graph ourselves."""
+    """SafeLoader whose `construct_document` we bypass: we walk the node graph ourselves.
+    Its composer checks the limits too (the pure-Python parser may read further than
+    libyaml did before a syntax error)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        _limits(self.peek_event(), self._depth)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _MarkedFast: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", _Builder)  # type: ignore[assignment]
@@ -92,68 +153,80 @@ _RESOLVED_TYPES = frozenset({type(None), bool, int, float, str, datetime.date, d
 
 def _fast_data(text: str) -> Any:
     """Plain data from libyaml's event stream, as the marked walk would build it, or
-    `_Unusual` for anything the walk must handle: anchors, aliases, merge keys, explicit
-    tags, duplicate or non-scalar keys."""
+    `_Unusual` for anything the walk must handle: merge keys, explicit tags, duplicate or
+    non-scalar keys (the rest of the stream is then checked against the limits first);
+    `_Refused` for a file over a limit."""
     loader = _MarkedFast(text)
+    stack: list[list[Any]] = []  # [container, pending key (1-tuple) or None, is mapping]
     try:
-        get_event, resolve, construct = loader.get_event, loader.resolve, loader.construct_object
-        stack: list[list[Any]] = []  # [container, pending key (1-tuple) or None, is mapping]
-        root: Any = None
-        get_event()  # stream start
-        if isinstance(get_event(), yaml.StreamEndEvent):
-            return None
-        while True:
-            event = get_event()
-            kind = type(event)
-            if kind is yaml.ScalarEvent:
-                if event.anchor is not None:
-                    raise _Unusual
-                raw = event.value
-                if event.tag is not None and event.tag != "!":
-                    raise _Unusual
-                if not event.implicit[0]:
-                    value: Any = raw  # quoted: a string
-                elif raw and raw[0].isalpha() and raw.lower() not in _RESOLVED_WORDS:
-                    value = raw
-                elif (value := _RESOLVED.get(raw, _RESOLVED)) is _RESOLVED:
-                    tag = resolve(yaml.ScalarNode, raw, (True, False))
-                    value = raw if tag == "tag:yaml.org,2002:str" else construct(
-                        yaml.ScalarNode(tag, raw, event.start_mark, event.end_mark, event.style))
-                    if type(value) in _RESOLVED_TYPES and len(_RESOLVED) < 4096:
-                        _RESOLVED[raw] = value
-            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-                if event.anchor is not None or (event.tag is not None and not event.implicit):
-                    raise _Unusual
-                mapping = kind is yaml.MappingStartEvent
-                stack.append([{} if mapping else [], None, mapping])
-                continue
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                value = stack.pop()[0]
-            elif kind is yaml.DocumentEndEvent:
-                break
-            else:  # an alias
-                raise _Unusual
-            if not stack:
-                root = value
-                continue
-            top = stack[-1]
-            if not top[2]:
-                top[0].append(value)
-            elif top[1] is None:
-                if value is None or not isinstance(value, (str, int, float, bool)):
-                    raise _Unusual
-                key = value if isinstance(value, str) else str(value)
-                if key == "<<" or key in top[0]:
-                    raise _Unusual
-                top[1] = (key,)
-            else:
-                top[0][top[1][0]] = value
-                top[1] = None
-        if not isinstance(get_event(), yaml.StreamEndEvent):
-            raise _Unusual  # several documents: the walk reports it
-        return root
+        return _fast_events(loader, stack)
+    except _Unusual:
+        _scan_rest(loader.get_event, len(stack))
+        raise
     finally:
         loader.dispose()
+
+
+def _fast_events(loader: yaml.SafeLoader, stack: list[list[Any]]) -> Any:
+    get_event, resolve, construct = loader.get_event, loader.resolve, loader.construct_object
+    root: Any = None
+    get_event()  # stream start
+    if isinstance(get_event(), yaml.StreamEndEvent):
+        return None
+    while True:
+        event = get_event()
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            if event.anchor is not None:
+                raise _Refused(event.start_mark.line + 1, ALIASES_REFUSED)
+            raw = event.value
+            if len(raw) > MAX_SCALAR_CHARS:
+                _limits(event, len(stack))
+            if event.tag is not None and event.tag != "!":
+                raise _Unusual
+            if not event.implicit[0]:
+                value: Any = raw  # quoted: a string
+            elif raw and raw[0].isalpha() and raw.lower() not in _RESOLVED_WORDS:
+                value = raw
+            elif (value := _RESOLVED.get(raw, _RESOLVED)) is _RESOLVED:
+                tag = resolve(yaml.ScalarNode, raw, (True, False))
+                value = raw if tag == "tag:yaml.org,2002:str" else construct(
+                    yaml.ScalarNode(tag, raw, event.start_mark, event.end_mark, event.style))
+                if type(value) in _RESOLVED_TYPES and len(_RESOLVED) < 4096:
+                    _RESOLVED[raw] = value
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            if event.anchor is not None or len(stack) >= MAX_DEPTH:
+                _limits(event, len(stack))
+            if event.tag is not None and not event.implicit:
+                raise _Unusual
+            mapping = kind is yaml.MappingStartEvent
+            stack.append([{} if mapping else [], None, mapping])
+            continue
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            value = stack.pop()[0]
+        elif kind is yaml.DocumentEndEvent:
+            break
+        else:  # an alias
+            raise _Refused(event.start_mark.line + 1, ALIASES_REFUSED)
+        if not stack:
+            root = value
+            continue
+        top = stack[-1]
+        if not top[2]:
+            top[0].append(value)
+        elif top[1] is None:
+            if value is None or not isinstance(value, (str, int, float, bool)):
+                raise _Unusual
+            key = value if isinstance(value, str) else str(value)
+            if key == "<<" or key in top[0]:
+                raise _Unusual
+            top[1] = (key,)
+        else:
+            top[0][top[1][0]] = value
+            top[1] = None
+    if not isinstance(get_event(), yaml.StreamEndEvent):
+        raise _Unusual  # several documents: the walk reports it
+    return root
 
 
 def _construct(loader: _Builder, node: yaml.Node, loc: Loc, source: Source) -> Any:
@@ -211,7 +284,9 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
     source = Source(path=path, data=None)
     try:
         if text is None:
-            text = path.read_text(encoding="utf-8")
+            text = _read(path)
+        if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+            raise _Refused(1, f"file larger than {MAX_FILE_BYTES} bytes")
         try:
             data = _fast_data(text)
         except (_Unusual, yaml.YAMLError):
@@ -219,8 +294,13 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
         else:
             source.data = {} if data is None else data
             source.text = text
+    except _Refused as exc:
+        source.data, source._lines = None, {}
+        source.problems[:] = [f"{path}:{exc.line}: {exc.message}"]
     except OSError as exc:
         source.problems.append(f"{path}:1: cannot read file: {exc.strerror or exc}")
+    except UnicodeDecodeError as exc:
+        source.problems.append(f"{path}:1: cannot read file: not UTF-8 ({exc.reason} at byte {exc.start})")
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -228,3 +308,17 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
     except yaml.YAMLError as exc:
         source.problems.append(f"{path}:1: invalid YAML: {exc}")
     return source
+
+
+def _read(path: Path) -> str:
+    """The file's text, refusing what is not a regular file (a FIFO would block) and
+    reading at most one byte past the limit (a huge file is never read whole)."""
+    # O_NONBLOCK: opening a FIFO for reading would wait for a writer.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(0, "not a regular file")
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _Refused(1, f"file larger than {MAX_FILE_BYTES} bytes")
+    return data.decode("utf-8")

@@ -16,6 +16,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 
 from engine.accounts.emails import mailbox, needs_smtputf8
 from engine.realm import Realm
@@ -27,7 +28,7 @@ _environments: WeakKeyDictionary[Realm, jinja2.Environment] = WeakKeyDictionary(
 def environment(realm: Realm, base_dir: Path) -> jinja2.Environment:
     env = _environments.get(realm)
     if env is None:
-        env = jinja2.Environment(
+        env = SandboxedEnvironment(  # realm templates are configuration input (issue 23 item 7)
             loader=realm_loader(realm, base_dir, providers=False),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
             keep_trailing_newline=True,

@@ -17,21 +17,21 @@ The OAuth app's callback URL is `{realm issuer}/login/<id>/callback` (or
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from engine import RedirectProviderSettings, hookimpl, secure_url_problem
+from engine import ENV, SECRET, RedirectProviderSettings, hookimpl, secure_url_problem
 from plugins.github.provider import GitHubProvider
 
 
 class GitHubSettings(RedirectProviderSettings):
     type: Literal["github"]
     display_name: str | None = "GitHub"
-    client_id: str
-    client_secret: SecretStr
-    base_url: str = "https://github.com"  # GitHub Enterprise Server: https://ghe.example.com
-    api_url: str = "https://api.github.com"  # GHES: https://ghe.example.com/api/v3
+    client_id: Annotated[str, ENV]
+    client_secret: Annotated[SecretStr, SECRET]
+    base_url: Annotated[str, ENV] = "https://github.com"  # GitHub Enterprise Server: https://ghe.example.com
+    api_url: Annotated[str, ENV] = "https://api.github.com"  # GHES: https://ghe.example.com/api/v3
     scopes: list[str] = ["read:user", "user:email"]
     pkce: bool = Field(True, description="send PKCE (S256); turn off for servers that reject it")
 

@@ -17,11 +17,11 @@ Register `{realm issuer}/login/<id>/callback` as the redirect URI at the upstrea
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from engine import Duration, RedirectProviderSettings, hookimpl, secure_url_problem
+from engine import ENV, SECRET, Duration, RedirectProviderSettings, hookimpl, secure_url_problem
 from plugins.google.provider import GOOGLE_ENDPOINT_ORIGINS, GOOGLE_ISSUER, OidcProvider
 
 __all__ = ["GOOGLE_ENDPOINT_ORIGINS", "GOOGLE_ISSUER", "GoogleSettings", "OidcProvider"]
@@ -41,9 +41,9 @@ def origin_list(values: list[str] | None) -> list[str] | None:
 
 class GoogleSettings(RedirectProviderSettings):
     type: Literal["google"]
-    client_id: str
-    client_secret: SecretStr
-    issuer: str = GOOGLE_ISSUER  # exact string: compared with the ID token's `iss`
+    client_id: Annotated[str, ENV]
+    client_secret: Annotated[SecretStr, SECRET]
+    issuer: Annotated[str, ENV] = GOOGLE_ISSUER  # exact string: compared with the ID token's `iss`
     allowed_endpoint_origins: list[str] | None = Field(
         None,
         description="origins besides the issuer's where discovery may put the token, userinfo and JWKS endpoints"

@@ -3,11 +3,11 @@ and a userinfo URL that says who the user is. Only the public `engine` API is us
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 
-from engine import RedirectProviderSettings, hookimpl
+from engine import ENV, SECRET, RedirectProviderSettings, hookimpl
 from tessera_oauth2.provider import OAuth2Provider
 
 
@@ -15,12 +15,13 @@ class OAuth2Settings(RedirectProviderSettings):
     """`link_by_verified_email` and `unverified_email` come from the engine's base."""
 
     type: Literal["oauth2"]
-    client_id: str
-    client_secret: SecretStr
-    authorization_url: str
-    token_url: str
-    userinfo_url: str
-    issuer: str | None = Field(
+    # Marked: these may be `${ENV}` references (the secret must be one); nothing else may.
+    client_id: Annotated[str, ENV]
+    client_secret: Annotated[SecretStr, SECRET]
+    authorization_url: Annotated[str, ENV]
+    token_url: Annotated[str, ENV]
+    userinfo_url: Annotated[str, ENV]
+    issuer: Annotated[str | None, ENV] = Field(
         None, description="names the upstream in identity links; default: the authorization URL's origin"
     )
     scopes: list[str] = []
