@@ -204,8 +204,10 @@ async def test_resend_has_its_own_rate_limit_per_address(idp):
     assert (await submit(idp, "/verify-email/resend", email="pending@example.com")).status == 200
 
 
-async def test_verification_page_is_served_under_the_realm_path_too(idp):
-    """DESIGN.md: every endpoint exists at /realms/<name>/… as well as at the root."""
-    link = await registered(idp, "r@example.com", prefix="/realms/acme")
-    assert link.startswith("/verify-email?")  # acme is the root realm: its issuer is the base URL
-    assert (await idp.client.get("/realms/acme" + link)).status == 200
+async def test_verification_links_of_the_root_realm_are_under_its_issuer(idp):
+    """The root realm's issuer is the base URL: its links are there, and /realms/<root>
+    answers 404 (one issuer, OIDC Discovery §4.3)."""
+    link = await registered(idp, "r@example.com")
+    assert link.startswith("/verify-email?")
+    assert (await idp.client.get(link)).status == 200
+    assert (await idp.client.get("/realms/acme" + link)).status == 404

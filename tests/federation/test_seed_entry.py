@@ -38,9 +38,10 @@ async def test_seed_style_google_login_end_to_end(fed):
     assert "id_token" in tokens
 
 
-async def test_seed_style_github_login_under_the_realm_prefix(fed):
-    """`/realms/acme/login/github?client_id=…` works the same, for a confidential client."""
-    resp = await fed.idp.client.get("/realms/acme/login/github", params={
+async def test_seed_style_github_login_for_a_confidential_client(fed):
+    """`/login/github?client_id=…` (the root realm's issuer) works the same for a
+    confidential client."""
+    resp = await fed.idp.client.get("/login/github", params={
         "client_id": "web", "redirect_uri": WEB_REDIRECT, "state": "s1", "scope": "openid email"},
         allow_redirects=False)
     assert resp.status == 303, await resp.text()

@@ -82,7 +82,7 @@ class Idp:
     client: Any  # aiohttp TestClient
     services: Any
     clock: FrozenClock
-    root: str = "/realms/acme"
+    root: str = ""  # acme is the root realm: served at / only (OIDC Discovery §4.3)
 
     @property
     def issuer(self) -> str:

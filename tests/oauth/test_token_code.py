@@ -152,12 +152,13 @@ async def test_json_body_is_accepted(idp):
     assert resp.status == 200, await resp.text()
 
 
-async def test_realm_prefixed_and_root_urls_are_the_same_realm(idp):
-    """The root realm answers at / and at /realms/<name>/ with one issuer."""
+async def test_the_root_realms_code_is_redeemed_at_the_root_only(idp):
+    """The root realm has one issuer, the base URL (OIDC Discovery §4.3): its token
+    endpoint is not also served under /realms/<root>."""
     await idp.add_user()
-    code, verifier, _ = await login_for_code(idp, prefix="/realms/acme")
-    resp = await exchange(idp, code, verifier, prefix="/realms/acme")
-    assert resp.status == 200
+    code, verifier, _ = await login_for_code(idp)
+    assert (await exchange(idp, code, verifier, prefix="/realms/acme")).status == 404
+    assert (await exchange(idp, code, verifier)).status == 200
 
 
 async def test_cross_realm_code_is_invalid(idp):

@@ -94,7 +94,7 @@ def write_deployment(
         (directory / "realms" / f"{name}.yaml").write_text(textwrap.dedent(text))
     config = directory / "idp.yaml"
     config.write_text(
-        f"base_url: {base_url}\nrealms: realms/\nroot_realm: acme\n"
+        f"base_url: {base_url}\nrealms: realms/\nroot_realm: null\n"
         f"storage: {{durable: '{durable}', ephemeral: '{ephemeral}', ephemeral_prefix: '{prefix}'}}\n"
     )
     return config

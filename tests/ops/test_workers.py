@@ -55,19 +55,20 @@ def test_two_workers_share_port_metrics_and_stop_together(tmp_path, pg_database_
 
         requests = 60  # each on a new connection: the kernel spreads them over the workers
         for _ in range(requests):  # the JWKS needs the signing keys, decrypted with the shared KEK
-            assert http("GET", server.url + "/.well-known/jwks.json")[0] == 200
+            assert http("GET", server.url + "/realms/acme/.well-known/jwks.json")[0] == 200
         assert (tmp_path / "var" / "key-encryption-key").is_file()
 
         def answered_by() -> set[int]:
-            return {r["pid"] for r in server.json_logs() if r.get("route") == "/.well-known/jwks.json"}
+            return {r["pid"] for r in server.json_logs() if r.get("route") == "/realms/{realm}/.well-known/jwks.json"}
 
         server.wait_for(lambda: len(answered_by()) == 2, 10, "access logs of both workers")
         assert answered_by() == workers
 
         def counted() -> float:  # whichever worker answers the scrape
             samples = text_string_to_metric_families(httpx.get(server.url + "/metrics").text)
+            route = "/realms/{realm}/.well-known/jwks.json"
             return sum(s.value for family in samples for s in family.samples
-                       if s.name == "http_requests_total" and s.labels.get("route") == "/.well-known/jwks.json")
+                       if s.name == "http_requests_total" and s.labels.get("route") == route)
 
         # each worker adds its request counts to the shared files every second (engine.metrics)
         server.wait_for(lambda: counted() == requests, 5, f"{requests} requests in the metrics")

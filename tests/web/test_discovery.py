@@ -23,10 +23,19 @@ async def test_discovery_issuer_is_exact_and_endpoints_are_under_it(idp):
         assert "RS256" in doc["id_token_signing_alg_values_supported"]
 
 
-async def test_root_realm_is_also_served_under_realms(idp):
-    a = await (await idp.client.get("/.well-known/openid-configuration")).json()
-    b = await (await idp.client.get("/realms/acme/.well-known/openid-configuration")).json()
-    assert a == b
+async def test_the_root_realm_has_one_issuer_and_is_not_served_under_realms(idp):
+    """OIDC Discovery §4.3: the issuer is the URL the document is fetched under, so the root
+    realm (issuer = base URL) is not also answered at /realms/<root> (issue 18 item 13);
+    the 404 names where it is."""
+    doc = await (await idp.client.get("/.well-known/openid-configuration")).json()
+    assert doc["issuer"] == idp.issuer
+    for method, path in (("GET", "/.well-known/openid-configuration"), ("POST", "/token"), ("GET", "/authorize")):
+        resp = await idp.client.request(method, "/realms/acme" + path)
+        assert resp.status == 404
+        body = await resp.text()
+        assert "root realm" in body and idp.issuer in body
+    other = await (await idp.client.get("/realms/other/.well-known/openid-configuration")).json()
+    assert other["issuer"] == f"{idp.issuer}/realms/other"
 
 
 async def test_discovery_and_jwks_are_cacheable_with_etag(idp):

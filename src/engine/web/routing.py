@@ -36,8 +36,16 @@ def route_options(request: web.Request) -> RouteOptions:
 
 
 def resolve_realm(request: web.Request) -> Realm:
+    """The realm of `/realms/<name>/...`, or the root realm's for `/...`. The root realm has
+    one issuer, the base URL, so it is not served under `/realms/<root>` as well (OIDC
+    Discovery §4.3: an issuer is the URL its configuration is fetched under)."""
     runtime = request.app[SERVICES].runtime
-    name = request.match_info.get("realm", runtime.root_realm)
+    name = request.match_info.get("realm")
+    if name is None:
+        name = runtime.root_realm
+    elif name == runtime.root_realm:
+        raise NotFound(f"realm {name!r} is the root realm: its issuer is {runtime.config.server.base_url},"
+                       " and its endpoints are served there")
     realm = runtime.realms.get(name) if name else None
     if realm is None:
         raise NotFound(f"no realm named {name!r}" if name else "no root realm is configured")
