@@ -75,10 +75,9 @@ def test_second_instance_without_the_kek_refuses_to_start(tmp_path, backend, fir
 
 
 @pytest.mark.production
+@pytest.mark.parametrize("backend", ["production"], indirect=True)  # --workers needs Redis
 def test_workers_refuse_once_before_they_start(tmp_path, backend, first_instance):
     """`idp serve --workers 2`: the parent checks once; one line, no worker started."""
-    if backend.name != "production":
-        pytest.skip("--workers needs a shared ephemeral store (redis://)")
     port = free_port()
     directory = tmp_path / "b"
     write_deployment(directory, base_url=f"http://127.0.0.1:{port}", durable=backend.durable_url,
