@@ -8,7 +8,7 @@ import base64
 from engine.clock import FrozenClock
 from engine.web.app import create_app
 from engine.web.appkeys import SERVICES
-from tests.oauth.conftest import ACME, OTHER, SPA_REDIRECT, Idp, write_config
+from tests.oauth.conftest import ACME, OTHER, SPA_REDIRECT, Idp, jwt_parts, write_config
 
 MULTI_CLIENT = f"""\
   - client_id: multi
@@ -29,3 +29,9 @@ async def multi_audience_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_
                      environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
     client = await aiohttp_client(app, server_kwargs={"port": port})
     return Idp(client=client, services=app[SERVICES], clock=clock)
+
+
+def audiences(token: str) -> list[str]:
+    """A JWT's `aud` as a list (RFC 7519 §4.1.3 allows a string)."""
+    aud = jwt_parts(token)[1]["aud"]
+    return aud if isinstance(aud, list) else [aud]

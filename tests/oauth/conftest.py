@@ -122,6 +122,15 @@ async def idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory) -> Idp
     return Idp(client=client, services=app[SERVICES], clock=clock)
 
 
+@pytest.fixture
+async def multi(tmp_path, backend, aiohttp_client, unused_tcp_port_factory) -> Idp:
+    """The IdP whose `acme` realm also has the client `multi` with three audiences
+    (tests.oauth.audiences: the RFC 8707 resource tests)."""
+    from tests.oauth.audiences import multi_audience_idp
+
+    return await multi_audience_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory)
+
+
 def basic_auth(client_id: str, secret: str) -> dict[str, str]:
     """An `Authorization: Basic` header (RFC 6749 §2.3.1; ids and secrets here need no escaping)."""
     return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.oauth.audiences import multi_audience_idp
-from tests.oauth.conftest import WEB_REDIRECT, WEB_SECRET, jwt_parts
+from tests.oauth.audiences import audiences as _aud
+from tests.oauth.conftest import WEB_REDIRECT, WEB_SECRET
 from tests.oauth.flow import authorize, exchange, login_for_code, submit_login
 
 
@@ -170,16 +169,6 @@ async def test_cross_realm_code_is_invalid(idp):
 
 
 # RFC 8707 resource indicators: the audience stays as granted
-
-@pytest.fixture
-async def multi(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
-    return await multi_audience_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory)
-
-
-def _aud(token: str) -> list[str]:
-    aud = jwt_parts(token)[1]["aud"]
-    return aud if isinstance(aud, list) else [aud]
-
 
 async def test_resource_at_authorize_is_the_audience_of_the_code_exchange(multi):
     """RFC 8707 §2.1: `resource=A` at /authorize → the access token's `aud` is exactly A."""

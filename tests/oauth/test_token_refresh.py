@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from tests.oauth.audiences import multi_audience_idp
+from tests.oauth.audiences import audiences as _aud
 from tests.oauth.conftest import WEB_SECRET, basic_auth, issue_user_tokens, jwt_parts
 from tests.oauth.flow import exchange, login_for_code
 
@@ -256,16 +254,6 @@ async def test_a_refused_refresh_does_not_consume_the_token(idp):
 
 
 # RFC 8707 resource indicators: a refresh keeps the audience that was granted
-
-@pytest.fixture
-async def multi(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
-    return await multi_audience_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory)
-
-
-def _aud(token: str) -> list[str]:
-    aud = jwt_parts(token)[1]["aud"]
-    return aud if isinstance(aud, list) else [aud]
-
 
 async def _code_tokens(idp, **authorize_params) -> dict:
     if await idp.services.accounts.by_email("acme", "alice@example.com") is None:
