@@ -28,6 +28,7 @@ exists for an address, or whether it is verified); the cause goes to the log and
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from engine import errors, events
@@ -61,8 +62,48 @@ class LinkRefused(OAuthError):
         self.cause = cause
 
 
+# What an upstream asserts is input like any other (issue 23 item 8): bounded, and no
+# control characters or lone surrogates in what is stored and later released in tokens.
+UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+MAX_SUBJECT = 255
+MAX_CLAIM_NAME = 64
+MAX_CLAIM_VALUE = 2048
+MAX_CLAIMS = 32
+MAX_LIST = 64
+
+
+def _safe_text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and len(value) <= limit and not UNSAFE_TEXT.search(value)
+
+
+def _safe_value(value: Any) -> bool:
+    if isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, list):
+        return len(value) <= MAX_LIST and all(_safe_text(v, MAX_CLAIM_VALUE) for v in value)
+    return _safe_text(value, MAX_CLAIM_VALUE)
+
+
 def profile_claims(identity: ExternalIdentity) -> dict[str, Any]:
-    return {k: v for k, v in identity.claims.items() if k not in NOT_PROFILE and v is not None}
+    """The upstream's profile claims worth keeping: plain values (text, numbers, lists of
+    text) without control characters, bounded in size and number; the rest is dropped."""
+    claims: dict[str, Any] = {}
+    for name, value in identity.claims.items():
+        if (name not in NOT_PROFILE and value is not None and _safe_text(name, MAX_CLAIM_NAME)
+                and _safe_value(value)):
+            claims[name] = value
+            if len(claims) == MAX_CLAIMS:
+                break
+    return claims
+
+
+def _acceptable(identity: ExternalIdentity) -> str | None:
+    """Why the upstream's identity cannot be used at all, or None."""
+    if not identity.subject or not _safe_text(identity.subject, MAX_SUBJECT):
+        return "the upstream subject is empty, too long or has control characters"
+    if identity.email is not None and (not isinstance(identity.email, str) or UNSAFE_TEXT.search(identity.email)):
+        return "the upstream email has control characters"
+    return None
 
 
 async def user_for_identity(
@@ -78,6 +119,8 @@ async def user_for_identity(
 ) -> User:
     """The realm's user for `identity`, linking or provisioning as the rules above say."""
     durable = services.durable
+    if (problem := _acceptable(identity)) is not None:
+        raise LinkRefused(problem)
     unverified_email = identity.email is not None and not identity.email_verified
     if unverified_email and getattr(settings, "unverified_email", "no_email") == "refuse":
         raise LinkRefused("the upstream has not verified the email (unverified_email: refuse)")
