@@ -46,3 +46,16 @@ async def test_the_login_page_names_the_organisation_and_the_application(idp):
     page = await (await idp.client.get(resp.headers["Location"])).text()
     assert "<title>Sign in to spa · ACME</title>" in page  # the client has no name: its id
     assert "<h1>Sign in to ACME</h1>" in page and "to continue to" in page
+
+
+async def test_the_consent_page_names_the_application_and_the_organisation(idp):
+    """Issue 18 item 7: the client's `name` and the realm's display name."""
+    from tests.oauth.conftest import WEB_REDIRECT
+
+    await idp.add_user()
+    resp, _ = await authorize(idp, client_id="web", redirect_uri=WEB_REDIRECT)
+    from tests.oauth.flow import submit_login
+
+    resp = await submit_login(idp, resp.headers["Location"], "alice@example.com", "correct horse battery")
+    page = await (await idp.client.get(resp.headers["Location"])).text()
+    assert "<h1>web wants to access your ACME account</h1>" in page
