@@ -16,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine import events
-from engine.config import ConfigError, load_config
+from engine.config import Config, ConfigError, load_config
 from engine.config.plan import diff, snapshot, snapshot_text, write_snapshot_text
 from engine.realm import build_runtime
 
+if TYPE_CHECKING:
+    from engine.services import Services
+
 log = logging.getLogger("engine.reload")
-LOCK = "engine.reload.lock"  # key in services.extras
 SHOWN_PROBLEMS = 10  # in the one log line; `idp check` lists them all
 
 
@@ -32,12 +34,9 @@ class Refused(Exception):
     """A reload that must not apply; the message is the reason."""
 
 
-async def reload_config(services: Any) -> bool:
+async def reload_config(services: Services) -> bool:
     """Reload from the same file; True if the new configuration is now serving."""
-    lock = services.extras.get(LOCK)
-    if lock is None:
-        lock = services.extras[LOCK] = asyncio.Lock()  # FIFO: reloads apply in the order asked
-    async with lock:
+    async with services.reload_lock:  # FIFO: reloads apply in the order asked
         try:
             applied = await _reload(services)
         except Refused as exc:
@@ -54,17 +53,15 @@ async def reload_config(services: Any) -> bool:
         return True
 
 
-def _count(services: Any, result: str) -> None:
-    metrics = getattr(services, "metrics", None)
-    if metrics is not None:
-        metrics.config_reloads.labels(result).inc()
+def _count(services: Services, result: str) -> None:
+    services.metrics.config_reloads.labels(result).inc()
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-async def _reload(services: Any) -> tuple[Any, list[str], str]:
+async def _reload(services: Services) -> tuple[Config, list[str], str]:
     """Load, check and swap in the new configuration; raise `Refused` (or anything) to
     keep the old one. Nothing is changed before the single assignment at the end."""
     current = services.runtime.config
@@ -91,7 +88,7 @@ async def _reload(services: Any) -> tuple[Any, list[str], str]:
     return config, changes, applied
 
 
-async def _after_swap(services: Any, config: Any, changes: list[str], applied: str) -> None:
+async def _after_swap(services: Services, config: Config, changes: list[str], applied: str) -> None:
     """Record what now serves; a failure here is logged (the new configuration serves)."""
     runtime = services.runtime
     try:

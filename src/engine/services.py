@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.accounts.passwords import PasswordService
 from engine.accounts.users import Accounts
@@ -19,6 +20,12 @@ from engine.store.protocols import AuditEvent, DurableStore, EphemeralStore
 from engine.tokens.issue import TokenService
 from engine.tokens.keys import KeyManager
 from engine.tokens.refresh import RefreshTokens
+
+if TYPE_CHECKING:  # these modules import this one's users: names for the type checker only
+    import aiohttp
+
+    from engine.mail.service import MailService
+    from engine.oauth.ratelimit import LocalCounters
 
 log = logging.getLogger("engine.audit")
 
@@ -35,9 +42,19 @@ class Services:
     refresh: RefreshTokens = field(default=None)  # type: ignore[assignment]
     passwords: PasswordService = field(default=None)  # type: ignore[assignment]
     accounts: Accounts = field(default=None)  # type: ignore[assignment]
-    http: Any = None  # aiohttp.ClientSession for upstreams, while the app runs (engine.http)
-    mail: Any = None  # engine.mail.service.MailService: templated mail, delivered in the background
-    sleep: Any = None  # async (seconds) -> None: sign-in delays (engine.accounts.lockout); injectable in tests
+    # The shared client session for upstreams, only while the app runs (engine.http).
+    http: aiohttp.ClientSession | None = None
+    # Templated mail, delivered in the background (engine.mail.service).
+    mail: MailService = field(default=None)  # type: ignore[assignment]
+    # Sign-in delays (engine.accounts.lockout.default_sleep); tests inject one that records.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # This process's rate-limit windows (engine.oauth.ratelimit), made on first use.
+    rate_counters: LocalCounters | None = None
+    # Reloads run one at a time, in the order asked (engine.reload); asyncio.Lock binds
+    # to the running loop only when first contended, so it can be made here.
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # TEMPORARY: engine.oauth.ratelimit still keeps its counters here until its restructuring
+    # merges; it then uses `rate_counters` and this dict goes.
     extras: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)  # this app's Prometheus metrics (engine.metrics)
     _pending_audits: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
