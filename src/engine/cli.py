@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from engine.cli_support import load_or_exit as _load
@@ -29,6 +29,9 @@ from engine.failures import explain
 from engine.files import private_directory
 from engine.logs import default_format, setup_logging
 from engine.plugins import Plugins
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 DEFAULT_CONFIG = os.environ.get("IDP_CONFIG", "idp.yaml")
 
@@ -198,7 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pid_file.unlink(missing_ok=True)
 
 
-async def _nothing(services: Any) -> int:
+async def _nothing(services: Services) -> int:
     return 0
 
 
@@ -286,7 +289,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     plugins = Plugins()
     config = _load(args.config, plugins)
 
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         print("schema is up to date")  # create_app's start-up applied any pending migration
         return 0
 
@@ -300,7 +303,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     for name in names:
         _realm_or_exit(config, name)
 
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         for name in names:
             realm = config.realms[name]
             if args.action == "rotate":
@@ -334,7 +337,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 2
     types = {t.strip() for value in args.type or [] for t in value.split(",") if t.strip()}
 
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         seen: set[str] = set()
         async for event in read_events(services.durable, args.realm, since):
             seen.add(event.type)

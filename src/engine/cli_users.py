@@ -15,10 +15,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cli_support import load_or_exit, realm_or_exit, with_stores
 from engine.plugins import Plugins
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 ACTIONS = {
     "add": "create a user with a password (--email, --name, --unverified)",
@@ -88,7 +91,7 @@ def _add(args: argparse.Namespace, config: Any, plugins: Plugins) -> int:
         print("the password must have at least 8 characters", file=sys.stderr)
         return 2
 
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         realm = services.runtime.realms[args.realm]
         profile = {"name": args.name} if args.name else {}
         try:
@@ -115,7 +118,7 @@ def _prune(args: argparse.Namespace, config: Any, plugins: Plugins) -> int:
     `lifetimes.unverified_account` (engine.accounts.pruning)."""
     from engine.accounts.pruning import prune_unverified
 
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         removed = await prune_unverified(services, services.runtime.realms[args.realm])
         print(f"removed {len(removed)} unverified self-registered account(s) from realm {args.realm}")
         return 0
@@ -130,7 +133,7 @@ def _line(user: dict[str, Any]) -> str:
             f"\t{','.join(flags) or 'ok'}")
 
 
-async def _list(args: argparse.Namespace, services: Any) -> int:
+async def _list(args: argparse.Namespace, services: Services) -> int:
     from engine.accounts.admin import describe
 
     after = None
@@ -144,7 +147,7 @@ async def _list(args: argparse.Namespace, services: Any) -> int:
         after = page[-1].id
 
 
-async def _on_a_user(args: argparse.Namespace, services: Any) -> int:
+async def _on_a_user(args: argparse.Namespace, services: Services) -> int:
     from engine.accounts import admin
 
     realm = services.runtime.realms[args.realm]

@@ -13,7 +13,7 @@ Hooks are synchronous and *register types*; the objects they register do the asy
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import pluggy
 
@@ -81,3 +81,40 @@ def tessera_event(event: Event) -> None:
     Implementations must return quickly and must not raise: ship the event to a queue
     and do slow work elsewhere.
     """
+
+
+@runtime_checkable
+class PasswordCapability(Protocol):
+    """What a provider offers when it holds the realm's own passwords; the engine's account
+    pages (``/register``, ``/forgot-password``, ``/reset-password``, the set-a-password
+    steps of ``idp users``) use the realm's first provider that has it, and the sign-in and
+    token rules read its ``require_verified_email``. The in-tree ``password`` provider is
+    one; a plugin provider that keeps local passwords implements the same members (no
+    base class needed: the engine checks ``isinstance(provider, engine.PasswordCapability)``).
+
+    - ``registration``: whether people may create accounts at ``/register``;
+    - ``require_verified_email``: no authorization code and no refresh token for a user
+      signed in through this provider until their email address is verified;
+    - ``min_length`` / ``max_length``: the password length bounds the forms show (and
+      sign-in refuses longer passwords before hashing anything);
+    - ``async hash_password(password) -> str``: a fresh hash to store (hash off the event
+      loop, e.g. with ``context.passwords.hash``);
+    - ``password_problem(password, *, email=None, name=None) -> str | None``: why the
+      realm's policy refuses a new password, as one sentence for the user, or None.
+    """
+
+    @property
+    def registration(self) -> bool: ...
+
+    @property
+    def require_verified_email(self) -> bool: ...
+
+    @property
+    def min_length(self) -> int: ...
+
+    @property
+    def max_length(self) -> int: ...
+
+    async def hash_password(self, password: str) -> str: ...
+
+    def password_problem(self, password: str, *, email: str | None = None, name: str | None = None) -> str | None: ...

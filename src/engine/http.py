@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,12 +26,15 @@ from aiohttp import web
 
 from engine.providers import UpstreamError
 
+if TYPE_CHECKING:
+    from engine.services import Services
+
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
 MAX_RESPONSE_BYTES = 1 << 20  # discovery documents, JWKS and token responses are tiny
 USER_AGENT = "Tessera-IdP"
 
 
-def http_client(services: Any) -> Callable[[web.Application], AsyncIterator[None]]:
+def http_client(services: Services) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that puts the shared client session on `services.http`."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:

@@ -17,6 +17,10 @@ from pydantic import Field
 from engine.config.models import ProviderSettings
 
 if TYPE_CHECKING:
+    import aiohttp
+
+    from engine.clock import Clock
+    from engine.plugins import PasswordHasher
     from engine.store import User
 
 
@@ -57,33 +61,89 @@ class ExternalIdentity:
     email_verified: bool = False
     claims: dict[str, Any] = field(default_factory=dict)  # name, given_name, picture, ...
     user_id: str | None = None  # set by providers that authenticate local users
-    # The local user as the provider has just read it (through `services.accounts`), if it
+    # The local user as the provider has just read it (through `context.accounts`), if it
     # did: the engine checks it (not disabled) instead of reading it again.
     user: User | None = None
 
 
+class ProviderAccounts(Protocol):
+    """The realm users API a credentials provider may call (`context.accounts`)."""
+
+    async def by_email_with_password_hash(self, realm: str, email: str) -> tuple[User | None, str | None]:
+        """The user with this address and its stored password hash, in one read (either
+        may be None; an address no account can hold gives (None, None))."""
+
+    async def set_password_hash(self, realm: str, user_id: str, secret_hash: str) -> None:
+        """Store a new password hash for the user (e.g. an upgraded one after sign-in)."""
+
+
+class ProviderPasswords(Protocol):
+    """Password hashing off the event loop (`context.passwords`): bounded worker threads."""
+
+    async def hash(self, hasher: PasswordHasher, password: str) -> str:
+        """`hasher.hash(password)` in a hashing thread."""
+
+    async def verify(self, stored_hash: str, password: str) -> bool:
+        """Verify against whichever registered hasher identifies `stored_hash`."""
+
+
+class ProviderServices(Protocol):
+    """The part of the engine a provider may reach, and nothing else (not the stores, not
+    the token service). The engine's own services object satisfies it; a provider sees it
+    only through `ProviderContext`'s typed members."""
+
+    @property
+    def http(self) -> aiohttp.ClientSession | None: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def accounts(self) -> ProviderAccounts: ...
+
+    @property
+    def passwords(self) -> ProviderPasswords: ...
+
+
 @dataclass(frozen=True)
 class ProviderContext:
-    """What the engine hands a provider when building it for one realm."""
+    """What the engine hands a provider when building it for one realm: who the realm is,
+    and the few engine services a provider may call (`http`, `now()`, `accounts`,
+    `passwords`)."""
 
     realm: str
     issuer: str
     base_url: str  # the realm's public base URL, e.g. http://localhost:4000/realms/acme
-    services: Any = None  # engine services (stores, hashing, http session) for this realm
+    display_name: str | None = None  # the realm's display name, when its config sets one
+    engine: ProviderServices | None = field(default=None, repr=False)  # read through the members below
 
     @property
-    def http(self) -> Any:
+    def http(self) -> aiohttp.ClientSession:
         """The app's shared `aiohttp.ClientSession` for talking to upstreams (no cookie jar,
         bounded timeouts). Only available while the app runs."""
-        session = getattr(self.services, "http", None)
+        session = self.engine.http if self.engine is not None else None
         if session is None:
             raise UpstreamError("no HTTP client: the application is not running")
         return session
 
     def now(self) -> int:
         """Current time (epoch seconds) from the engine's clock, which tests control."""
-        clock = getattr(self.services, "clock", None)
-        return clock.timestamp() if clock is not None else int(time.time())
+        return self.engine.clock.timestamp() if self.engine is not None else int(time.time())
+
+    @property
+    def accounts(self) -> ProviderAccounts:
+        """The realm users API (a credentials provider's users)."""
+        return self._engine().accounts
+
+    @property
+    def passwords(self) -> ProviderPasswords:
+        """Password hashing and verifying in the engine's bounded hashing threads."""
+        return self._engine().passwords
+
+    def _engine(self) -> ProviderServices:
+        if self.engine is None:
+            raise RuntimeError(f"the provider context of realm {self.realm} is not attached to an engine")
+        return self.engine
 
 
 class RedirectProviderSettings(ProviderSettings):

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Client, Config, RealmBase
 from engine.plugins import Plugins
 from engine.providers import ProviderContext
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: caches key on the object
@@ -21,7 +24,7 @@ class Realm:
     config: RealmBase
     issuer: str
     plugins: Plugins | None = field(default=None, repr=False)
-    services: Any = field(default=None, repr=False)
+    services: Services | None = field(default=None, repr=False)
     # What endpoints derive from this realm's configuration once (e.g. the serialised
     # discovery document); it lives and dies with the realm, so a reload starts afresh.
     derived: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -35,7 +38,9 @@ class Realm:
         """Provider id -> provider instance, made on first use."""
         if self.plugins is None:
             return {}
-        context = ProviderContext(realm=self.name, issuer=self.issuer, base_url=self.issuer, services=self.services)
+        # The provider gets the narrow ProviderServices view of the engine, not the locator.
+        context = ProviderContext(realm=self.name, issuer=self.issuer, base_url=self.issuer,
+                                  display_name=self.config.display_name, engine=self.services)
         return {
             p.id: self.plugins.providers.get(p.type).factory(p, context)
             for p in getattr(self.config, "providers", [])
@@ -61,7 +66,7 @@ class Runtime:
         return self.config.server.root_realm
 
 
-def build_runtime(config: Config, plugins: Plugins, services: Any = None) -> Runtime:
+def build_runtime(config: Config, plugins: Plugins, services: Services | None = None) -> Runtime:
     realms = {
         name: Realm(name=name, config=realm_config, issuer=config.issuer(name), plugins=plugins, services=services)
         for name, realm_config in config.realms.items()

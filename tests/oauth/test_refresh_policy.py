@@ -4,8 +4,8 @@ required where the realm says so."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from types import SimpleNamespace
 
 from engine.oauth.grants.common import refresh_allowed
 
@@ -13,10 +13,10 @@ from engine.oauth.grants.common import refresh_allowed
 def realm_variant(realm, *, realm_requires: bool, provider_requires: bool, offline: bool = False):
     config = realm.config.model_copy(update={"refresh_requires_verified_email": realm_requires,
                                              "refresh_requires_offline_access": offline})
-    providers = {
-        pid: SimpleNamespace(settings=p.settings.model_copy(update={"require_verified_email": provider_requires}))
-        for pid, p in realm.providers.items()
-    }
+    providers = {}
+    for pid, provider in realm.providers.items():
+        providers[pid] = variant_provider = copy.copy(provider)
+        variant_provider.settings = provider.settings.model_copy(update={"require_verified_email": provider_requires})
     variant = dataclasses.replace(realm, config=config)
     variant.__dict__["providers"] = providers  # the cached property, pre-filled
     return variant

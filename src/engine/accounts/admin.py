@@ -9,13 +9,16 @@ families (revoked in the durable store). Every change is an audit event.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.accounts import recovery
 from engine.accounts.emails import parse_email
 from engine.accounts.sessions import end_user_sessions, user_sessions
 from engine.realm import Realm
 from engine.store.protocols import User
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 USER_DISABLED = "user_disabled"
 USER_ENABLED = "user_enabled"
@@ -25,7 +28,7 @@ RESET_LINK_ISSUED = "password_reset_link_issued"
 ADMIN = {"via": "admin"}
 
 
-async def find_user(services: Any, realm: Realm, who: str) -> User | None:
+async def find_user(services: Services, realm: Realm, who: str) -> User | None:
     """A user by id (`usr_...`) or by email address."""
     if who.startswith("usr_"):
         return await services.durable.get_user(realm.name, who)
@@ -40,14 +43,14 @@ def describe(user: User) -> dict[str, Any]:
             "self_registered": user.self_registered, "created_at": user.created_at.isoformat()}
 
 
-async def end_everything(services: Any, realm: Realm, user_id: str, reason: str) -> int:
+async def end_everything(services: Services, realm: Realm, user_id: str, reason: str) -> int:
     """End the user's sessions and access tokens, revoke the refresh families; how many
     families were revoked."""
     await end_user_sessions(services, realm, user_id)
     return await services.durable.revoke_families(realm.name, services.clock.now(), reason, user_id=user_id)
 
 
-async def set_disabled(services: Any, realm: Realm, user: User, disabled: bool) -> User:
+async def set_disabled(services: Services, realm: Realm, user: User, disabled: bool) -> User:
     updated = await services.durable.update_user(realm.name, user.id, disabled=disabled) or user
     if disabled:
         revoked = await end_everything(services, realm, user.id, USER_DISABLED)
@@ -57,13 +60,13 @@ async def set_disabled(services: Any, realm: Realm, user: User, disabled: bool) 
     return updated
 
 
-async def delete(services: Any, realm: Realm, user: User) -> None:
+async def delete(services: Services, realm: Realm, user: User) -> None:
     await end_everything(services, realm, user.id, USER_DELETED)
     await services.durable.delete_user(realm.name, user.id)
     await services.audit(realm.name, USER_DELETED, user_id=user.id, **ADMIN)
 
 
-async def reset_link(services: Any, realm: Realm, user: User) -> str:
+async def reset_link(services: Services, realm: Realm, user: User) -> str:
     """A password-reset link for the operator to hand over (valid `lifetimes.password_reset`,
     single use, dead once the password changes)."""
     token = await recovery.issue_reset_token(services, realm, user, flow_id=None)
@@ -71,14 +74,14 @@ async def reset_link(services: Any, realm: Realm, user: User) -> str:
     return f"{realm.issuer}/reset-password?token={token}"
 
 
-async def sessions(services: Any, realm: Realm, user: User) -> list[dict[str, Any]]:
+async def sessions(services: Services, realm: Realm, user: User) -> list[dict[str, Any]]:
     """The user's live browser sessions: when each started and when it ends at the latest."""
     return [{"started_at": datetime.fromtimestamp(created, UTC).isoformat(),
              "ends_by": datetime.fromtimestamp(ends, UTC).isoformat()}
             for created, ends in await user_sessions(services, realm, user.id)]
 
 
-async def revoke_sessions(services: Any, realm: Realm, user: User) -> int:
+async def revoke_sessions(services: Services, realm: Realm, user: User) -> int:
     revoked = await end_everything(services, realm, user.id, SESSIONS_REVOKED)
     await services.audit(realm.name, SESSIONS_REVOKED, user_id=user.id, families_revoked=revoked, **ADMIN)
     return revoked

@@ -11,7 +11,7 @@ flow-bound token of engine.oauth.flows, since a flow always exists there.)
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -19,6 +19,9 @@ from engine.accounts.sessions import secure_cookies
 from engine.errors import InvalidRequest
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 
 class CsrfFailed(InvalidRequest):
@@ -41,7 +44,7 @@ def browser_secret(request: web.Request, realm: Realm) -> tuple[str, bool]:
     return random_token(32), True
 
 
-def set_cookie(response: web.StreamResponse, services: Any, realm: Realm, secret: str) -> None:
+def set_cookie(response: web.StreamResponse, services: Services, realm: Realm, secret: str) -> None:
     response.set_cookie(cookie_name(realm), secret, path="/", httponly=True, samesite="Lax",
                         secure=secure_cookies(services))
 

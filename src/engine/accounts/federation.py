@@ -26,7 +26,7 @@ register the one you use at the upstream.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -55,6 +55,9 @@ from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
 from engine.web.routing import add_realm_route
 from engine.web.templates import render
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 log = logging.getLogger("engine.federation")
 
@@ -221,14 +224,14 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
                                user=user)
 
 
-def _check_pending(services: Any, pending: dict[str, Any] | None, provider_id: str) -> None:
+def _check_pending(services: Services, pending: dict[str, Any] | None, provider_id: str) -> None:
     if (pending is None or pending["provider"] != provider_id
             or pending["exp"] <= services.clock.timestamp()):
         raise CallbackRefused("this sign-in response is unknown, expired or was already used;"
                               " start again from the application")
 
 
-async def _deny(services: Any, realm: Realm, flow: Flow, redirect: Redirect, why: str) -> web.Response:
+async def _deny(services: Services, realm: Realm, flow: Flow, redirect: Redirect, why: str) -> web.Response:
     """`access_denied` back to the client (RFC 6749 §4.1.2.1); the flow is over."""
     await finish_flow(services, realm, flow)
     return redirect.error(ClientAccessDenied(why))

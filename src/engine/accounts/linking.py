@@ -29,7 +29,7 @@ exists for an address, or whether it is verified); the cause goes to the log and
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import errors, events
 from engine.accounts.emails import email_identity, parse_email
@@ -41,6 +41,9 @@ from engine.realm import Realm
 from engine.secrets_util import random_token
 from engine.store.protocols import AlreadyExists, User
 from engine.store.protocols import ExternalIdentity as IdentityLink
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 # Claims that describe the account, not the person's profile: never copied into `profile`.
 NOT_PROFILE = frozenset({"sub", "iss", "aud", "email", "email_verified"})
@@ -107,7 +110,7 @@ def _acceptable(identity: ExternalIdentity) -> str | None:
 
 
 async def user_for_identity(
-    services: Any,
+    services: Services,
     realm: Realm,
     provider_id: str,
     settings: Any,
@@ -176,7 +179,7 @@ async def user_for_identity(
     return user
 
 
-async def _provision(services: Any, realm: Realm, identity: ExternalIdentity, email: str | None) -> User:
+async def _provision(services: Services, realm: Realm, identity: ExternalIdentity, email: str | None) -> User:
     """A new user; `email` only when the upstream verified it."""
     profile = profile_claims(identity)
     if email:
@@ -187,7 +190,7 @@ async def _provision(services: Any, realm: Realm, identity: ExternalIdentity, em
     return user
 
 
-async def _link(services: Any, realm: Realm, provider_id: str, identity: ExternalIdentity,
+async def _link(services: Services, realm: Realm, provider_id: str, identity: ExternalIdentity,
                 user_id: str) -> None:
     await services.durable.link_identity(IdentityLink(
         realm=realm.name, provider_id=provider_id, issuer=identity.issuer, subject=identity.subject,
@@ -197,7 +200,7 @@ async def _link(services: Any, realm: Realm, provider_id: str, identity: Externa
     ))
 
 
-async def _refresh(services: Any, realm: Realm, user: User, identity: ExternalIdentity,
+async def _refresh(services: Services, realm: Realm, user: User, identity: ExternalIdentity,
                    link: IdentityLink | None, *, provider_id: str, ip: str | None) -> User:
     """Store the upstream's current profile claims. When the upstream verified the very
     address of an account that is not verified yet, that proves the address."""

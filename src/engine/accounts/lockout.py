@@ -42,7 +42,7 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import events
 from engine.accounts.emails import email_identity
@@ -52,6 +52,9 @@ from engine.config.models import LockoutPolicy
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 DAY = 86400
 MAX_DEVICES = 5  # accounts remembered per browser (the cookie holds one secret for each)
@@ -122,7 +125,7 @@ class Standing:
     ip_failures: int
 
 
-async def check(services: Any, realm: Realm, *, email: str, ip: str, device: str | None = None) -> Standing:
+async def check(services: Services, realm: Realm, *, email: str, ip: str, device: str | None = None) -> Standing:
     """Locked if the account or the IP is locked, or for a trusted attempt, its device
     cookie (changes nothing; one round trip)."""
     account = account_key(email)
@@ -139,20 +142,20 @@ def _standing_keys(realm: Realm, account: str, ip: str) -> list[str]:
     return [_keys(realm, "account", account)[1], _keys(realm, "ip", ip)[1], _ip_failures_key(realm, ip)]
 
 
-def _standing(services: Any, account: str, ip: str, values: list[dict[str, Any] | None]) -> Standing:
+def _standing(services: Services, account: str, ip: str, values: list[dict[str, Any] | None]) -> Standing:
     account_lock, ip_lock, ip_state = values
     for lock in (account_lock, ip_lock):
         _raise_if_locked(services, lock)
     return Standing(account, ip, int(ip_state.get("failures", 0)) if ip_state else 0)
 
 
-def _raise_if_locked(services: Any, lock: dict[str, Any] | None) -> None:
+def _raise_if_locked(services: Services, lock: dict[str, Any] | None) -> None:
     now = services.clock.timestamp()
     if lock is not None and lock.get("until", 0) > now:
         raise Locked(lock["until"] - now)
 
 
-async def begin(services: Any, realm: Realm, *, email: str, ip: str, device: str | None = None) -> Attempt:
+async def begin(services: Services, realm: Realm, *, email: str, ip: str, device: str | None = None) -> Attempt:
     """Before checking a password: Locked if the account or the IP is locked; else count
     the attempt (in the same round trip as the check), then Locked past the threshold, or
     wait the growing delay and go ahead. A trusted attempt (`device`, from
@@ -177,7 +180,7 @@ async def begin(services: Any, realm: Realm, *, email: str, ip: str, device: str
     return Attempt(account=account, ip=ip, account_attempts=attempts, delay=delay)
 
 
-async def _begin_trusted(services: Any, realm: Realm, account: str, ip: str, device: str) -> Attempt:
+async def _begin_trusted(services: Services, realm: Realm, account: str, ip: str, device: str) -> Attempt:
     policy = realm.config.lockout.device
     count_key, lock_key, _ = _keys(realm, "device", device)
     window = _seconds(policy.window)
@@ -193,14 +196,14 @@ async def _begin_trusted(services: Any, realm: Realm, account: str, ip: str, dev
     return Attempt(account=account, ip=ip, account_attempts=attempts, delay=delay, device=device)
 
 
-async def _lock_duration(services: Any, realm: Realm, kind: str, subject: str, policy: LockoutPolicy) -> int:
+async def _lock_duration(services: Services, realm: Realm, kind: str, subject: str, policy: LockoutPolicy) -> int:
     """`lockout_for`, doubled for each earlier lockout of `subject` in the last day."""
     _, _, lockouts_key = _keys(realm, kind, subject)
     lockouts = await services.ephemeral.incr(lockouts_key, DAY)
     return min(DAY, _seconds(policy.lockout_for) * 2 ** min(lockouts - 1, 16))
 
 
-async def failed(services: Any, realm: Realm, attempt: Attempt, *, user_id: str | None,
+async def failed(services: Services, realm: Realm, attempt: Attempt, *, user_id: str | None,
                  client_id: str | None = None) -> frozenset[str]:
     """After a wrong password: count it; lock the account and/or IP (for a trusted
     attempt: its device cookie only) at the threshold. What this failure locked:
@@ -254,7 +257,7 @@ def succeeded(realm: Realm, attempt: Attempt, writes: WriteBatch) -> None:
         writes.delete(_keys(realm, "account", attempt.account)[0])
 
 
-async def clear_account(services: Any, realm: Realm, email: str) -> None:
+async def clear_account(services: Services, realm: Realm, email: str) -> None:
     """Lift an account's lockout and its sign-in rate limit (its owner just proved
     control of the mailbox, e.g. by resetting the password)."""
     for key in _keys(realm, "account", account_key(email)):
@@ -283,7 +286,7 @@ def _trust_key(realm: Realm, device: str) -> str:
     return f"{realm.name}:bf:device:trust:{device}"
 
 
-async def trusted_device(services: Any, realm: Realm, cookie: str | None, email: str) -> str | None:
+async def trusted_device(services: Services, realm: Realm, cookie: str | None, email: str) -> str | None:
     """The id of the device cookie in `cookie` that was issued at a sign-in to `email`'s
     account and is still trusted; None if there is none (no store read without a cookie)."""
     secrets = _device_secrets(cookie)
@@ -316,12 +319,12 @@ def trust_browser(realm: Realm, cookie: str | None, email: str, writes: WriteBat
     return _DEVICE_SEPARATOR.join([secret, *others][:MAX_DEVICES])
 
 
-def set_device_cookie(response: Any, services: Any, realm: Realm, value: str) -> None:
+def set_device_cookie(response: Any, services: Services, realm: Realm, value: str) -> None:
     response.set_cookie(device_cookie_name(realm), value, max_age=_seconds(realm.config.lockout.device_cookie_for),
                         path="/", httponly=True, samesite="Lax", secure=secure_cookies(services))
 
 
-async def trust_after_proof(cookies: Any, response: Any, services: Any, realm: Realm, email: str) -> None:
+async def trust_after_proof(cookies: Any, response: Any, services: Services, realm: Realm, email: str) -> None:
     """The browser that just proved the account some other way (a password-reset link)
     becomes trusted for it too: a sign-in right after is never held back by a lockout
     someone elsewhere keeps up. `cookies`: the request's."""

@@ -19,6 +19,7 @@ from engine.accounts import lockout
 from engine.accounts.recovery import send_reset_link
 from engine.accounts.sessions import current_session, start_session
 from engine.errors import NotFound, RateLimited
+from engine.hookspecs import PasswordCapability
 from engine.oauth.authorize import continue_flow, realm_base
 from engine.oauth.flows import load_flow, note_login, save_flow
 from engine.oauth.params import form_params
@@ -29,6 +30,9 @@ from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
 from engine.web.templates import render
 
+# The longest password a credentials provider without PasswordCapability is handed (the
+# password provider's own `max_length` defaults to the same): no unbounded input to a hasher.
+MAX_PASSWORD_LENGTH = 1024
 GENERIC_FAILURE = "The email or password is not correct."
 LOCKED = ("Too many failed sign-in attempts. For your security, signing in is paused for about"
           " {minutes} minute{s}. If you forgot your password, you can reset it now.")
@@ -36,6 +40,10 @@ NOTICES = {
     "email_verified": "Your email address is verified. Sign in to continue.",
     "password_changed": "Your password has been changed. Sign in with your new password.",
 }
+
+
+def max_password_length(provider: object) -> int:
+    return provider.max_length if isinstance(provider, PasswordCapability) else MAX_PASSWORD_LENGTH
 
 
 def _login_page(request: web.Request, realm: Realm, flow, *, error: str | None = None, status: int = 200,
@@ -91,7 +99,7 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
         wait = max(wait or 0, account_wait or 0) or None
     else:  # a browser the owner signed in from: its own budget, not the account's or the IP's
         wait = await hit(services, realm, "login_device", device, limits.login_per_account)
-    if not email or not password or len(password) > getattr(provider.settings, "max_length", 1024):
+    if not email or not password or len(password) > max_password_length(provider):
         if wait is not None:
             raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
         return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)

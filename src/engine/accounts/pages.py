@@ -4,7 +4,7 @@ the optional pending authorization flow they continue, and small form helpers.""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -12,11 +12,15 @@ from engine.accounts import csrf
 from engine.accounts.emails import parse_email
 from engine.accounts.users import password_provider
 from engine.errors import NotFound
+from engine.hookspecs import PasswordCapability
 from engine.oauth.authorize import realm_base
 from engine.oauth.flows import Flow, FlowExpired, load_flow
 from engine.realm import Realm
 from engine.web.appkeys import SERVICES
 from engine.web.templates import render
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 MAX_NAME = 200
 
@@ -42,7 +46,7 @@ def too_many(request: web.Request, realm: Realm, retry_after: int, message: str,
                 flow=flow, title="Please wait a moment", message=message, alert=True)
 
 
-async def optional_flow(request: web.Request, services: Any, realm: Realm, flow_id: str | None) -> Flow | None:
+async def optional_flow(request: web.Request, services: Services, realm: Realm, flow_id: str | None) -> Flow | None:
     """The pending authorization flow to continue afterwards, if it is still alive and was
     started in this browser; account pages also work without one."""
     if not flow_id:
@@ -53,11 +57,11 @@ async def optional_flow(request: web.Request, services: Any, realm: Realm, flow_
         return None
 
 
-def password_provider_or_404(realm: Realm, *, registration: bool = False) -> Any:
+def password_provider_or_404(realm: Realm, *, registration: bool = False) -> PasswordCapability:
     provider = password_provider(realm)
     if provider is None:
         raise NotFound("this realm has no email and password sign-in")
-    if registration and not getattr(provider.settings, "registration", False):
+    if registration and not provider.registration:
         raise NotFound("this realm does not allow creating accounts here")
     return provider
 

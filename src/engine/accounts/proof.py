@@ -21,13 +21,16 @@ someone who could read the mailbox, or by an upstream that verified it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.accounts.sessions import end_user_sessions
 from engine.accounts.users import PASSWORD
 from engine.realm import Realm
 from engine.store.protocols import ExternalIdentity as IdentityLink
 from engine.store.protocols import User
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 EMAIL_VERIFIED = "email_verified"
 PASSWORD_CLEARED = "password_cleared"
@@ -36,7 +39,7 @@ REVOKE_REASON = "address_proven"
 
 
 async def address_proven(
-    services: Any,
+    services: Services,
     realm: Realm,
     user: User,
     *,

@@ -19,10 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.accounts.sessions import end_user_sessions
 from engine.realm import Realm
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ BATCH = 500  # users per transaction: a big backlog never holds one long lock
 INTERVAL = 3600.0  # seconds between sweeps of a serving instance
 
 
-async def prune_unverified(services: Any, realm: Realm) -> list[str]:
+async def prune_unverified(services: Services, realm: Realm) -> list[str]:
     """Remove the realm's self-registered accounts unverified for `lifetimes.unverified_account`;
     their ids."""
     cutoff = services.clock.now() - realm.config.lifetimes.unverified_account
@@ -47,7 +50,7 @@ async def prune_unverified(services: Any, realm: Realm) -> list[str]:
             return removed
 
 
-async def prune_all(services: Any) -> int:
+async def prune_all(services: Services) -> int:
     """One sweep over every realm; the number of accounts removed."""
     total = 0
     for realm in list(services.runtime.realms.values()):
@@ -57,7 +60,7 @@ async def prune_all(services: Any) -> int:
     return total
 
 
-async def prune_loop(services: Any, interval: float = INTERVAL) -> None:
+async def prune_loop(services: Services, interval: float = INTERVAL) -> None:
     delay = random.uniform(30, 120)  # the first sweep soon after the start, not an hour later
     while True:
         await asyncio.sleep(delay)

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -31,6 +31,7 @@ from engine.accounts.pages import (
 )
 from engine.accounts.proof import address_proven
 from engine.accounts.sessions import end_user_sessions
+from engine.hookspecs import PasswordCapability
 from engine.oauth.authorize import continue_flow
 from engine.oauth.flows import save_flow
 from engine.oauth.params import form_params
@@ -39,6 +40,9 @@ from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.store.protocols import User
 from engine.web.appkeys import SERVICES
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 PASSWORD_RESET_REQUESTED = "password_reset_requested"
 PASSWORD_RESET = "password_reset"
@@ -82,14 +86,14 @@ async def forgot(request: web.Request, realm: Realm) -> web.Response:
     return page(request, realm, "forgot_done.html", flow=flow, email=email, expires_in=human_duration(lifetime))
 
 
-async def _mail_reset_link(services: Any, realm: Realm, email: str, *, ip: str, flow_id: str | None) -> None:
+async def _mail_reset_link(services: Services, realm: Realm, email: str, *, ip: str, flow_id: str | None) -> None:
     user = await services.accounts.by_email(realm.name, email)
     if user is not None and not user.disabled:
         await send_reset_link(services, realm, user, flow_id=flow_id)
     await services.audit(realm.name, PASSWORD_RESET_REQUESTED, user_id=user.id if user else None, ip=ip)
 
 
-async def send_reset_link(services: Any, realm: Realm, user: User, *, flow_id: str | None = None,
+async def send_reset_link(services: Services, realm: Realm, user: User, *, flow_id: str | None = None,
                           template: str = "reset_password", **context: Any) -> bool:
     """Issue a reset link for `user` and mail it (`template`: the request's own mail, or
     the lockout notice of engine.accounts.lockout). Limited per recipient."""
@@ -104,7 +108,7 @@ async def send_reset_link(services: Any, realm: Realm, user: User, *, flow_id: s
                                     expires_in=human_duration(lifetime), **context)
 
 
-async def _check_token(services: Any, realm: Realm, data: dict[str, Any] | None) -> User | None:
+async def _check_token(services: Services, realm: Realm, data: dict[str, Any] | None) -> User | None:
     """The user whose password the link may replace, if the link is still good for it."""
     user = await onetime.link_user(services, realm, data)
     if user is None:
@@ -115,7 +119,7 @@ async def _check_token(services: Any, realm: Realm, data: dict[str, Any] | None)
     return user
 
 
-async def issue_reset_token(services: Any, realm: Realm, user: User, *, flow_id: str | None) -> str:
+async def issue_reset_token(services: Services, realm: Realm, user: User, *, flow_id: str | None) -> str:
     """A reset token for `user`'s current password (or its absence), handed out by a page
     that has just proven the mailbox (the verification link), not mailed."""
     stored = await services.accounts.password_hash(realm.name, user.id)
@@ -129,10 +133,10 @@ def _invalid(request: web.Request, realm: Realm) -> web.Response:
     return page(request, realm, "link_invalid.html", status=400, kind="reset")
 
 
-def set_password_form(request: web.Request, realm: Realm, provider: Any, token: str, *, status: int = 200,
-                      error: str | None = None, notice: str | None = None) -> web.Response:
+def set_password_form(request: web.Request, realm: Realm, provider: PasswordCapability, token: str, *,
+                      status: int = 200, error: str | None = None, notice: str | None = None) -> web.Response:
     return page(request, realm, "reset_password.html", status=status, token=token, error=error, notice=notice,
-                min_length=provider.settings.min_length, max_length=provider.settings.max_length)
+                min_length=provider.min_length, max_length=provider.max_length)
 
 
 

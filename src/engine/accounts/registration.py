@@ -15,7 +15,7 @@ timing tells whether the address was taken (issue 16 item 7). Limited per IP
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -31,6 +31,7 @@ from engine.accounts.pages import (
 )
 from engine.accounts.users import create_user
 from engine.accounts.verification import send_verification, set_registrant_cookie, verification_link
+from engine.hookspecs import PasswordCapability
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import client_ip, hit
 from engine.realm import Realm
@@ -38,14 +39,18 @@ from engine.secrets_util import random_token, sha256_hex
 from engine.store.protocols import AlreadyExists
 from engine.web.appkeys import SERVICES
 
+if TYPE_CHECKING:
+    from engine.services import Services
+
 USER_REGISTERED = "user_registered"
 REGISTRATION_EXISTING_EMAIL = "registration_existing_email"
 
 
-def _form(request: web.Request, realm: Realm, provider, *, flow, status: int = 200, values=None, errors=None):
+def _form(request: web.Request, realm: Realm, provider: PasswordCapability, *, flow, status: int = 200,
+          values=None, errors=None):
     return page(request, realm, "register.html", status=status, flow=flow, values=values or {},
-                errors=errors or {}, min_length=provider.settings.min_length,
-                max_length=provider.settings.max_length)
+                errors=errors or {}, min_length=provider.min_length,
+                max_length=provider.max_length)
 
 
 async def register_page(request: web.Request, realm: Realm) -> web.Response:
@@ -101,7 +106,7 @@ async def register(request: web.Request, realm: Realm) -> web.Response:
     return response
 
 
-async def _register_or_notify(services: Any, realm: Realm, provider: Any, *, email: str, name: str,
+async def _register_or_notify(services: Services, realm: Realm, provider: PasswordCapability, *, email: str, name: str,
                               password_hash: str, ip: str, flow_id: str | None, registrant: str) -> None:
     """Create the account and mail its verification link, or mail the owner of the taken
     address (after the response: `register`)."""

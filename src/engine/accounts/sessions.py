@@ -27,7 +27,7 @@ never a cookie."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -35,6 +35,9 @@ from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
 from engine.tokens.revocation import user_cutoff_key
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 TOUCH_EVERY = 60  # seconds: record a use at most this often (one write a minute, not one a request)
 
@@ -71,7 +74,7 @@ def idle_seconds(realm: Realm) -> int:
     return max(1, int(realm.config.lifetimes.session_idle.total_seconds()))
 
 
-def secure_cookies(services: Any) -> bool:
+def secure_cookies(services: Services) -> bool:
     return services.runtime.config.server.base_url.startswith("https://")
 
 
@@ -84,7 +87,7 @@ def _is_live(data: dict[str, Any] | None, seen: dict[str, Any] | None, now: int,
     return data is not None and data["exp"] > now and now - _last_use(data, seen, now) < idle_seconds(realm)
 
 
-async def current_session(request: web.Request, services: Any, realm: Realm, *,
+async def current_session(request: web.Request, services: Services, realm: Realm, *,
                           touch: bool = True) -> BrowserSession | None:
     """The browser's live session, or None (no cookie, ended, past its absolute end, or
     idle for `lifetimes.session_idle`). With `touch`, this use keeps it alive (sliding,
@@ -115,7 +118,7 @@ async def current_session(request: web.Request, services: Any, realm: Realm, *,
 
 async def start_session(
     response: web.StreamResponse,
-    services: Any,
+    services: Services,
     realm: Realm,
     *,
     user_id: str,
@@ -144,7 +147,7 @@ async def start_session(
     return BrowserSession(key=key, sid=sid, user_id=user_id, auth_time=now, amr=amr, provider=provider)
 
 
-async def _index_session(services: Any, realm: Realm, user_id: str, entry: list[Any], writes: WriteBatch) -> None:
+async def _index_session(services: Services, realm: Realm, user_id: str, entry: list[Any], writes: WriteBatch) -> None:
     """List the new session in the user's index; end the oldest live sessions beyond
     `max_sessions_per_user` (their deletion is committed with `writes`)."""
     ephemeral, now = services.ephemeral, services.clock.timestamp()
@@ -172,7 +175,7 @@ async def _index_session(services: Any, realm: Realm, user_id: str, entry: list[
         writes.delete(_seen_key(session_key))
 
 
-async def user_sessions(services: Any, realm: Realm, user_id: str) -> list[tuple[float, int]]:
+async def user_sessions(services: Services, realm: Realm, user_id: str) -> list[tuple[float, int]]:
     """The user's live browser sessions as (created, absolute end), oldest first (from the
     user's index: what `current_session` would still accept)."""
     index = await services.ephemeral.get(_index_key(realm, user_id))
@@ -193,7 +196,7 @@ async def user_sessions(services: Any, realm: Realm, user_id: str) -> list[tuple
     return sorted(live)
 
 
-async def end_session(response: web.StreamResponse, services: Any, realm: Realm, session: BrowserSession) -> None:
+async def end_session(response: web.StreamResponse, services: Services, realm: Realm, session: BrowserSession) -> None:
     await services.ephemeral.write_many([], [session.key, _seen_key(session.key)])
     response.del_cookie(cookie_name(realm), path="/")
 
@@ -202,7 +205,7 @@ def _ended_key(realm: Realm, user_id: str) -> str:
     return user_cutoff_key(realm.name, user_id)  # access tokens of the user honour it too
 
 
-async def end_user_sessions(services: Any, realm: Realm, user_id: str, *, signing_in_now: bool = False) -> None:
+async def end_user_sessions(services: Services, realm: Realm, user_id: str, *, signing_in_now: bool = False) -> None:
     """End every browser session of the user, on every instance (password reset), and the
     access tokens issued to the user up to now.
 

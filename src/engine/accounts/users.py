@@ -1,28 +1,32 @@
 """Users of a realm and their password credential; the API the password provider and
-the CLI use (plugins reach it as `context.services.accounts`)."""
+the CLI use (a provider reaches the part it may call as `context.accounts`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.accounts.emails import InvalidEmail, normalise_email, parse_email
+from engine.hookspecs import PasswordCapability
 from engine.realm import Realm
 from engine.secrets_util import random_token
 from engine.store.protocols import Credential, User
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 __all__ = ["PASSWORD", "Accounts", "InvalidEmail", "create_user", "normalise_email", "password_provider"]
 
 PASSWORD = "password"
 
 
-def password_provider(realm: Realm) -> Any:
-    """The realm's provider that can hash passwords (the `password` type), if any."""
-    return next((p for p in realm.providers.values() if hasattr(p, "hash_password")), None)
+def password_provider(realm: Realm) -> PasswordCapability | None:
+    """The realm's provider that holds its own passwords (the `password` type), if any."""
+    return next((p for p in realm.providers.values() if isinstance(p, PasswordCapability)), None)
 
 
 class Accounts:
-    def __init__(self, services: Any):
+    def __init__(self, services: Services):
         self.services = services
 
     async def by_email(self, realm: str, email: str) -> User | None:
@@ -59,7 +63,7 @@ class Accounts:
 
 
 async def create_user(
-    services: Any,
+    services: Services,
     realm: Realm,
     *,
     email: str,

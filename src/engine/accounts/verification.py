@@ -20,7 +20,7 @@ page with the address filled in, or straight on if the browser is signed in alre
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -38,6 +38,7 @@ from engine.accounts.proof import EMAIL_VERIFIED, address_proven
 from engine.accounts.recovery import issue_reset_token, set_password_form
 from engine.accounts.sessions import BrowserSession, current_session, secure_cookies
 from engine.accounts.users import password_provider
+from engine.hookspecs import PasswordCapability
 from engine.oauth.authorize import continue_flow
 from engine.oauth.flows import Flow, save_flow, start_flow
 from engine.oauth.params import form_params
@@ -46,6 +47,9 @@ from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.store.protocols import User
 from engine.web.appkeys import SERVICES
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 VERIFICATION_SENT = "email_verification_sent"
 PASSWORD_NEXT = ("Thank you: {email} is verified. Choose the password you will sign in with"
@@ -59,7 +63,7 @@ def registrant_cookie(realm: Realm) -> str:
     return REGISTRANT_COOKIE + realm.name
 
 
-def set_registrant_cookie(response: web.StreamResponse, services: Any, realm: Realm, secret: str) -> None:
+def set_registrant_cookie(response: web.StreamResponse, services: Services, realm: Realm, secret: str) -> None:
     """The browser that registered an address holds this secret; the account's verification
     link is bound to its hash (`verification_link(registrant=...)`)."""
     response.set_cookie(registrant_cookie(realm), secret, path="/", httponly=True, samesite="Lax",
@@ -74,7 +78,7 @@ def _from_registrant(request: web.Request, realm: Realm, data: dict[str, Any]) -
     return bool(expected and secret) and hmac.compare_digest(sha256_hex(secret), expected)
 
 
-async def verification_link(services: Any, realm: Realm, user: User, *, flow_id: str | None = None,
+async def verification_link(services: Services, realm: Realm, user: User, *, flow_id: str | None = None,
                             registrant: str | None = None) -> str:
     """A verification link for `user`; `registrant`: the SHA-256 of the registering
     browser's secret (only for the account that registration has just created)."""
@@ -84,7 +88,7 @@ async def verification_link(services: Any, realm: Realm, user: User, *, flow_id:
     return f"{realm.issuer}/verify-email?token={token}"
 
 
-async def send_verification(services: Any, realm: Realm, user: User, *, flow_id: str | None = None,
+async def send_verification(services: Services, realm: Realm, user: User, *, flow_id: str | None = None,
                             registrant: str | None = None) -> bool:
     link = await verification_link(services, realm, user, flow_id=flow_id, registrant=registrant)
     return await services.mail.send(
@@ -185,7 +189,7 @@ def verification_required(realm: Realm, session: BrowserSession) -> bool:
     password provider's `require_verified_email`, true by default); providers that have no
     such setting do not."""
     provider = realm.providers.get(session.provider)
-    return provider is not None and getattr(provider.settings, "require_verified_email", False) is True
+    return isinstance(provider, PasswordCapability) and provider.require_verified_email is True
 
 
 async def verify_first(request: web.Request, realm: Realm, authz: dict[str, Any], user: User,

@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.accounts.emails import parse_email
 from engine.config.models import MailSettings
@@ -35,11 +35,14 @@ from engine.oauth.ratelimit import hit
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 
+if TYPE_CHECKING:
+    from engine.services import Services
+
 log = logging.getLogger("engine.mail")
 
 
 class MailService:
-    def __init__(self, services: Any, settings: MailSettings, mailer: Any, base_dir: Path):
+    def __init__(self, services: Services, settings: MailSettings, mailer: Any, base_dir: Path):
         self.services = services
         self.settings = settings
         self.mailer = mailer

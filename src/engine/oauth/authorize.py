@@ -10,7 +10,7 @@ server-side as a flow (engine.oauth.flows); `continue_flow` is where every path 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
@@ -29,6 +29,9 @@ from engine.realm import Realm
 from engine.store import User
 from engine.store.batch import WriteBatch
 from engine.web.appkeys import SERVICES
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 PROMPTS = {"none", "login", "consent", "select_account"}
 
@@ -226,7 +229,7 @@ async def continue_flow(
     return result
 
 
-async def _next_step(request: web.Request, services: Any, realm: Realm, authz: dict[str, Any],
+async def _next_step(request: web.Request, services: Services, realm: Realm, authz: dict[str, Any],
                      session: BrowserSession | None, flow: Flow | None, response: web.StreamResponse | None,
                      writes: WriteBatch, user: User | None) -> web.StreamResponse:
     client = realm.clients[authz["client_id"]]

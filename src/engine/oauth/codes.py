@@ -7,11 +7,14 @@ and the code grant takes. Only the SHA-256 of a code is ever a key; the value is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 
 def code_key(realm: str, code_hash: str) -> str:
@@ -22,7 +25,7 @@ def used_code_key(realm: str, code_hash: str) -> str:
     return f"{realm}:code_used:{code_hash}"
 
 
-def issue_code(services: Any, realm: Realm, grant: dict[str, Any], writes: WriteBatch) -> str:
+def issue_code(services: Services, realm: Realm, grant: dict[str, Any], writes: WriteBatch) -> str:
     """A new single-use code for `grant` (stored when `writes` is committed)."""
     code = random_token(32)
     lifetime = int(realm.config.lifetimes.auth_code.total_seconds())

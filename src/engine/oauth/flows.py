@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -22,12 +22,15 @@ from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
 
+if TYPE_CHECKING:
+    from engine.services import Services
+
 
 def flow_lifetime(realm: Realm) -> int:
     return max(1, int(realm.config.lifetimes.pending_flow.total_seconds()))
 
 
-async def _put(services: Any, realm: Realm, flow_id: str, data: dict[str, Any]) -> None:
+async def _put(services: Services, realm: Realm, flow_id: str, data: dict[str, Any]) -> None:
     lifetime = flow_lifetime(realm)
     data["flow_exp"] = services.clock.timestamp() + lifetime
     await services.ephemeral.put(_key(realm, flow_id), data, lifetime)
@@ -57,7 +60,7 @@ def _key(realm: Realm, flow_id: str) -> str:
     return f"{realm.name}:flow:{flow_id}"
 
 
-async def start_flow(response: web.StreamResponse, request: web.Request, services: Any, realm: Realm,
+async def start_flow(response: web.StreamResponse, request: web.Request, services: Services, realm: Realm,
                      data: dict[str, Any]) -> Flow:
     binding = request.cookies.get(binding_cookie(realm))
     if not binding or len(binding) > 100:
@@ -70,7 +73,7 @@ async def start_flow(response: web.StreamResponse, request: web.Request, service
     return flow
 
 
-async def load_flow(request: web.Request, services: Any, realm: Realm, flow_id: str | None,
+async def load_flow(request: web.Request, services: Services, realm: Realm, flow_id: str | None,
                     *, csrf: str | None = None, check_csrf: bool = False) -> Flow:
     """The flow, if it exists, belongs to this browser, and (for POSTs) the CSRF token matches."""
     if not flow_id or len(flow_id) > 64:
@@ -90,7 +93,7 @@ async def load_flow(request: web.Request, services: Any, realm: Realm, flow_id: 
     return Flow(flow_id, data)
 
 
-async def save_flow(services: Any, realm: Realm, flow: Flow) -> None:
+async def save_flow(services: Services, realm: Realm, flow: Flow) -> None:
     await _put(services, realm, flow.id, flow.data)
     flow.unsaved = False
 
@@ -103,7 +106,7 @@ def note_login(flow: Flow, auth_time: int) -> None:
     flow.unsaved = True
 
 
-async def finish_flow(services: Any, realm: Realm, flow: Flow, writes: WriteBatch | None = None) -> None:
+async def finish_flow(services: Services, realm: Realm, flow: Flow, writes: WriteBatch | None = None) -> None:
     """The flow is over (deleted now, or when `writes` is committed)."""
     if writes is None:
         await services.ephemeral.delete(_key(realm, flow.id))

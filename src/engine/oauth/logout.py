@@ -8,7 +8,7 @@ a third-party page cannot sign users out by linking here."""
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -23,11 +23,14 @@ from engine.secrets_util import sha256_hex
 from engine.web.appkeys import SERVICES
 from engine.web.templates import render
 
+if TYPE_CHECKING:
+    from engine.services import Services
+
 CARRIED = ("post_logout_redirect_uri", "state", "client_id")
 ID_TOKEN_TYP = "jwt"  # what this realm's ID tokens carry in `typ` (engine.tokens.jwt.sign)
 
 
-async def id_token_hint(services: Any, realm: Realm, hint: str | None) -> dict[str, Any] | None:
+async def id_token_hint(services: Services, realm: Realm, hint: str | None) -> dict[str, Any] | None:
     """The claims of `hint` if it is an ID token this realm issued to one of its clients
     (signature, `iss`, `typ: JWT`, `aud`); InvalidRequest otherwise. An access token
     (`typ: at+jwt`, RFC 9068 §2.1) is not a hint: anyone a client shared it with (a resource

@@ -21,7 +21,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Client
 from engine.errors import InvalidToken
@@ -36,6 +36,9 @@ from engine.tokens.revocation import (
     keys_for,
     revoked_by,
 )
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 ACCESS_TOKEN_TYP = "at+jwt"
 REVOCATION_CHECK_TTL = 0.5  # seconds an instance trusts "this jti is not revoked"
@@ -101,7 +104,7 @@ class Minted:
 class TokenService:
     """Signs and checks tokens for any realm with the realm's active keys."""
 
-    def __init__(self, services: Any):
+    def __init__(self, services: Services):
         self.services = services
         self._not_revoked: dict[tuple[str, str], float] = {}  # (realm, jti) -> monotonic time checked
 

@@ -17,13 +17,16 @@ import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Client
 from engine.errors import InvalidGrant
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.protocols import RefreshFamily, RefreshToken, User
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 PREFIX = "rt_"
 
@@ -40,7 +43,7 @@ class ReuseDetected(InvalidGrant):
 
 
 class RefreshTokens:
-    def __init__(self, services: Any, secret: bytes):
+    def __init__(self, services: Services, secret: bytes):
         self.services = services
         self._secret = secret
 

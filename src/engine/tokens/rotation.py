@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 log = logging.getLogger("engine.keys")
 
@@ -27,7 +30,7 @@ def rotation_due(rows: list[Any], now: Any, rotate_every: Any) -> bool:
     return False
 
 
-async def rotate_due_realms(services: Any) -> None:
+async def rotate_due_realms(services: Services) -> None:
     now = services.clock.now()
     for name in services.keys.loaded_realms():
         realm = services.runtime.realms.get(name)
@@ -45,7 +48,7 @@ async def rotate_due_realms(services: Any) -> None:
                 log.info("realm %s: %s", name, change)
 
 
-async def rotation_loop(services: Any, interval: float = INTERVAL) -> None:
+async def rotation_loop(services: Services, interval: float = INTERVAL) -> None:
     while True:
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         try:

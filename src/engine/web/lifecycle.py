@@ -9,7 +9,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,6 +18,9 @@ from engine.config.plan import write_snapshot_in_turns
 from engine.reload import reload_config
 from engine.tokens.rotation import rotation_loop
 from engine.web.appkeys import SERVICES
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger("engine")
 
@@ -30,7 +33,7 @@ async def _write_snapshot(config: Any) -> None:
 
 
 async def serving(app: web.Application) -> AsyncIterator[None]:
-    services: Any = app[SERVICES]
+    services = app[SERVICES]
     config = services.runtime.config
     loop = asyncio.get_running_loop()
     # Not awaited here: with 10,000 realms the snapshot is seconds of work that readiness

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 import jinja2
@@ -19,6 +19,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.config.models import origin_of
 from engine.realm import Realm
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 ENGINE_TEMPLATES = Path(__file__).parent / "templates"
 _environments: WeakKeyDictionary[Realm, jinja2.Environment] = WeakKeyDictionary()
@@ -74,7 +77,7 @@ def environment(realm: Realm, base_dir: Path) -> jinja2.Environment:
     return env
 
 
-def render(request: web.Request, realm: Realm, services: Any, name: str, *, status: int = 200,
+def render(request: web.Request, realm: Realm, services: Services, name: str, *, status: int = 200,
            **context: Any) -> web.Response:
     env = environment(realm, services.runtime.config.path.parent)
     body = env.get_template(name).render(realm=realm, **context)

@@ -30,26 +30,34 @@ class PasswordProvider:
         self.hasher = Argon2Hasher(params.memory_cost, params.time_cost, params.parallelism)
         self._dummy_hash: str | None = None
 
-    @property
-    def _services(self):
-        return self.context.services
-
+    # engine.PasswordCapability: what the engine's account pages rely on.
     @property
     def registration(self) -> bool:
         return bool(self.settings.registration)
 
+    @property
+    def require_verified_email(self) -> bool:
+        return bool(self.settings.require_verified_email)
+
+    @property
+    def min_length(self) -> int:
+        return int(self.settings.min_length)
+
+    @property
+    def max_length(self) -> int:
+        return int(self.settings.max_length)
+
     def password_problem(self, password: str, *, email: str | None = None, name: str | None = None) -> str | None:
         """Why the realm's policy refuses `password` (a sentence for the user), or None."""
-        services = [self.context.realm]
-        realm = self._services.runtime.realms.get(self.context.realm) if self._services else None
-        if realm is not None and realm.config.display_name:
-            services.append(realm.config.display_name)
+        names = [self.context.realm]
+        if self.context.display_name:
+            names.append(self.context.display_name)
         return password_problem(password, min_length=self.settings.min_length,
                                 max_length=self.settings.max_length, email=email, name=name,
-                                service_names=services)
+                                service_names=names)
 
     async def hash_password(self, password: str) -> str:
-        return await self._services.passwords.hash(self.hasher, normalise(password))
+        return await self.context.passwords.hash(self.hasher, normalise(password))
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
@@ -57,7 +65,7 @@ class PasswordProvider:
         return self._dummy_hash
 
     async def _verify(self, stored: str, password: str) -> bool:
-        passwords = self._services.passwords
+        passwords = self.context.passwords
         normalised = normalise(password)
         if await passwords.verify(stored, normalised):
             return True
@@ -66,11 +74,11 @@ class PasswordProvider:
             await passwords.verify(stored, password)
 
     async def login(self, username: str, password: str) -> ExternalIdentity:
-        accounts = self._services.accounts
+        accounts = self.context.accounts
         realm = self.context.realm
         user, stored = await accounts.by_email_with_password_hash(realm, username)
         if user is None or stored is None or user.disabled:
-            await self._services.passwords.verify(await self._dummy(), normalise(password))
+            await self.context.passwords.verify(await self._dummy(), normalise(password))
             raise LoginFailed("invalid email or password")
         if not await self._verify(stored, password):
             raise LoginFailed("invalid email or password")

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Client
 from engine.errors import InvalidGrant, InvalidScope, InvalidTarget
+from engine.hookspecs import PasswordCapability
 from engine.realm import Realm
 from engine.store.protocols import User
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 
 def parse_scope(value: str | None) -> list[str]:
@@ -71,7 +75,7 @@ def refresh_allowed(realm: Realm, client: Client, user: User, scopes: set[str]) 
     if not user.email_verified and (
         realm.config.refresh_requires_verified_email
         # a provider may demand it too (the password provider's `require_verified_email`)
-        or any(getattr(p.settings, "require_verified_email", False) for p in realm.providers.values())
+        or any(isinstance(p, PasswordCapability) and p.require_verified_email for p in realm.providers.values())
     ):
         return False
     if realm.config.refresh_requires_offline_access and "offline_access" not in scopes:
@@ -96,12 +100,12 @@ def require_live(user: User | None) -> User:
     return user
 
 
-async def live_user(services: Any, realm: Realm, user_id: str) -> User:
+async def live_user(services: Services, realm: Realm, user_id: str) -> User:
     return require_live(await services.durable.get_user(realm.name, user_id))
 
 
 async def mint_user_tokens(
-    services: Any,
+    services: Services,
     realm: Realm,
     client: Client,
     user: User,
