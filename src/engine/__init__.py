@@ -5,15 +5,18 @@ from engine.config.durations import Duration
 from engine.config.env import ENV, SECRET
 from engine.config.models import ProviderSettings
 from engine.events import Event
-from engine.hookspecs import hookimpl
+from engine.hookspecs import PasswordCapability, hookimpl
 from engine.http import check_endpoint, fetch_json, secure_url_problem
 from engine.providers import (
     AccessDenied,
     CredentialsProvider,
     ExternalIdentity,
     LoginFailed,
+    ProviderAccounts,
     ProviderContext,
     ProviderError,
+    ProviderPasswords,
+    ProviderServices,
     RedirectProvider,
     RedirectProviderSettings,
     UpstreamError,
@@ -27,8 +30,12 @@ __all__ = [
     "Event",
     "ExternalIdentity",
     "LoginFailed",
+    "PasswordCapability",
+    "ProviderAccounts",
     "ProviderContext",
     "ProviderError",
+    "ProviderPasswords",
+    "ProviderServices",
     "ProviderSettings",
     "RedirectProvider",
     "RedirectProviderSettings",

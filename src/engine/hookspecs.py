@@ -39,7 +39,14 @@ def tessera_register_providers(registry: ProviderRegistry) -> None:
     - ``ProviderClass(settings, context)`` builds the provider for one realm. It is a
       ``engine.CredentialsProvider`` (verifies what the user typed: ``login``) or a
       ``engine.RedirectProvider`` (``login_url`` and ``handle_callback``), and returns
-      an ``engine.ExternalIdentity``.
+      an ``engine.ExternalIdentity``. A credentials provider that keeps the realm's own
+      passwords also implements ``engine.PasswordCapability`` (below).
+
+    ``context`` is an ``engine.ProviderContext``: the realm's name, issuer and display
+    name, and the only engine services a provider may call: ``context.http`` (the shared
+    ``aiohttp.ClientSession`` for upstreams), ``context.now()`` (the engine's clock, which
+    tests control), ``context.accounts`` (the realm users API) and ``context.passwords``
+    (hashing in the engine's bounded worker threads).
     """
 
 
@@ -97,8 +104,8 @@ class PasswordCapability(Protocol):
       signed in through this provider until their email address is verified;
     - ``min_length`` / ``max_length``: the password length bounds the forms show (and
       sign-in refuses longer passwords before hashing anything);
-    - ``async hash_password(password) -> str``: a fresh hash to store (hash off the event
-      loop, e.g. with ``context.passwords.hash``);
+    - ``hash_password(password) -> str``, a coroutine: a fresh hash to store (hashed off
+      the event loop, e.g. with ``context.passwords.hash``);
     - ``password_problem(password, *, email=None, name=None) -> str | None``: why the
       realm's policy refuses a new password, as one sentence for the user, or None.
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from engine import ExternalIdentity, ProviderSettings, UpstreamError, hookimpl
+from engine import ExternalIdentity, ProviderContext, ProviderSettings, UpstreamError, hookimpl
 
 
 class DemoSsoSettings(ProviderSettings):
@@ -17,7 +17,7 @@ class DemoSsoSettings(ProviderSettings):
 class DemoSsoProvider:
     kind = "redirect"
 
-    def __init__(self, settings: DemoSsoSettings, context):
+    def __init__(self, settings: DemoSsoSettings, context: ProviderContext):
         self.settings = settings
         self.context = context
 
