@@ -40,6 +40,9 @@ from pydantic.fields import FieldInfo
 from engine.config.yaml_source import MAX_SCALAR_CHARS, Loc, Source
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# In the JSON Schema: a string with a reference in it (a `pattern` matches anywhere).
+REFERENCE_SCHEMA = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}",
+                    "description": "a ${VAR} or ${VAR:-default} reference (VAR_FILE: read from a file)"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,14 @@ class FromEnv:
     secret: bool = False
 
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> Any:
+        # A marked field also accepts a reference where its type is not text (`port:
+        # ${PORT}`) or its text has a pattern (`ephemeral_prefix: ${PREFIX:-tessera:}`):
+        # the file is valid against the schema as written, before expansion.
         schema = handler(core_schema)
+        if list(schema) == ["anyOf"]:
+            schema["anyOf"].append(dict(REFERENCE_SCHEMA))
+        else:
+            schema = {"anyOf": [schema, dict(REFERENCE_SCHEMA)]}
         schema["x-env"] = "required" if self.secret else "allowed"
         return schema
 
