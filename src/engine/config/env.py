@@ -62,6 +62,8 @@ class FromEnv:
         else:
             schema = {"anyOf": [schema, dict(REFERENCE_SCHEMA)]}
         schema["x-env"] = "required" if self.secret else "allowed"
+        if self.secret:
+            schema["writeOnly"] = True  # a secret: editors and documentation tools hide it
         return schema
 
 
