@@ -220,5 +220,5 @@ def test_check_reports_field_and_cross_reference_problems_in_one_pass(tmp_path):
     assert [line.partition(": ")[0] for line in lines] == [f"idp.yaml:{root}", f"realms/acme.yaml:{field}",
                                                            f"realms/acme.yaml:{cross}"], lines
     assert "root_realm 'defualt' is not a realm (realms: acme, default)" in lines[0]
-    assert "'publik' is not one of: public, confidential; did you mean `public`?" in lines[1]
+    assert "'publik' is not one of: public, confidential; did you mean 'public'?" in lines[1]
     assert "scope 'videos.reed' is not declared in the realm's scopes; did you mean 'videos.read'?" in lines[2]

@@ -52,7 +52,7 @@ clients:
 def test_cross_reference_problems_come_with_field_errors(tmp_path, models):
     found = check(tmp_path, models, {"acme.yaml": BROKEN})
     assert found == [
-        "realms/acme.yaml:8: clients.0.type: 'publc' is not one of: public, confidential; did you mean `public`?",
+        "realms/acme.yaml:8: clients.0.type: 'publc' is not one of: public, confidential; did you mean 'public'?",
         # RFC 6749 §2.1, §4.4: client_credentials is for confidential clients only
         "realms/acme.yaml:11: a public client may not use client_credentials",
         "realms/acme.yaml:13: scope 'videos.raed' is not declared in the realm's scopes;"
@@ -85,7 +85,7 @@ def test_root_realm_is_checked_even_when_realms_have_problems(tmp_path, models):
     ("name: acme\nclients:\n  - {client_id: a, type: public, grant_types: [authorisation_code]}\n",
      "realms/acme.yaml:3: clients.0.grant_types.0: 'authorisation_code' is not one of: authorization_code,"
      " refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code;"
-     " did you mean `authorization_code`?"),
+     " did you mean 'authorization_code'?"),
     ("name: acme\nclients:\n  - {client_id: a, type: public, scope: [openid]}\n",
      "realms/acme.yaml:3: clients.0.scope: unknown key; did you mean `scopes`?"),
     ("name: acme\nproviders:\n  - {id: password, type: password, registation: true}\n",

@@ -70,7 +70,7 @@ def describe(error: ErrorDetails, model: type[BaseModel], data: Any, provider_ty
         allowed = re.findall(r"'((?:[^'\\]|\\.)*)'", str(ctx.get("expected", "")))
         value = error.get("input")
         shown = repr(value) if isinstance(value, (str, int, float)) and len(str(value)) <= 80 else "the value"
-        return loc, f"{shown} is not one of: {', '.join(allowed)}" + _did_you_mean(str(value), allowed)
+        return loc, f"{shown} is not one of: {', '.join(allowed)}" + _did_you_mean(str(value), allowed, quote=True)
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
         return loc, f"must be {PATTERN_WORDS.get(pattern, f'of the form {pattern}')}"
@@ -84,9 +84,12 @@ def describe(error: ErrorDetails, model: type[BaseModel], data: Any, provider_ty
     return loc, message
 
 
-def _did_you_mean(word: str, choices: list[str]) -> str:
+def _did_you_mean(word: str, choices: list[str], quote: bool = False) -> str:
+    """A suggestion: a key as `key`, a value as 'value' (as the other messages write them)."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean `{close[0]}`?" if close else ""
+    if not close:
+        return ""
+    return f"; did you mean {close[0]!r}?" if quote else f"; did you mean `{close[0]}`?"
 
 
 def data_loc(model: type[BaseModel], data: Any, loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
