@@ -152,3 +152,13 @@ def test_a_realm_without_any_way_to_sign_in(tmp_path, models):
 def test_yaml_syntax_errors_point_at_the_line_to_fix(tmp_path, models, text, expected):
     found = check(tmp_path, models, {"acme.yaml": text})
     assert len(found) == 1 and found[0].startswith(expected), found  # no root_realm noise either
+
+
+def test_a_client_that_needs_users_in_a_realm_without_providers_is_said_with_other_errors(tmp_path, models):
+    realm = ("name: acme\nclients:\n  - {client_id: a, type: public, redirect_uris: ['https://a.example/cb']}\n"
+             "  - {client_id: b, type: nope}\n")
+    found = check(tmp_path, models, {"acme.yaml": realm})
+    assert found == [
+        "realms/acme.yaml:3: this client signs users in, but the realm has no provider to sign in with",
+        "realms/acme.yaml:4: clients.1.type: 'nope' is not one of: public, confidential",
+    ], found

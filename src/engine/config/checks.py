@@ -88,8 +88,8 @@ def realm_problems(realm: RealmBase, incomplete: frozenset[str] = frozenset()) -
         if provider.id in seen_providers:
             problems.append((("providers", i, "id"), f"duplicate provider id {provider.id!r}"))
         seen_providers.add(provider.id)
-    if not incomplete & {"clients", "providers"}:
-        problems += _sign_in_problems(realm)
+    if "providers" not in incomplete:  # (the realm-wide "no way" needs every client)
+        problems += [p for p in _sign_in_problems(realm) if "clients" not in incomplete or p[0][0] == "clients"]
     return problems
 
 
