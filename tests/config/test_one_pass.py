@@ -93,7 +93,11 @@ def test_root_realm_is_checked_even_when_realms_have_problems(tmp_path, models):
     ("name: acme\nmax_sessions_per_user: lots\n", "realms/acme.yaml:2: max_sessions_per_user: must be a whole number"),
     ("name: acme\nrefresh_requires_verified_email: maybe\n",
      "realms/acme.yaml:2: refresh_requires_verified_email: must be true or false"),
-], ids=["name-pattern", "required", "literal", "unknown-key", "unknown-key-in-provider", "int", "bool"])
+    ("name: acme\nproviders:\n  - {id: password, type: pasword}\n",
+     "realms/acme.yaml:3: providers.0: unknown provider type 'pasword'; installed types: github, google, password;"
+     " did you mean 'password'?"),
+], ids=["name-pattern", "required", "literal", "unknown-key", "unknown-key-in-provider", "int", "bool",
+        "provider-type"])
 def test_messages_are_in_the_products_words(tmp_path, models, realm, expected):
     found = check(tmp_path, models, {"acme.yaml": realm + "providers: [{id: password, type: password}]\n"
                                      if "providers" not in realm else realm})

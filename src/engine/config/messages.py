@@ -63,7 +63,9 @@ def describe(error: ErrorDetails, model: type[BaseModel], data: Any, provider_ty
         known = list(parent.model_fields) if parent is not None else []
         return loc, "unknown key" + _did_you_mean(str(loc[-1]), known)
     if kind == "union_tag_invalid":
-        return loc, f"unknown provider type {ctx.get('tag')!r}; installed types: {', '.join(provider_types)}"
+        tag = str(ctx.get("tag"))
+        return loc, (f"unknown provider type {tag!r}; installed types: {', '.join(provider_types)}"
+                     + _did_you_mean(tag, provider_types, quote=True))
     if kind == "union_tag_not_found":
         return loc, f"`type` is required; installed types: {', '.join(provider_types)}"
     if kind == "literal_error":
