@@ -199,3 +199,26 @@ def test_audit_names_a_misspelt_event_type(tmp_path):
     assert good.returncode == 0 and good.stdout.count('"key_created"') >= 3
     bad = idp("audit", "--realm", "acme", "--type", "key_created,logn", cwd=cwd)
     assert bad.returncode == 2 and "unknown event type(s): logn" in bad.stderr and "login" in bad.stderr
+
+
+def test_check_reports_field_and_cross_reference_problems_in_one_pass(tmp_path):
+    """Issue 18 item 5: one run of `idp check` lists every problem, sorted by file and line."""
+    shipped_config(tmp_path)
+
+    def edit(name: str, old: str, new: str) -> int:
+        text = (tmp_path / name).read_text()
+        assert old in text
+        (tmp_path / name).write_text(text.replace(old, new, 1))
+        return text[:text.index(old)].count("\n") + 1
+
+    root = edit("idp.yaml", "root_realm: default", "root_realm: defualt")
+    field = edit("realms/acme.yaml", "type: public", "type: publik")  # a field error ...
+    cross = edit("realms/acme.yaml", "scopes: [videos.read]", "scopes: [videos.reed]")  # ... and a cross-reference
+    result = idp("check", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.endswith("found")]
+    assert [line.partition(": ")[0] for line in lines] == [f"idp.yaml:{root}", f"realms/acme.yaml:{field}",
+                                                           f"realms/acme.yaml:{cross}"], lines
+    assert "root_realm 'defualt' is not a realm (realms: acme, default)" in lines[0]
+    assert "'publik' is not one of: public, confidential; did you mean 'public'?" in lines[1]
+    assert "scope 'videos.reed' is not declared in the realm's scopes; did you mean 'videos.read'?" in lines[2]

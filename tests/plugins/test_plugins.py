@@ -83,7 +83,7 @@ def test_third_party_settings_errors_have_file_and_line(third_party, tmp_path):
     (tmp_path / "realms" / "corp.yaml").write_text("name: corp\nproviders:\n  - {id: sso, type: demo-sso}\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, Plugins().providers.settings_models())
-    assert any("corp.yaml:3: providers.0.demo-sso.authorize_url: Field required" in p
+    assert any("corp.yaml:3: providers.0: `authorize_url` is required" in p
                for p in caught.value.problems), caught.value.problems
 
 

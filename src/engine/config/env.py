@@ -13,11 +13,21 @@ reference anywhere else is a `file:line` problem, and the host's environment (th
 database password, another realm's secret) can never reach a page. Plugins mark their own
 settings the same way (`from engine import ENV, SECRET`); an unmarked `SecretStr` field
 counts as SECRET. The marks also appear in the JSON Schema (`"x-env": "allowed" | "required"`).
+
+Secrets from files (Docker and Kubernetes secrets, issue 18 item 12): `${VAR}` takes the
+content of the file named by `VAR_FILE` when `VAR` is unset or empty (one trailing newline
+stripped, read at load time, so a reload reads it again). `VAR` and `VAR_FILE` both set
+is a problem, as in the official Docker images' `file_env`: which one wins would otherwise
+be a silent guess, and a stale `VAR` would hide the secret just rotated in the file. A
+file that cannot be read is a `file:line` problem naming the variable and the path; the
+content is never shown.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -30,6 +40,9 @@ from pydantic.fields import FieldInfo
 from engine.config.yaml_source import MAX_SCALAR_CHARS, Loc, Source
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# In the JSON Schema: a string with a reference in it (a `pattern` matches anywhere).
+REFERENCE_SCHEMA = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}",
+                    "description": "a ${VAR} or ${VAR:-default} reference (VAR_FILE: read from a file)"}
 
 
 @dataclass(frozen=True)
@@ -40,8 +53,17 @@ class FromEnv:
     secret: bool = False
 
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> Any:
+        # A marked field also accepts a reference where its type is not text (`port:
+        # ${PORT}`) or its text has a pattern (`ephemeral_prefix: ${PREFIX:-tessera:}`):
+        # the file is valid against the schema as written, before expansion.
         schema = handler(core_schema)
+        if list(schema) == ["anyOf"]:
+            schema["anyOf"].append(dict(REFERENCE_SCHEMA))
+        else:
+            schema = {"anyOf": [schema, dict(REFERENCE_SCHEMA)]}
         schema["x-env"] = "required" if self.secret else "allowed"
+        if self.secret:
+            schema["writeOnly"] = True  # a secret: editors and documentation tools hide it
         return schema
 
 
@@ -148,6 +170,8 @@ class _Walker:
                     f"{self.source.where(loc)}: {shown}: ${{{name}}} is one of the server's own variables"
                     f" ({', '.join(p + '*' for p in self.refused)}), which realm files may not read")
                 return ""
+            if self.environ.get(f"{name}_FILE"):
+                return from_file(name)
             if name in self.environ:
                 origins.append("environment")
                 return self.environ[name]
@@ -159,6 +183,21 @@ class _Walker:
                 f"{self.source.where(loc)}: environment variable {name} is not set (referenced by {shown})")
             return ""
 
+        def from_file(name: str) -> str:
+            path = self.environ[f"{name}_FILE"]
+            if self.environ.get(name):
+                problem = f"both {name} and {name}_FILE are set: set only one"
+            else:
+                try:
+                    origins.append("environment")
+                    return read_secret_file(path)
+                except (OSError, ValueError) as exc:
+                    origins.pop()
+                    problem = f"{name}_FILE: cannot read {path}: {_reason(exc)}"
+            self.found.unset += 1
+            self.source.problems.append(f"{self.source.where(loc)}: {shown}: ${{{name}}}: {problem}")
+            return ""
+
         expanded = _REFERENCE.sub(substitute, value)
         if len(expanded) > MAX_SCALAR_CHARS:
             self.source.problems.append(
@@ -168,6 +207,35 @@ class _Walker:
             origin: Origin = "clear" if not whole else origins[0] if origins else "environment"
             self.secrets.append(SecretValue(loc, origin, expanded))
         return expanded
+
+
+def read_secret_file(path: str) -> str:
+    """The content of a secret file (`VAR_FILE`), one trailing newline stripped. Only a
+    regular file (symlinks followed, as Kubernetes mounts them), at most MAX_SCALAR_CHARS;
+    a FIFO is refused rather than waited on."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ValueError("not a regular file")
+        data = file.read(4 * MAX_SCALAR_CHARS + 1)
+    if len(data) > 4 * MAX_SCALAR_CHARS:
+        raise ValueError(f"longer than {MAX_SCALAR_CHARS} characters")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    if len(text) > MAX_SCALAR_CHARS:
+        raise ValueError(f"longer than {MAX_SCALAR_CHARS} characters")
+    return text
+
+
+def _reason(exc: Exception) -> str:
+    """Why a file could not be read, without its content."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
 
 
 def _unwrap(annotation: Any, marker: FromEnv | None) -> tuple[Any, FromEnv | None]:

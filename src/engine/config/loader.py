@@ -18,7 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from engine.config.checks import realm_problems, templates_problems
 from engine.config.env import SERVER_VARIABLES, Expansion, SecretValue, expand_env
+from engine.config.messages import data_loc, describe
 from engine.config.models import RealmBase, ServerConfig, build_realm_model
 from engine.config.values import is_loopback_url
 from engine.config.yaml_source import ConfigError, Loc, Source, load_yaml
@@ -42,112 +44,97 @@ class Config:
 
 
 def _validate(model: type[BaseModel], source: Source, provider_types: list[str]) -> Any:
+    """The validated model, or None with every error in `source.problems` (product words)."""
     try:
         return model.model_validate(source.data if source.data is not None else {})
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            loc: Loc = tuple(error["loc"])
-            shown = ".".join(str(part) for part in loc) or "(top level)"
-            message = error["msg"]
-            if error["type"] == "union_tag_invalid":
-                tag = error.get("ctx", {}).get("tag")
-                message = f"unknown provider type {tag!r}; installed types: {', '.join(provider_types)}"
-            elif error["type"] == "union_tag_not_found":
-                message = f"missing 'type'; installed types: {', '.join(provider_types)}"
-            elif error["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif message.startswith("Value error, "):
-                message = message[len("Value error, ") :]
-            source.problems.append(f"{source.where(loc)}: {shown}: {message}")
+        _report(exc, model, source, provider_types)
         return None
 
 
-def realm_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
-    """Cross-reference checks inside one realm; each (location, message)."""
-    problems: list[tuple[Loc, str]] = []
-    scopes = realm.all_scopes()
-    seen_clients: dict[str, int] = {}
-    for i, client in enumerate(realm.clients):
-        at: Loc = ("clients", i)
-        if client.client_id in seen_clients:
-            problems.append(((*at, "client_id"), f"duplicate client_id {client.client_id!r}"))
-        seen_clients.setdefault(client.client_id, i)
-        for j, scope in enumerate(client.scopes):
-            if scope not in scopes:
-                problems.append(((*at, "scopes", j), f"scope {scope!r} is not declared in the realm's scopes"))
-        if client.type == "public":
-            if "client_credentials" in client.grant_types:
-                j = client.grant_types.index("client_credentials")
-                problems.append(((*at, "grant_types", j), "a public client may not use client_credentials"))
-            if client.secret is not None or client.secret_sha256 is not None:
-                problems.append(((*at, "type"), "a public client has no secret"))
+def _report(exc: ValidationError, model: type[BaseModel], source: Source, provider_types: list[str]) -> None:
+    for error in exc.errors(include_url=False):
+        loc, message = describe(error, model, source.data, provider_types)
+        shown = ".".join(str(part) for part in loc) or "(top level)"
+        source.problems.append(f"{source.where(loc)}: {shown}: {message}")
+
+
+@dataclass(frozen=True)
+class _Partial:
+    """The parts of a realm that validated, for the cross-reference checks: `incomplete`
+    names the top-level keys left out (or, for lists, partly left out), `kept` maps the
+    index of each kept client / provider back to its index in the file."""
+
+    realm: RealmBase
+    incomplete: frozenset[str]
+    kept: dict[str, list[int]]
+
+    def problems(self) -> list[tuple[Loc, str]]:
+        found = []
+        for loc, message in realm_problems(self.realm, self.incomplete):
+            if len(loc) > 1 and loc[0] in self.kept and isinstance(loc[1], int):
+                loc = (loc[0], self.kept[str(loc[0])][loc[1]], *loc[2:])
+            found.append((loc, message))
+        return found
+
+
+def _without(data: Any, loc: Loc) -> Any:
+    """`data` without the key at `loc` (the containers on the way copied, not changed)."""
+    if not loc or not isinstance(data, (dict, list)):
+        return data
+    head, tail = loc[0], loc[1:]
+    if isinstance(data, dict):
+        if head not in data:
+            return data
+        if not tail:
+            return {key: value for key, value in data.items() if key != head}
+        return {**data, head: _without(data[head], tail)}
+    if not isinstance(head, int) or not 0 <= head < len(data) or not tail:
+        return data
+    return [*data[:head], _without(data[head], tail), *data[head + 1:]]
+
+
+LISTS = ("clients", "providers")  # validated item by item: one bad client hides no other's problems
+
+
+def _validate_realm(model: type[RealmBase], source: Source, provider_types: list[str]) -> RealmBase | _Partial | None:
+    """The realm; or, when some of it does not validate (reported), the rest of it."""
+    data = source.data if source.data is not None else {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        _report(exc, model, source, provider_types)
+        errors = exc.errors(include_url=False)
+    if not isinstance(data, dict):
+        return None
+    failed: set[str] = set()
+    failed_items: dict[str, set[int]] = {name: set() for name in LISTS}
+    rest: Any = data
+    for error in errors:
+        loc = data_loc(model, data, tuple(error["loc"]))[0]
+        if not loc:
+            return None
+        if error["type"] == "extra_forbidden":  # an unknown key changes nothing: leave it out
+            rest = _without(rest, loc)
+            continue
+        top = str(loc[0])
+        if top in failed_items and len(loc) > 1 and isinstance(loc[1], int) and isinstance(data.get(top), list):
+            failed_items[top].add(loc[1])
         else:
-            if client.secret is None and client.secret_sha256 is None:
-                problems.append((at, "a confidential client needs `secret` (${ENV}) or `secret_sha256`"))
-            if client.secret is not None and client.secret_sha256 is not None:
-                problems.append(((*at, "secret"), "give either `secret` or `secret_sha256`, not both"))
-            if client.secret is not None and len(client.secret.get_secret_value()) < 16:
-                problems.append(((*at, "secret"), "client secret is shorter than 16 characters"))
-        if "authorization_code" in client.grant_types and not client.redirect_uris:
-            problems.append((at, "authorization_code needs at least one redirect_uri"))
-        if "refresh_token" in client.grant_types and "authorization_code" not in client.grant_types:
-            if "urn:ietf:params:oauth:grant-type:device_code" not in client.grant_types:
-                problems.append(((*at, "grant_types"), "refresh_token needs a grant that issues one"))
-        for field in ("access_token_alg", "id_token_alg"):
-            alg = getattr(client, field)
-            if alg is not None and alg not in realm.signing.algs:
-                problems.append(((*at, field), f"{alg} is not in the realm's signing.algs"))
-    if realm.signing.default_alg not in realm.signing.algs:
-        problems.append((("signing", "default_alg"), "default_alg must be one of signing.algs"))
-    if "RS256" not in realm.signing.algs:
-        problems.append((("signing", "algs"), "RS256 is required by OpenID Connect Core §15.1"))
-    for scope in realm.claims:
-        if scope not in scopes:
-            problems.append((("claims", scope), f"claims for undeclared scope {scope!r}"))
-    seen_providers: set[str] = set()
-    for i, provider in enumerate(getattr(realm, "providers", [])):
-        if provider.id in seen_providers:
-            problems.append((("providers", i, "id"), f"duplicate provider id {provider.id!r}"))
-        seen_providers.add(provider.id)
-    problems += _sign_in_problems(realm)
-    return problems
-
-
-USER_GRANTS = ("authorization_code", "urn:ietf:params:oauth:grant-type:device_code")
-
-
-def _sign_in_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
-    """A realm must be able to issue something: users sign in through a provider; without
-    one, only confidential clients using client_credentials get tokens (a machine-to-machine
-    realm). A client whose grant needs a user, in a realm without a provider, can never
-    succeed: that is a mistake, not a configuration."""
-    if getattr(realm, "providers", []):
-        return []
-    problems: list[tuple[Loc, str]] = []
-    machine = False
-    for i, client in enumerate(realm.clients):
-        if any(grant in client.grant_types for grant in USER_GRANTS):
-            problems.append((("clients", i, "grant_types"),
-                             "this client signs users in, but the realm has no provider to sign in with"))
-        elif client.type == "confidential" and "client_credentials" in client.grant_types:
-            machine = True
-    if not problems and not machine:
-        problems.append((("name",), "the realm has no way to sign in: add a provider (users) or a"
-                                    " confidential client_credentials client (machines)"))
-    return problems
-
-
-def _templates_problems(realm: RealmBase, config_dir: Path) -> list[tuple[Loc, str]]:
-    """`templates:` is a directory inside the configuration directory, symlinks resolved."""
-    if realm.templates is None:
-        return []
-    root = config_dir.resolve()
-    directory = (root / realm.templates).resolve()
-    if not directory.is_relative_to(root):
-        return [(("templates",), f"templates: {realm.templates!r} resolves outside the configuration directory")]
-    if not directory.is_dir():
-        return [(("templates",), f"templates: directory {realm.templates!r} does not exist")]
-    return []
+            failed.add(top)
+    rest = {key: value for key, value in rest.items() if key not in failed}
+    kept: dict[str, list[int]] = {}
+    for name in LISTS:
+        if name in rest and failed_items[name]:
+            kept[name] = [i for i in range(len(rest[name])) if i not in failed_items[name]]
+            rest[name] = [rest[name][i] for i in kept[name]]
+            failed.add(name)
+    rest.setdefault("name", "invalid")  # a missing or bad name: the checks do not read it
+    try:
+        realm = model.model_validate(rest)
+    except ValidationError:
+        return None  # parts that fail only together: their problems are reported already
+    return _Partial(realm, frozenset(failed), kept)
 
 
 @contextlib.contextmanager
@@ -197,41 +184,37 @@ def _load_config(
     server = None
     if parsed and not server_env.unset:
         server = _validate(ServerConfig, server_source, provider_types)
+    # The realms are checked even when idp.yaml has problems (every problem in one pass):
+    # with what validated, else with what the file says where it can be read.
+    raw = server_source.data if parsed and isinstance(server_source.data, dict) else None
+    settings = _server_settings(server, raw)
     if server is not None:
-        loopback = is_loopback_url(server.base_url)
-        server_source.problems += _secret_problems(server_source, server_env.secrets, loopback)
+        server_source.problems += _secret_problems(server_source, server_env.secrets, settings.loopback)
         if server_source.problems:
             server = None
-    problems += server_source.problems
-    if server is None:
-        raise ConfigError(problems)
+    if settings.realms is None:
+        raise ConfigError(_by_line(server_source))
 
     realm_model = build_realm_model(provider_models)
-    realms_dir = Path(server.realms)
+    realms_dir = Path(settings.realms)
     if not realms_dir.is_absolute():
         realms_dir = (path.parent / realms_dir).resolve()
     realms: dict[str, RealmBase] = {}
     realm_files: dict[str, Path] = {}
+    names: set[str] = set()  # every realm name written, valid or not (for root_realm)
     if not realms_dir.is_dir():
-        problems.append(f"{server_source.where(('realms',))}: realms directory {realms_dir} does not exist")
+        server_source.problems.append(
+            f"{server_source.where(('realms',))}: realms directory {realms_dir} does not exist")
     else:
         cwd = Path.cwd()
         for file in sorted(realms_dir.glob("*.yaml")) + sorted(realms_dir.glob("*.yml")):
             source = load_yaml(_display(file, cwd))
-            expansion = Expansion()
-            parsed = not source.problems
-            if parsed:
-                expansion = expand_env(source, environ, realm_model, references=_has_references(source),
-                                       refused=SERVER_VARIABLES)
-            source.problems += _secret_problems(source, expansion.secrets, loopback)
-            realm = None
-            # A reference where none may be stays as written: the file's other problems are
-            # reported with it. An unset variable leaves an empty value: that one problem is enough.
-            if parsed and not expansion.unset:
-                realm = _validate(realm_model, source, provider_types)
+            realm = _load_realm(source, file, realm_model, provider_types, environ, settings.loopback, path.parent)
+            if isinstance(source.data, dict) and isinstance(source.data.get("name"), str):
+                names.add(source.data["name"])
+            elif not isinstance(source.data, dict):  # unreadable: its name should be its file's
+                names.add(file.stem)
             if realm is not None:
-                for loc, message in realm_problems(realm) + _templates_problems(realm, path.parent):
-                    source.problems.append(f"{source.where(loc)}: {message}")
                 if realm.name in realm_files:
                     source.problems.append(
                         f"{source.where(('name',))}: duplicate realm name {realm.name!r}"
@@ -242,11 +225,70 @@ def _load_config(
                     if not source.problems:
                         realms[realm.name] = realm
             problems += _by_line(source)
-    if server.root_realm is not None and realms_dir.is_dir() and not problems and server.root_realm not in realms:
-        problems.append(f"{server_source.where(('root_realm',))}: root_realm {server.root_realm!r} is not a realm")
-    if problems:
+        if settings.root_realm is not None and settings.root_realm not in names:
+            server_source.problems.append(
+                f"{server_source.where(('root_realm',))}: root_realm {settings.root_realm!r} is not a realm"
+                f" (realms: {', '.join(sorted(names)) or f'none in {realms_dir}'})")
+    problems = _by_line(server_source) + problems
+    if problems or server is None:
         raise ConfigError(problems)
     return Config(path=path, server=server, realms=realms, realm_files=realm_files)
+
+
+@dataclass(frozen=True)
+class _ServerSettings:
+    """What the realms' checks need from idp.yaml, read even from an invalid one."""
+
+    realms: str | None  # None: unknown (the realms are not checked)
+    root_realm: str | None
+    loopback: bool
+
+
+def _server_settings(server: ServerConfig | None, raw: dict[str, Any] | None) -> _ServerSettings:
+    if server is not None:
+        return _ServerSettings(server.realms, server.root_realm, is_loopback_url(server.base_url))
+    if raw is None:
+        return _ServerSettings(None, None, True)
+    defaults = ServerConfig.model_fields
+    realms = raw.get("realms", defaults["realms"].default)
+    root = raw.get("root_realm", defaults["root_realm"].default)
+    base_url = raw.get("base_url", defaults["base_url"].default)
+    return _ServerSettings(
+        realms if isinstance(realms, str) and realms else None,
+        root if isinstance(root, str) else None,
+        # An invalid base_url is its own problem: the realms' secrets are not judged by it.
+        not isinstance(base_url, str) or is_loopback_url(base_url) or not base_url.startswith("http"),
+    )
+
+
+def _load_realm(source: Source, file: Path, realm_model: type[RealmBase], provider_types: list[str],
+                environ: Mapping[str, str], loopback: bool, config_dir: Path) -> RealmBase | None:
+    """Validate one realm file, its problems into `source.problems`; the realm if it validated."""
+    expansion = Expansion()
+    parsed = not source.problems
+    if parsed:
+        expansion = expand_env(source, environ, realm_model, references=_has_references(source),
+                               refused=SERVER_VARIABLES)
+    source.problems += _secret_problems(source, expansion.secrets, loopback)
+    # A reference where none may be stays as written: the file's other problems are
+    # reported with it. An unset variable leaves an empty value: that one problem is enough.
+    if not parsed or expansion.unset:
+        return None
+    result = _validate_realm(realm_model, source, provider_types)
+    if result is None:
+        return None
+    realm = result.realm if isinstance(result, _Partial) else result
+    found = result.problems() if isinstance(result, _Partial) else realm_problems(realm)
+    if not isinstance(result, _Partial) or "templates" not in result.incomplete:
+        found += templates_problems(realm, config_dir)
+    name = source.data.get("name") if isinstance(source.data, dict) else None
+    if isinstance(name, str) and name != file.stem and (not isinstance(result, _Partial) or
+                                                         "name" not in result.incomplete):
+        found.append((("name",), f"the realm is named {name!r} but its file is {file.name}: name the file"
+                                 f" {name}{file.suffix} (or the realm {file.stem!r})"))
+    for loc, message in found:
+        source.problems.append(f"{source.where(loc)}: {message}")
+    return None if isinstance(result, _Partial) else realm
 
 
 DEMO_SECRET_PREFIX = "change-me"  # the shipped examples' secrets (realms/acme.yaml, compose.yaml)

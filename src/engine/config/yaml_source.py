@@ -302,12 +302,24 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
     except UnicodeDecodeError as exc:
         source.problems.append(f"{path}:1: cannot read file: not UTF-8 ({exc.reason} at byte {exc.start})")
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        source.problems.append(f"{path}:{line}: invalid YAML: {exc.problem or exc.context}")
+        source.problems.append(_syntax_problem(path, exc, text))
     except yaml.YAMLError as exc:
         source.problems.append(f"{path}:1: invalid YAML: {exc}")
     return source
+
+
+def _syntax_problem(path: Path, exc: yaml.MarkedYAMLError, text: str | None) -> str:
+    """`file:line: invalid YAML: ...` at the line a person must fix: an unclosed bracket or
+    quote is reported where it opens (the parser only notices at the end of the file)."""
+    mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
+    problem = exc.problem or exc.context or "syntax error"
+    at_end = mark is not None and text is not None and not text[mark.index:].strip()
+    if at_end and context is not None and exc.context:
+        what = exc.context.removeprefix("while parsing ").removeprefix("while scanning ")
+        return f"{path}:{context.line + 1}: invalid YAML: {what} starting here is never closed ({problem})"
+    if "'\\t'" in problem:
+        problem += " (indent with spaces, not tabs)"
+    return f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: {problem}"
 
 
 def _read(path: Path) -> str:

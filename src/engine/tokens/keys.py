@@ -40,6 +40,7 @@ from joserfc.util import base64_to_int
 
 from engine.cached_body import CachedBody
 from engine.clock import Clock
+from engine.config.env import read_secret_file
 from engine.files import private_directory, write_private
 from engine.store.protocols import AlreadyExists, DurableStore, SigningKey, StoreUnavailable
 from engine.tokens.jwt import verifiers
@@ -139,11 +140,23 @@ def decode_kek(value: str) -> bytes:
 
 
 def load_or_create_kek(environ: dict[str, str] | os._Environ[str], data_dir: Path) -> tuple[bytes, str]:
-    """The KEK from IDP_KEY_ENCRYPTION_KEY, else (embedded default) from
-    `<data_dir>/key-encryption-key`, generated with mode 0600 on first start.
-    Returns the key and a sentence saying where it came from (for the log)."""
-    if value := environ.get("IDP_KEY_ENCRYPTION_KEY"):
-        return decode_kek(value), "key-encryption key from IDP_KEY_ENCRYPTION_KEY"
+    """The KEK from IDP_KEY_ENCRYPTION_KEY, or from the file IDP_KEY_ENCRYPTION_KEY_FILE
+    names (a Docker or Kubernetes secret; both set is refused, as for `${VAR}` references:
+    engine.config.env), else (embedded default) from `<data_dir>/key-encryption-key`,
+    generated with mode 0600 on first start. Returns the key and a sentence saying where
+    it came from (for the log). Raises ValueError naming the variable (never the key)."""
+    value, file = environ.get(KEK_ENV), environ.get(f"{KEK_ENV}_FILE")
+    if value and file:
+        raise ValueError(f"both {KEK_ENV} and {KEK_ENV}_FILE are set: set only one")
+    if file:
+        try:
+            value = read_secret_file(file)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(f"{KEK_ENV}_FILE: cannot read {file}: {reason}") from None
+        return decode_kek(value), f"key-encryption key from {KEK_ENV}_FILE ({file})"
+    if value:
+        return decode_kek(value), f"key-encryption key from {KEK_ENV}"
     path = data_dir / "key-encryption-key"
     if path.exists():
         return decode_kek(path.read_text()), f"key-encryption key from {path}"
