@@ -164,8 +164,10 @@ def test_a_port_in_use_and_a_malformed_key_encryption_key_are_one_line(tmp_path)
         taken.listen()
         result = idp("serve", "--port", str(taken.getsockname()[1]), cwd=cwd)
     assert_explained(result, "the port is in use", "--port")
-    result = idp("serve", "--port", str(free_port()), cwd=cwd, env={"IDP_KEY_ENCRYPTION_KEY": "c2hvcnQ"})
-    assert_explained(result, "key-encryption key", "IDP_KEY_ENCRYPTION_KEY")
+    for env in ({"IDP_KEY_ENCRYPTION_KEY": "c2hvcnQ"}, {"IDP_KEY_ENCRYPTION_KEY": "not a key!"},
+                {"IDP_KEY_ENCRYPTION_KEY_FILE": str(tmp_path / "missing")}):
+        result = idp("serve", "--port", str(free_port()), cwd=cwd, env=env)
+        assert_explained(result, "IDP_KEY_ENCRYPTION_KEY")
 
 
 def test_audit_into_a_closed_pipe_ends_quietly(tmp_path):

@@ -36,6 +36,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def explain(exc: BaseException) -> tuple[str, str] | None:
     """(message, hint) for a failure a person can act on, or None (a bug: show the traceback)."""
+    from engine.tokens.keys import KeyEncryptionKeyError, KeysUnusable  # the keys module loads late
+
     for cause in _chain(exc):
         missing = _database_missing(cause)
         if missing is not None:
@@ -44,7 +46,7 @@ def explain(exc: BaseException) -> tuple[str, str] | None:
             return (f"PostgreSQL answered: {missing}",
                     f"create it first, e.g. `createdb -h <host> -U <user> {database}` or"
                     f" `psql -c 'CREATE DATABASE \"{database}\"'`, then run `idp migrate`")
-        if type(cause).__name__ == "KeysUnusable":  # engine.tokens.keys (issue 16 item 11)
+        if isinstance(cause, KeysUnusable):  # issue 16 item 11
             return str(cause), ("every instance sharing the store needs the key-encryption key that created its"
                                 " keys: set IDP_KEY_ENCRYPTION_KEY to it (the embedded default keeps it in"
                                 " var/key-encryption-key)")
@@ -57,6 +59,6 @@ def explain(exc: BaseException) -> tuple[str, str] | None:
         if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
             return (f"the port is in use: {cause.strerror or cause}",
                     "another server (maybe another idp serve) listens there; stop it, or use --port")
-        if isinstance(cause, ValueError) and "key-encryption key" in str(cause):
+        if isinstance(cause, KeyEncryptionKeyError):
             return str(cause), "IDP_KEY_ENCRYPTION_KEY is 32 random bytes, base64url-encoded (see README)"
     return None

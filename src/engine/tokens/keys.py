@@ -102,12 +102,17 @@ def import_private(jwk: dict[str, Any], *, trusted: bool = False) -> Any:
     return cls.import_key(jwk)
 
 
+class KeyEncryptionKeyError(ValueError):
+    """The key-encryption key is missing, malformed or unreadable (the message names the
+    variable or file, never the key)."""
+
+
 class KeyEncryption:
     """AES-256-GCM under the key-encryption key; the associated data binds realm and kid."""
 
     def __init__(self, kek: bytes):
         if len(kek) != 32:
-            raise ValueError("the key-encryption key must be 32 bytes (base64url-encoded)")
+            raise KeyEncryptionKeyError("the key-encryption key must be 32 bytes (base64url-encoded)")
         self._aead = AESGCM(kek)
 
     def encrypt(self, realm: str, kid: str, plaintext: bytes) -> bytes:
@@ -136,7 +141,10 @@ def derive_key(kek: bytes, purpose: bytes) -> bytes:
 
 def decode_kek(value: str) -> bytes:
     padded = value.strip() + "=" * (-len(value.strip()) % 4)
-    return base64.urlsafe_b64decode(padded)
+    try:
+        return base64.urlsafe_b64decode(padded)
+    except ValueError:  # binascii.Error: not base64url at all
+        raise KeyEncryptionKeyError("the key-encryption key is not base64url-encoded") from None
 
 
 def load_or_create_kek(environ: dict[str, str] | os._Environ[str], data_dir: Path) -> tuple[bytes, str]:
@@ -144,16 +152,16 @@ def load_or_create_kek(environ: dict[str, str] | os._Environ[str], data_dir: Pat
     names (a Docker or Kubernetes secret; both set is refused, as for `${VAR}` references:
     engine.config.env), else (embedded default) from `<data_dir>/key-encryption-key`,
     generated with mode 0600 on first start. Returns the key and a sentence saying where
-    it came from (for the log). Raises ValueError naming the variable (never the key)."""
+    it came from (for the log). Raises KeyEncryptionKeyError naming the variable (never the key)."""
     value, file = environ.get(KEK_ENV), environ.get(f"{KEK_ENV}_FILE")
     if value and file:
-        raise ValueError(f"both {KEK_ENV} and {KEK_ENV}_FILE are set: set only one")
+        raise KeyEncryptionKeyError(f"both {KEK_ENV} and {KEK_ENV}_FILE are set: set only one")
     if file:
         try:
             value = read_secret_file(file)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ValueError(f"{KEK_ENV}_FILE: cannot read {file}: {reason}") from None
+            raise KeyEncryptionKeyError(f"{KEK_ENV}_FILE: cannot read {file}: {reason}") from None
         return decode_kek(value), f"key-encryption key from {KEK_ENV}_FILE ({file})"
     if value:
         return decode_kek(value), f"key-encryption key from {KEK_ENV}"
