@@ -23,9 +23,9 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavailable
+from engine.exchange import JSON_NO_STORE, NO_STORE
 from engine.logs import REQUEST_ID, accept_request_id, access_log_writer
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
@@ -41,8 +41,6 @@ access_log = logging.getLogger("engine.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-JSON_NO_STORE = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json; charset=utf-8", **NO_STORE}))
 
 
 def no_store_json(body: Any) -> web.Response:
