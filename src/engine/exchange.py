@@ -10,7 +10,7 @@ handlers in `engine.web` only turn a request into a `Call` and an `Answer` into 
 - The body is read on demand, through `Call.body()`: an endpoint counts its rate limits
   before a byte of the body is read (a flood costs no body reads), and reading it is the
   transport's business (its deadline, its size limit).
-- Answer headers are shared constants (`JSON_NO_STORE`, ...), never built per request.
+- Answer headers are shared constants (`JSON_NO_STORE`, ...), not built per request.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
 
@@ -49,7 +50,8 @@ class Answer:
 
     status: int = 200
     body: bytes | None = None
-    headers: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)  # shared, never copied
+    # a shared constant: built once, not per answer (the web layer copies it into its response)
+    headers: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)
     cookies: tuple[Cookie, ...] = ()
 
     @classmethod
@@ -100,8 +102,6 @@ class Call:
            headers: Mapping[str, str] | None = None, query: Mapping[str, str] | None = None,
            ip: str = "127.0.0.1") -> Call:
         """A call from values: `form` is sent as an `application/x-www-form-urlencoded` body."""
-        from urllib.parse import urlencode
-
         all_headers = CIMultiDict(headers or {})
         if form is not None:
             body = urlencode(form).encode()

@@ -24,9 +24,9 @@ from engine.web.appkeys import SERVICES
 CoreEndpoint = Callable[[Services, Realm, Call], Awaitable[Answer]]
 
 
-def request_ip(request: web.Request) -> str:
+def request_ip(request: web.Request, services: Services | None = None) -> str:
     """`client_ip` of an aiohttp request: its peer and its `X-Forwarded-For` lines."""
-    server = request.app[SERVICES].runtime.config.server
+    server = (services or request.app[SERVICES]).runtime.config.server
     if not server.proxy_networks:  # no header is believed: do not even look it up
         return client_ip(server, request.remote)
     return client_ip(server, request.remote, request.headers.getall("X-Forwarded-For", ()))
@@ -40,10 +40,6 @@ class AiohttpCall(Call):
     def __init__(self, request: web.Request, ip: str) -> None:
         super().__init__(request.method, request.headers, ip)
         self.request = request
-
-    @classmethod
-    def of(cls, request: web.Request) -> AiohttpCall:  # type: ignore[override]
-        return cls(request, request_ip(request))
 
     @classmethod
     def without_ip(cls, request: web.Request) -> AiohttpCall:
@@ -107,7 +103,8 @@ def adapt(endpoint: CoreEndpoint) -> Callable[[web.Request, Realm], Awaitable[we
     """The realm handler (engine.web.routing) serving a core endpoint."""
 
     async def handler(request: web.Request, realm: Realm) -> web.Response:
-        return response(await endpoint(request.app[SERVICES], realm, AiohttpCall.of(request)))
+        services = request.app[SERVICES]
+        return response(await endpoint(services, realm, AiohttpCall(request, request_ip(request, services))))
 
     handler.__name__ = endpoint.__name__
     handler.__doc__ = endpoint.__doc__

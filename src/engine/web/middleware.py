@@ -16,7 +16,6 @@ signal costs a coroutine per request."""
 from __future__ import annotations
 
 import html
-import json
 import logging
 from time import perf_counter
 from typing import Any
@@ -25,11 +24,12 @@ import asyncpg
 from aiohttp import web
 
 from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavailable
-from engine.exchange import JSON_NO_STORE, NO_STORE
+from engine.exchange import NO_STORE, Answer
 from engine.logs import REQUEST_ID, accept_request_id, access_log_writer
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
 from engine.web import cors
+from engine.web.adapter import response
 from engine.web.appkeys import REALM, SERVICES
 from engine.web.landing import accepts_html
 from engine.web.landing import page as plain_page
@@ -42,11 +42,10 @@ access_log = logging.getLogger("engine.access")
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
-
 def no_store_json(body: Any) -> web.Response:
-    """`web.json_response(body, headers=NO_STORE)` (the same bytes and headers) without
-    deriving the same headers again for every token, introspection and userinfo answer."""
-    return web.Response(body=json.dumps(body).encode(), headers=JSON_NO_STORE)
+    """`web.json_response(body, headers=NO_STORE)` (the same bytes and headers), as the
+    core's token, introspection and userinfo answers reach aiohttp."""
+    return response(Answer.no_store_json(body))
 
 
 def render_error(request: web.Request, exc: OAuthError) -> web.Response:
