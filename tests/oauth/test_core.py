@@ -13,6 +13,7 @@ from engine.errors import InvalidClient, InvalidRequest, RateLimited
 from engine.exchange import Answer, Call
 from engine.oauth.discovery import discovery
 from engine.oauth.introspect import introspect
+from engine.oauth.params import FORM, MAX_BODY, form_params
 from engine.oauth.token import token
 from tests.oauth.conftest import WORKER_SECRET, basic_auth
 
@@ -106,3 +107,19 @@ async def test_discovery_conditional_get_without_http(idp):
     assert again.status == 304 and again.body is None
     assert again.headers["ETag"] == first.headers["ETag"]
     assert discovery(idp.realm(), '"stale"').status == 200
+
+
+async def test_parameter_rules_hold_for_a_call_from_any_transport():
+    """RFC 6749 §3.1-§3.2 and the input rules of engine.oauth.params, applied by the core
+    whatever delivered the call: a body past the limit, a name twice, a control character."""
+    form = {"Content-Type": FORM}
+    with pytest.raises(InvalidRequest, match="too large"):
+        await form_params(Call.of(body=b"a=" + b"x" * MAX_BODY, headers=form))
+    with pytest.raises(InvalidRequest, match="more than once"):
+        await form_params(Call.of(body=b"a=1&a=2", headers=form))
+    with pytest.raises(InvalidRequest, match="control character"):
+        await form_params(Call.of(body=b"a=%00", headers=form))
+    with pytest.raises(InvalidRequest, match="use POST"):
+        await form_params(Call.of("GET", query={"a": "1"}))
+    assert await form_params(Call.of("GET", query={"a": "1"}), query=True) == {"a": "1"}
+    assert await form_params(Call.of(form={"a": "1", "b": ""})) == {"a": "1", "b": ""}

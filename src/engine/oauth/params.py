@@ -48,15 +48,24 @@ async def form_params(call: Call | Any, *, allow_json: bool = False, query: bool
     # The header as clients send it is compared first: parsing it (`content_type`) costs
     # more than the rest of a small form (issue 7: every token and introspection request).
     if call.headers.get("Content-Type") == FORM or call.content_type == FORM:
-        return form_body(await call.body())
+        return form_body(await bounded_body(call))
     content_type = call.content_type
     if content_type == "application/json" and allow_json:
-        return json_body(await call.body())
+        return json_body(await bounded_body(call))
     if not content_type or content_type == "application/octet-stream":
-        body = await call.body()
+        body = await bounded_body(call)
         if not body:
             return single_valued(call.query) if query else {}
     raise InvalidRequest("use Content-Type: application/x-www-form-urlencoded")
+
+
+async def bounded_body(call: Call) -> bytes:
+    """The call's body, at most `MAX_BODY` bytes (a transport reads no more than one byte
+    past it: engine.web.adapter.read_body)."""
+    body = await call.body()
+    if len(body) > MAX_BODY:
+        raise InvalidRequest("request body too large")
+    return body
 
 
 def form_body(body: bytes) -> dict[str, str]:
