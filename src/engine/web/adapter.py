@@ -26,7 +26,7 @@ CoreEndpoint = Callable[[Services, Realm, Call], Awaitable[Answer]]
 
 def request_ip(request: web.Request, services: Services | None = None) -> str:
     """`client_ip` of an aiohttp request: its peer and its `X-Forwarded-For` lines."""
-    server = (services or request.app[SERVICES]).runtime.config.server
+    server = (request.app[SERVICES] if services is None else services).runtime.config.server
     if not server.proxy_networks:  # no header is believed: do not even look it up
         return client_ip(server, request.remote)
     return client_ip(server, request.remote, request.headers.getall("X-Forwarded-For", ()))
