@@ -58,9 +58,10 @@ def _fast_forms() -> None:
     original = params.form_params
 
     async def form_params(request, *, allow_json=False, query=False):  # type: ignore[no-untyped-def]
+        # `request` is an engine.exchange.Call (the core reads parameters from one)
         if request.method == "POST" and request.headers.get("Content-Type") == "application/x-www-form-urlencoded":
             found: dict[str, str] = {}
-            for key, value in parse_qsl((await request.read()).decode("utf-8"), keep_blank_values=True):
+            for key, value in parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True):
                 if key in found:
                     raise InvalidRequest(f"parameter {key} was sent more than once")
                 found[key] = value

@@ -1,6 +1,7 @@
 """Pre-serialised JSON bodies with strong ETags, for documents read far more than they
 change (discovery, JWKS): the body is built once per realm object (a reload makes new
-ones), and a matching `If-None-Match` gets 304."""
+ones), and a matching `If-None-Match` gets 304. Framework-free: the core answers with an
+`Answer`, the web layer sends it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from engine.exchange import Answer
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,12 @@ class CachedBody:
         body = json.dumps(document, separators=(",", ":")).encode()
         return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
-    def response(self, request: web.Request, max_age: int) -> web.Response:
-        if request.headers.get("If-None-Match") == self.etag:
-            return web.Response(status=304, headers=self._headers(max_age, False))
-        return web.Response(body=self.body, headers=self._headers(max_age, True))
+    def answer(self, if_none_match: str | None, max_age: int) -> Answer:
+        """The document, or 304 Not Modified (RFC 9110 §13.1.2) when the caller's
+        `If-None-Match` is its ETag."""
+        if if_none_match == self.etag:
+            return Answer(304, None, self._headers(max_age, False))
+        return Answer(200, self.body, self._headers(max_age, True))
 
     def _headers(self, max_age: int, with_body: bool) -> CIMultiDictProxy[str]:
         found = self._header_sets.get((max_age, with_body))

@@ -17,18 +17,19 @@ from __future__ import annotations
 import base64
 import binascii
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
-
-from aiohttp import web
 
 from engine.config import Client
 from engine.config.models import RateLimit
 from engine.errors import InvalidClient, InvalidRequest, RateLimited
-from engine.oauth.ratelimit import client_ip, escalated, hit, over_limit
+from engine.exchange import Call
+from engine.oauth.ratelimit import escalated, hit, over_limit
 from engine.realm import Realm
 from engine.secrets_util import same_hash, sha256_hex
-from engine.web.appkeys import SERVICES
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -76,18 +77,17 @@ def _configured_hash(secret: str) -> str:
 
 
 async def authenticate_client(
-    request: web.Request, realm: Realm, params: dict[str, str], *, allow_public: bool = True
+    services: Services, realm: Realm, call: Call, params: dict[str, str], *, allow_public: bool = True
 ) -> Client:
     """Who is calling. Public clients identify with `client_id` only (when allowed)."""
-    services = request.app[SERVICES]
-    return await authenticate_counted(services, realm, request.headers.get("Authorization"), params,
-                                      client_ip(request), allow_public=allow_public)
+    return await authenticate_counted(services, realm, call.headers.get("Authorization"), params,
+                                      call.ip, allow_public=allow_public)
 
 
 REFUSED = "too many failed client authentications; retry later"
 
 
-async def authenticate_counted(services: Any, realm: Realm, authorization: str | None, params: dict[str, str],
+async def authenticate_counted(services: Services, realm: Realm, authorization: str | None, params: dict[str, str],
                                ip: str, *, allow_public: bool = True) -> Client:
     """`authenticate`, refused while a failure budget is spent, its failures counted."""
     budgets = _budgets(realm, _claimed_client(realm, authorization, params), ip)

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from engine.cached_body import CachedBody
+from engine.exchange import Answer
 from engine.realm import Realm
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -65,5 +64,6 @@ def discovery_body(realm: Realm) -> CachedBody:
     return cached
 
 
-async def discovery(request: web.Request, realm: Realm) -> web.Response:
-    return discovery_body(realm).response(request, max_age=MAX_AGE)
+def discovery(realm: Realm, if_none_match: str | None) -> Answer:
+    """The document, or 304 for a caller holding it (`If-None-Match`)."""
+    return discovery_body(realm).answer(if_none_match, MAX_AGE)

@@ -15,29 +15,28 @@ carry.
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Client
 from engine.errors import InvalidRequest, InvalidToken
+from engine.exchange import Answer, Call
 from engine.oauth.clients import authenticate_client
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import enforce
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
-from engine.web.appkeys import SERVICES
-from engine.web.middleware import no_store_json
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 INACTIVE: dict[str, Any] = {"active": False}
 ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time")
 
 
-async def introspect(request: web.Request, realm: Realm) -> web.Response:
-    services = request.app[SERVICES]
-    params = await form_params(request)
-    client = await authenticate_client(request, realm, params, allow_public=False)
+async def introspect(services: Services, realm: Realm, call: Call) -> Answer:
+    params = await form_params(call)
+    client = await authenticate_client(services, realm, call, params, allow_public=False)
     # per client (a resource server introspects for all its users); failures are counted above
     await enforce(services, realm, "introspect", client.client_id, realm.config.rate_limits.introspect_per_client)
     token = params.get("token")
@@ -47,10 +46,10 @@ async def introspect(request: web.Request, realm: Realm) -> web.Response:
         body = await refresh_token_info(services, realm, client, token)
     else:
         body = await access_token_info(services, realm, token)
-    return no_store_json(body)
+    return Answer.no_store_json(body)
 
 
-async def access_token_info(services: Any, realm: Realm, token: str) -> dict[str, Any]:
+async def access_token_info(services: Services, realm: Realm, token: str) -> dict[str, Any]:
     """A live access token of this realm (signature, `iss`, `exp`, `typ`, deny list)."""
     try:
         claims = await services.tokens.verify_access_token(realm, token)
@@ -66,7 +65,7 @@ def access_token_body(claims: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-async def refresh_token_info(services: Any, realm: Realm, client: Client, token: str) -> dict[str, Any]:
+async def refresh_token_info(services: Services, realm: Realm, client: Client, token: str) -> dict[str, Any]:
     """A refresh token that `client` could redeem right now: its own, latest of a live family."""
     found = await services.durable.get_refresh_token_and_user(realm.name, sha256_hex(token))
     if found is None:

@@ -4,31 +4,32 @@ keys stay until their tokens expire (engine.tokens.keys)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from engine.cached_body import CachedBody
+from engine.exchange import Answer
 from engine.realm import Realm
-from engine.web.appkeys import SERVICES
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 PATHS = ("/.well-known/jwks.json", "/jwks.json")
 
 
-def jwks_body(services: Any, realm: Realm) -> tuple[CachedBody, int] | None:
+def jwks_body(services: Services, realm: Realm) -> tuple[CachedBody, int] | None:
     """The set and its max-age without waiting, if this instance holds the realm's keys
     (keys due for a re-read are served while it runs: `KeyManager.keys_now`)."""
     keys = services.keys.keys_now(realm.name, realm.config.signing.algs)
     return None if keys is None else (keys.jwks_body, _max_age(services))
 
 
-def _max_age(services: Any) -> int:
+def _max_age(services: Services) -> int:
     # Verifiers may cache the set for at most the verifier cache TTL: rotation waits that long.
     return min(int(services.keys.verifier_cache_ttl.total_seconds()), 900)
 
 
-async def jwks(request: web.Request, realm: Realm) -> web.Response:
-    services = request.app[SERVICES]
+async def jwks(services: Services, realm: Realm, if_none_match: str | None) -> Answer:
+    """The set, or 304 for a caller holding it (`If-None-Match`)."""
     algs = realm.config.signing.algs
     keys = services.keys.keys_now(realm.name, algs) or await services.keys.realm_keys(realm.name, algs)
-    return keys.jwks_body.response(request, max_age=_max_age(services))
+    return keys.jwks_body.answer(if_none_match, _max_age(services))

@@ -1,6 +1,8 @@
 """Reading request parameters: query string and form bodies (RFC 6749 §3.1, §3.2), and a
-JSON body on the token endpoint as the seed's examples send it. A parameter sent twice is
-an error (§3.1: "Request and response parameters MUST NOT be included more than once").
+JSON body on the token endpoint as the seed's examples send it. Pure parsing of what a
+`Call` carries; reading the body off the wire, within its deadline, is the web layer's
+(engine.web.adapter). A parameter sent twice is an error (§3.1: "Request and response
+parameters MUST NOT be included more than once").
 
 Every endpoint reads its parameters here, so the input rules hold once for all of them:
 no control characters (C0, NUL included, and DEL) and no lone surrogates in any name or
@@ -11,17 +13,15 @@ recursion trouble however deep the brackets go."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiMapping
 
 from engine.errors import InvalidRequest
-from engine.web.appkeys import SERVICES
+from engine.exchange import Call
 
 MAX_BODY = 64 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -30,54 +30,42 @@ FORM = "application/x-www-form-urlencoded"
 FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-async def form_params(request: web.Request, *, allow_json: bool = False, query: bool = False) -> dict[str, str]:
+async def form_params(call: Call | Any, *, allow_json: bool = False, query: bool = False) -> dict[str, str]:
     """Parameters of a POST (form, or JSON if allowed) or, with `query`, of a GET."""
-    if request.method in ("GET", "HEAD"):
+    if not isinstance(call, Call):
+        # Transitional, until the browser flows (authorize, consent, logout, accounts/*)
+        # are converted to the core's `Call` too: they still hand over their aiohttp request.
+        from engine.web.adapter import AiohttpCall
+
+        call = AiohttpCall.without_ip(call)
+    if call.method in ("GET", "HEAD"):
         if not query:
             raise InvalidRequest("use POST")
-        return single_valued(request.query)
-    if request.content_length and request.content_length > MAX_BODY:
+        return single_valued(call.query)
+    length = call.content_length
+    if length and length > MAX_BODY:
         raise InvalidRequest("request body too large")
     # The header as clients send it is compared first: parsing it (`content_type`) costs
     # more than the rest of a small form (issue 7: every token and introspection request).
-    if request.headers.get("Content-Type") == FORM or request.content_type == FORM:
-        return form_body(await read_body(request))
-    content_type = request.content_type
+    if call.headers.get("Content-Type") == FORM or call.content_type == FORM:
+        return form_body(await bounded_body(call))
+    content_type = call.content_type
     if content_type == "application/json" and allow_json:
-        return json_body(await read_body(request))
+        return json_body(await bounded_body(call))
     if not content_type or content_type == "application/octet-stream":
-        body = await read_body(request)
+        body = await bounded_body(call)
         if not body:
-            return single_valued(request.query) if query else {}
+            return single_valued(call.query) if query else {}
     raise InvalidRequest("use Content-Type: application/x-www-form-urlencoded")
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The whole body, within the server's `http.body_timeout` (a client that trickles a
-    body cannot hold a handler and its connection for ever) and `MAX_BODY`."""
-    timeout = request.app[SERVICES].runtime.config.server.http.body_timeout.total_seconds()
-    try:
-        async with asyncio.timeout(timeout):
-            body = await request.content.read(MAX_BODY + 1)
-            while len(body) <= MAX_BODY and not request.content.at_eof():
-                chunk = await request.content.read(MAX_BODY + 1 - len(body))
-                if not chunk:
-                    break
-                body += chunk
-    except TimeoutError:
-        raise RequestTimeout() from None
+async def bounded_body(call: Call) -> bytes:
+    """The call's body, at most `MAX_BODY` bytes (a transport reads no more than one byte
+    past it: engine.web.adapter.read_body)."""
+    body = await call.body()
     if len(body) > MAX_BODY:
         raise InvalidRequest("request body too large")
     return body
-
-
-class RequestTimeout(InvalidRequest):
-    """The body did not arrive within the deadline."""
-
-    status = 408
-
-    def __init__(self) -> None:  # the rest of the body may still come: not a request boundary
-        super().__init__("the request body did not arrive in time", headers={"Connection": "close"})
 
 
 def form_body(body: bytes) -> dict[str, str]:
@@ -153,7 +141,7 @@ def _shown(key: str) -> str:
     return repr(FORBIDDEN.sub("?", key[:40]))
 
 
-def single_valued(values: MultiDictProxy) -> dict[str, str]:
+def single_valued(values: MultiMapping[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for key in values.keys():
         found = values.getall(key)

@@ -25,14 +25,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from engine.config.models import RateLimit
+from engine.config.models import RateLimit, ServerConfig
 from engine.errors import RateLimited
 from engine.realm import Realm
-from engine.web.appkeys import SERVICES
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,21 @@ MAX_BATCH = 64
 COUNTERS = "engine.oauth.ratelimit.counters"  # key in services.extras
 
 
-def client_ip(request: web.Request) -> str:
-    """The caller's address, for rate limits, lockouts and audit rows: the peer, or, when
-    the peer is one of the operator's `trusted_proxies`, the nearest untrusted hop of
-    `X-Forwarded-For` (every header line, as one comma-separated list)."""
-    server = request.app[SERVICES].runtime.config.server
+def client_ip(server: ServerConfig | Any, remote: str | None = None, forwarded_for: Iterable[str] = ()) -> str:
+    """The caller's address, for rate limits, lockouts and audit rows, from the peer's
+    address (`remote`) and the request's `X-Forwarded-For` lines: the peer, or, when the
+    peer is one of the operator's `trusted_proxies`, the nearest untrusted hop of
+    `X-Forwarded-For` (every header line, as one comma-separated list: `caller_address`)."""
+    if not isinstance(server, ServerConfig):
+        # Transitional, until the browser flows (authorize, logout, accounts/*) are
+        # converted to the core's `Call`: they still hand over their aiohttp request.
+        from engine.web.adapter import request_ip
+
+        return request_ip(server)
     networks = server.proxy_networks
     if not networks:
-        return _normalised(request.remote) or "unknown"
-    return caller_address(networks, request.headers.getall("X-Forwarded-For", ()), request.remote)
+        return _normalised(remote) or "unknown"
+    return caller_address(networks, forwarded_for, remote)
 
 
 def caller_address(networks: tuple[Network, ...], forwarded_for: Iterable[str], remote: str | None) -> str:
@@ -241,7 +247,7 @@ class LocalCounters:
             del self.windows[key]
 
 
-async def share_counts(services: Any) -> None:
+async def share_counts(services: Services) -> None:
     """Before the ephemeral store closes: what this instance counted locally reaches the
     shared counters (another instance keeps counting with it), and no sync is left
     pending. A store that does not answer costs at most its deadline; nothing is raised."""
@@ -250,14 +256,14 @@ async def share_counts(services: Any) -> None:
         await counters.flush()
 
 
-def _counters(services: Any) -> LocalCounters:
+def _counters(services: Services) -> LocalCounters:
     counters = services.extras.get(COUNTERS)
     if counters is None or counters.ephemeral is not services.ephemeral:
         counters = services.extras[COUNTERS] = LocalCounters(services.ephemeral)
     return counters
 
 
-async def hit(services: Any, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> int | None:
+async def hit(services: Services, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> int | None:
     """Count one request; return seconds to wait if over the limit, else None."""
     window = max(1, int(limit.per.total_seconds()))
     now = services.clock.timestamp()
@@ -269,7 +275,7 @@ async def hit(services: Any, realm: Realm, bucket: str, subject: str, limit: Rat
     return None
 
 
-def over_limit(services: Any, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> int | None:
+def over_limit(services: Services, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> int | None:
     """Seconds to wait if this instance already knows the budget of the window is spent, without a
     store round trip and without counting (for failure budgets, checked before each attempt
     and counted with `hit` only when it fails). An instance that has not counted in this
@@ -293,7 +299,7 @@ def escalated(limit: RateLimit) -> tuple[RateLimit, RateLimit]:
     return limit, RateLimit(requests=limit.requests * 10, per=limit.per * 60)
 
 
-async def enforce(services: Any, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> None:
+async def enforce(services: Services, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> None:
     retry_after = await hit(services, realm, bucket, subject, limit)
     if retry_after is not None:
         raise RateLimited(retry_after)

@@ -15,29 +15,31 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from engine import events
 from engine.config import Client
 from engine.errors import InvalidRequest, InvalidToken
+from engine.exchange import NO_STORE_HEADERS, Answer, Call
 from engine.oauth.clients import authenticate_client
 from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip, enforce
+from engine.oauth.ratelimit import enforce
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.tokens.refresh import PREFIX as REFRESH_PREFIX
-from engine.web.appkeys import SERVICES
-from engine.web.middleware import NO_STORE
+
+if TYPE_CHECKING:
+    from engine.services import Services
+
+# §2.2: an empty 200, whatever the token was
+REVOKED = Answer(200, None, NO_STORE_HEADERS)
 
 
-async def revoke(request: web.Request, realm: Realm) -> web.Response:
-    services = request.app[SERVICES]
-    ip = client_ip(request)
+async def revoke(services: Services, realm: Realm, call: Call) -> Answer:
+    ip = call.ip
     await enforce(services, realm, "revoke", ip, realm.config.rate_limits.revoke_per_ip)
-    params = await form_params(request)
-    client = await authenticate_client(request, realm, params)
+    params = await form_params(call)
+    client = await authenticate_client(services, realm, call, params)
     token = params.get("token")
     if not token:
         raise InvalidRequest("token is required")
@@ -45,10 +47,10 @@ async def revoke(request: web.Request, realm: Realm) -> web.Response:
         await revoke_refresh_token(services, realm, client, token, ip)
     else:
         await revoke_access_token(services, realm, client, token, ip)
-    return web.Response(status=200, headers=NO_STORE)
+    return REVOKED
 
 
-async def revoke_refresh_token(services: Any, realm: Realm, client: Client, token: str, ip: str) -> None:
+async def revoke_refresh_token(services: Services, realm: Realm, client: Client, token: str, ip: str) -> None:
     found = await services.durable.get_refresh_token(realm.name, sha256_hex(token))
     if found is None or found[1].client_id != client.client_id:
         return
@@ -60,7 +62,7 @@ async def revoke_refresh_token(services: Any, realm: Realm, client: Client, toke
         )
 
 
-async def revoke_access_token(services: Any, realm: Realm, client: Client, token: str, ip: str) -> None:
+async def revoke_access_token(services: Services, realm: Realm, client: Client, token: str, ip: str) -> None:
     try:
         claims = await services.tokens.verify_access_token(realm, token)
     except InvalidToken:

@@ -17,33 +17,35 @@ and leaks tokens into logs). Errors follow RFC 6750 §3.1, as OIDC Core §5.3.3 
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from engine.errors import BearerTokenMissing, InsufficientScope, InvalidRequest, InvalidToken, RateLimited
-from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip, escalated, hit, over_limit
+from engine.exchange import Answer, Call
+from engine.oauth.params import FORM, form_params
+from engine.oauth.ratelimit import escalated, hit, over_limit
 from engine.realm import Realm
 from engine.tokens.issue import scope_claims
-from engine.web.appkeys import SERVICES
-from engine.web.middleware import no_store_json
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 OPENID = "openid"
 FAILURE_BUCKETS = ("userinfo_fail_ip", "userinfo_fail_ip_long")
 
 
-def header_token(request: web.Request) -> str | None:
+def header_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1)."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":
         return None  # absent, or another scheme: "no credentials" for us (§3.1)
     return value.strip() or None
 
 
-async def bearer_token(request: web.Request, realm: Realm) -> str:
+async def bearer_token(call: Call, realm: Realm) -> str:
     """The one token the request carries; RFC 6750 §2: a client uses one method, not two."""
-    token = header_token(request)
-    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-        posted = (await form_params(request)).get("access_token")
+    token = header_token(call.headers.get("Authorization"))
+    if call.method == "POST" and call.content_type == FORM:
+        posted = (await form_params(call)).get("access_token")
         if posted is not None:
             if token is not None:
                 raise InvalidRequest("send the access token in the header or the body, not both")
@@ -53,16 +55,15 @@ async def bearer_token(request: web.Request, realm: Realm) -> str:
     return token
 
 
-async def userinfo(request: web.Request, realm: Realm) -> web.Response:
-    services = request.app[SERVICES]
-    ip = client_ip(request)
+async def userinfo(services: Services, realm: Realm, call: Call) -> Answer:
+    ip = call.ip
     limit = realm.config.rate_limits.userinfo_failures_per_ip
     for bucket, budget in zip(FAILURE_BUCKETS, escalated(limit), strict=True):
         wait = over_limit(services, realm, bucket, ip, budget)
         if wait is not None:
             raise RateLimited(wait, "too many requests with a bad access token; retry later")
     try:
-        claims = await services.tokens.verify_access_token(realm, await bearer_token(request, realm))
+        claims = await services.tokens.verify_access_token(realm, await bearer_token(call, realm))
     except InvalidToken:  # BearerTokenMissing too: a guesser may send nothing, or garbage
         for bucket, budget in zip(FAILURE_BUCKETS, escalated(limit), strict=True):
             await hit(services, realm, bucket, ip, budget)
@@ -75,4 +76,4 @@ async def userinfo(request: web.Request, realm: Realm) -> web.Response:
     if user is None or user.disabled:
         raise InvalidToken("the token's user no longer exists or is disabled")
     body = {**scope_claims(realm, user, scopes), "sub": user.id}
-    return no_store_json(body)
+    return Answer.no_store_json(body)

@@ -32,14 +32,8 @@ from engine.oauth import discovery as discovery_module
 from engine.oauth import jwks as jwks_module
 from engine.oauth.authorize import authorize, resume
 from engine.oauth.consent import consent_decision, consent_page
-from engine.oauth.discovery import discovery
-from engine.oauth.introspect import introspect
-from engine.oauth.jwks import jwks
 from engine.oauth.logout import logout
 from engine.oauth.ratelimit import share_counts
-from engine.oauth.revoke import revoke
-from engine.oauth.token import token
-from engine.oauth.userinfo import userinfo
 from engine.plugins import Plugins
 from engine.realm import build_runtime
 from engine.services import Services
@@ -48,6 +42,7 @@ from engine.store.instrumented import instrument
 from engine.tokens.issue import TokenService
 from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_create_kek, verify_key_store
 from engine.tokens.refresh import RefreshTokens
+from engine.web.api import discovery, introspect, jwks, revoke, token, userinfo
 from engine.web.appkeys import SERVICES
 from engine.web.cors import CLIENTS, PUBLIC
 from engine.web.health import healthz, readyz

@@ -16,20 +16,20 @@ signal costs a coroutine per request."""
 from __future__ import annotations
 
 import html
-import json
 import logging
 from time import perf_counter
 from typing import Any
 
 import asyncpg
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from engine.errors import NotFound, OAuthError, ServerError, TemporarilyUnavailable
+from engine.exchange import NO_STORE, Answer
 from engine.logs import REQUEST_ID, accept_request_id, access_log_writer
 from engine.metrics import UNMATCHED
 from engine.store.protocols import StoreUnavailable
 from engine.web import cors
+from engine.web.adapter import response
 from engine.web.appkeys import REALM, SERVICES
 from engine.web.landing import accepts_html
 from engine.web.landing import page as plain_page
@@ -41,14 +41,11 @@ access_log = logging.getLogger("engine.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-JSON_NO_STORE = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json; charset=utf-8", **NO_STORE}))
-
 
 def no_store_json(body: Any) -> web.Response:
-    """`web.json_response(body, headers=NO_STORE)` (the same bytes and headers) without
-    deriving the same headers again for every token, introspection and userinfo answer."""
-    return web.Response(body=json.dumps(body).encode(), headers=JSON_NO_STORE)
+    """`web.json_response(body, headers=NO_STORE)` (the same bytes and headers), as the
+    core's token, introspection and userinfo answers reach aiohttp."""
+    return response(Answer.no_store_json(body))
 
 
 def render_error(request: web.Request, exc: OAuthError) -> web.Response:

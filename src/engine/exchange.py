@@ -1,0 +1,133 @@
+"""What the protocol core is asked (`Call`) and what it answers (`Answer`), without any
+HTTP framework (issue 17 item 2, as Authlib keeps its core apart from Flask and Django).
+
+An endpoint of the core is `async (services, realm, call) -> Answer`; protocol errors are
+raised as `engine.errors.OAuthError`s and rendered by the web layer, once. The aiohttp
+handlers in `engine.web` only turn a request into a `Call` and an `Answer` into a response.
+
+- Headers are a case-insensitive mapping. The web layer passes its own (read-only) view,
+  never a copy: `Call` is built for every token and introspection request.
+- The body is read on demand, through `Call.body()`: an endpoint counts its rate limits
+  before a byte of the body is read (a flood costs no body reads), and reading it is the
+  transport's business (its deadline, its size limit).
+- Answer headers are shared constants (`JSON_NO_STORE`, ...), not built per request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE_HEADERS = CIMultiDictProxy(CIMultiDict(NO_STORE))
+JSON_NO_STORE = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json; charset=utf-8", **NO_STORE}))
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+_NO_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
+
+
+@dataclass(frozen=True, slots=True)
+class Cookie:
+    """A cookie to set (or, with `max_age=0`, to clear) with the answer."""
+
+    name: str
+    value: str
+    path: str = "/"
+    max_age: int | None = None
+    secure: bool = False
+    httponly: bool = True
+    samesite: str | None = "Lax"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An endpoint's answer: status, headers (a shared constant mapping), body bytes (None:
+    no body at all), cookies to set."""
+
+    status: int = 200
+    body: bytes | None = None
+    # a shared constant: built once, not per answer (the web layer copies it into its response)
+    headers: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)
+    cookies: tuple[Cookie, ...] = ()
+
+    @classmethod
+    def no_store_json(cls, document: Any, status: int = 200) -> Answer:
+        """A JSON answer that no cache may keep (RFC 6749 §5.1: token responses and the
+        like): the same bytes and headers as `aiohttp.web.json_response(..., headers=NO_STORE)`."""
+        return cls(status, json.dumps(document).encode(), JSON_NO_STORE)
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("Content-Type")
+
+
+class Call:
+    """One request as the core sees it: method, headers (case-insensitive), query
+    parameters (a multi-valued mapping: a name sent twice is an error the core reports),
+    the caller's address (engine.oauth.ratelimit.client_ip) and the body, on demand.
+
+    The web layer subclasses it to read the body from its request; `Call.of` builds one
+    from values (direct calls, tests)."""
+
+    __slots__ = ("method", "headers", "ip")
+
+    def __init__(self, method: str, headers: Mapping[str, str], ip: str) -> None:
+        self.method = method
+        self.headers = headers
+        self.ip = ip
+
+    @property
+    def query(self) -> MultiMapping[str]:
+        return _NO_QUERY
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, lower case, without parameters ('' when absent)."""
+        return media_type(self.headers.get("Content-Type"))
+
+    @property
+    def content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        return int(value) if value is not None and value.isdigit() else None
+
+    async def body(self) -> bytes:
+        return b""
+
+    @staticmethod
+    def of(method: str = "POST", *, form: Mapping[str, str] | None = None, body: bytes = b"",
+           headers: Mapping[str, str] | None = None, query: Mapping[str, str] | None = None,
+           ip: str = "127.0.0.1") -> Call:
+        """A call from values: `form` is sent as an `application/x-www-form-urlencoded` body."""
+        all_headers = CIMultiDict(headers or {})
+        if form is not None:
+            body = urlencode(form).encode()
+            all_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        return _ValueCall(method, CIMultiDictProxy(all_headers), ip, body, MultiDictProxy(MultiDict(query or {})))
+
+
+class _ValueCall(Call):
+    __slots__ = ("_body", "_query")
+
+    def __init__(self, method: str, headers: Mapping[str, str], ip: str, body: bytes,
+                 query: MultiMapping[str]) -> None:
+        super().__init__(method, headers, ip)
+        self._body = body
+        self._query = query
+
+    @property
+    def query(self) -> MultiMapping[str]:
+        return self._query
+
+    async def body(self) -> bytes:
+        return self._body
+
+
+def media_type(content_type: str | None) -> str:
+    """`type/subtype` of a Content-Type value, lower case, parameters dropped."""
+    if not content_type:
+        return ""
+    return content_type.partition(";")[0].strip().lower()

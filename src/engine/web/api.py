@@ -1,0 +1,31 @@
+"""The API endpoints (token, introspection, revocation, userinfo, discovery, JWKS) as
+aiohttp handlers: thin adapters over the protocol core (engine.oauth), which answers from
+the realm and the request's data alone (engine.exchange). Errors propagate to the one
+middleware that renders them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine.oauth import discovery as discovery_core
+from engine.oauth import jwks as jwks_core
+from engine.oauth.introspect import introspect as introspect_core
+from engine.oauth.revoke import revoke as revoke_core
+from engine.oauth.token import token as token_core
+from engine.oauth.userinfo import userinfo as userinfo_core
+from engine.realm import Realm
+from engine.web.adapter import adapt, response
+from engine.web.appkeys import SERVICES
+
+token = adapt(token_core)
+introspect = adapt(introspect_core)
+revoke = adapt(revoke_core)
+userinfo = adapt(userinfo_core)
+
+
+async def discovery(request: web.Request, realm: Realm) -> web.Response:
+    return response(discovery_core.discovery(realm, request.headers.get("If-None-Match")))
+
+
+async def jwks(request: web.Request, realm: Realm) -> web.Response:
+    return response(await jwks_core.jwks(request.app[SERVICES], realm, request.headers.get("If-None-Match")))
