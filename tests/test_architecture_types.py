@@ -11,21 +11,8 @@ from pathlib import Path
 
 ENGINE = Path(__file__).resolve().parents[1] / "src" / "engine"
 
-# TEMPORARY allow-list: modules being restructured in parallel (issue 17 §2, the
-# framework-free protocol core). They switch to `Services` when that work merges; then
-# their entries go. Do not add to this list.
-TEMPORARY_ALLOW_LIST = frozenset({
-    "oauth/token.py",
-    "oauth/introspect.py",
-    "oauth/revoke.py",
-    "oauth/userinfo.py",
-    "oauth/discovery.py",
-    "oauth/jwks.py",
-    "oauth/clients.py",
-    "oauth/params.py",
-    "oauth/ratelimit.py",
-    "web/app.py",
-})
+# Empty since the protocol core's modules switched to `Services`; do not add to it.
+TEMPORARY_ALLOW_LIST: frozenset[str] = frozenset()
 
 
 def _is_any(annotation: ast.expr | None) -> bool:

@@ -53,9 +53,6 @@ class Services:
     # Reloads run one at a time, in the order asked (engine.reload); asyncio.Lock binds
     # to the running loop only when first contended, so it can be made here.
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # TEMPORARY: engine.oauth.ratelimit still keeps its counters here until its restructuring
-    # merges; it then uses `rate_counters` and this dict goes.
-    extras: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)  # this app's Prometheus metrics (engine.metrics)
     _pending_audits: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 

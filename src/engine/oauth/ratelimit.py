@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 0.1  # seconds: the longest a local count stays unshared
 MAX_BATCH = 64
-COUNTERS = "engine.oauth.ratelimit.counters"  # key in services.extras
 
 
 def client_ip(server: ServerConfig | Any, remote: str | None = None, forwarded_for: Iterable[str] = ()) -> str:
@@ -251,15 +250,14 @@ async def share_counts(services: Services) -> None:
     """Before the ephemeral store closes: what this instance counted locally reaches the
     shared counters (another instance keeps counting with it), and no sync is left
     pending. A store that does not answer costs at most its deadline; nothing is raised."""
-    counters = services.extras.get(COUNTERS)
-    if counters is not None:
-        await counters.flush()
+    if services.rate_counters is not None:
+        await services.rate_counters.flush()
 
 
 def _counters(services: Services) -> LocalCounters:
-    counters = services.extras.get(COUNTERS)
+    counters = services.rate_counters
     if counters is None or counters.ephemeral is not services.ephemeral:
-        counters = services.extras[COUNTERS] = LocalCounters(services.ephemeral)
+        counters = services.rate_counters = LocalCounters(services.ephemeral)
     return counters
 
 
@@ -280,7 +278,7 @@ def over_limit(services: Services, realm: Realm, bucket: str, subject: str, limi
     store round trip and without counting (for failure budgets, checked before each attempt
     and counted with `hit` only when it fails). An instance that has not counted in this
     window says None; its first failure there reads the shared count."""
-    counters = services.extras.get(COUNTERS)
+    counters = services.rate_counters
     if counters is None or not counters.windows:
         return None
     window = max(1, int(limit.per.total_seconds()))
