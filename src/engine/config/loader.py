@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from engine.config.env import SERVER_VARIABLES, Expansion, SecretValue, expand_env
-from engine.config.models import RealmBase, ServerConfig, build_realm_model
+from engine.config.models import Client, RealmBase, ServerConfig, build_realm_model
 from engine.config.values import is_loopback_url
 from engine.config.yaml_source import ConfigError, Loc, Source, load_yaml
 
@@ -93,6 +93,7 @@ def realm_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
         if "refresh_token" in client.grant_types and "authorization_code" not in client.grant_types:
             if "urn:ietf:params:oauth:grant-type:device_code" not in client.grant_types:
                 problems.append(((*at, "grant_types"), "refresh_token needs a grant that issues one"))
+        problems += _token_exchange_problems(realm, client, at)
         for field in ("access_token_alg", "id_token_alg"):
             alg = getattr(client, field)
             if alg is not None and alg not in realm.signing.algs:
@@ -110,6 +111,32 @@ def realm_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
             problems.append((("providers", i, "id"), f"duplicate provider id {provider.id!r}"))
         seen_providers.add(provider.id)
     problems += _sign_in_problems(realm)
+    return problems
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+def _token_exchange_problems(realm: RealmBase, client: Client, at: Loc) -> list[tuple[Loc, str]]:
+    """RFC 8693: the grant and its policy go together, for a confidential client, and the
+    policy names clients of this realm."""
+    listed = TOKEN_EXCHANGE in client.grant_types
+    policy = client.token_exchange
+    if listed and policy is None:
+        return [((*at, "grant_types", client.grant_types.index(TOKEN_EXCHANGE)),
+                 "token exchange needs a `token_exchange` policy (from_clients, audiences)")]
+    if policy is None:
+        return []
+    problems: list[tuple[Loc, str]] = []
+    if not listed:
+        problems.append(((*at, "token_exchange"),
+                         f"`token_exchange` is set but {TOKEN_EXCHANGE} is not in grant_types"))
+    if client.type == "public":
+        problems.append(((*at, "token_exchange"), "a public client may not use token exchange"))
+    known = {c.client_id for c in realm.clients}
+    for j, name in enumerate(policy.from_clients):
+        if name not in known:
+            problems.append(((*at, "token_exchange", "from_clients", j), f"no client {name!r} in this realm"))
     return problems
 
 
