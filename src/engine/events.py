@@ -19,13 +19,14 @@ USER_PROVISIONED = "user_provisioned"
 KEY_CREATED = "key_created"
 KEY_ROTATED = "key_rotated"
 CONFIG_RELOADED = "config_reloaded"
+TOKEN_EXCHANGED = "token_exchanged"
 
 # Every type the engine records (its modules name their own; tests/test_events.py checks
 # that each `audit(...)` call in the engine uses one of these). `idp audit --type` accepts
 # these and any type already recorded (a plugin's).
 ENGINE_TYPES = frozenset({
     LOGIN, LOGIN_FAILED, LOCKOUT, LOGOUT, TOKEN_ISSUED, REFRESH_REUSE_DETECTED, CODE_REPLAY_DETECTED,
-    REVOCATION, IDENTITY_LINKED, USER_PROVISIONED, KEY_CREATED, KEY_ROTATED, CONFIG_RELOADED,
+    REVOCATION, IDENTITY_LINKED, USER_PROVISIONED, KEY_CREATED, KEY_ROTATED, CONFIG_RELOADED, TOKEN_EXCHANGED,
     "email_verified", "email_verification_sent", "password_cleared",
     "identities_unlinked", "federation_refused", "user_registered", "registration_existing_email",
     "password_reset_requested", "password_reset", "user_created", "user_disabled", "user_enabled",

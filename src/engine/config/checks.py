@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from engine.config.models import RealmBase
+from engine.config.models import Client, RealmBase
 from engine.config.yaml_source import Loc
 
 __all__ = ["OIDC_STANDARD_CLAIMS", "realm_problems", "templates_problems"]
@@ -68,6 +68,7 @@ def realm_problems(realm: RealmBase, incomplete: frozenset[str] = frozenset()) -
         if "refresh_token" in client.grant_types and "authorization_code" not in client.grant_types:
             if "urn:ietf:params:oauth:grant-type:device_code" not in client.grant_types:
                 problems.append(((*at, "grant_types"), "refresh_token needs a grant that issues one"))
+        problems += _token_exchange_problems(realm, client, at)
         for field in ("access_token_alg", "id_token_alg"):
             alg = getattr(client, field)
             if alg is not None and algs is not None and alg not in algs:
@@ -140,6 +141,69 @@ def _sign_in_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
 
 
 def templates_problems(realm: RealmBase, config_dir: Path) -> list[tuple[Loc, str]]:
+    """`templates:` is a directory inside the configuration directory, symlinks resolved."""
+    if realm.templates is None:
+        return []
+    root = config_dir.resolve()
+    directory = (root / realm.templates).resolve()
+    if not directory.is_relative_to(root):
+        return [(("templates",), f"templates: {realm.templates!r} resolves outside the configuration directory")]
+    if not directory.is_dir():
+        return [(("templates",), f"templates: directory {realm.templates!r} does not exist")]
+    return []
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+def _token_exchange_problems(realm: RealmBase, client: Client, at: Loc) -> list[tuple[Loc, str]]:
+    """RFC 8693: the grant and its policy go together, for a confidential client, and the
+    policy names clients of this realm."""
+    listed = TOKEN_EXCHANGE in client.grant_types
+    policy = client.token_exchange
+    if listed and policy is None:
+        return [((*at, "grant_types", client.grant_types.index(TOKEN_EXCHANGE)),
+                 "token exchange needs a `token_exchange` policy (from_clients, audiences)")]
+    if policy is None:
+        return []
+    problems: list[tuple[Loc, str]] = []
+    if not listed:
+        problems.append(((*at, "token_exchange"),
+                         f"`token_exchange` is set but {TOKEN_EXCHANGE} is not in grant_types"))
+    if client.type == "public":
+        problems.append(((*at, "token_exchange"), "a public client may not use token exchange"))
+    known = {c.client_id for c in realm.clients}
+    for j, name in enumerate(policy.from_clients):
+        if name not in known:
+            problems.append(((*at, "token_exchange", "from_clients", j), f"no client {name!r} in this realm"))
+    return problems
+
+
+USER_GRANTS = ("authorization_code", "urn:ietf:params:oauth:grant-type:device_code")
+
+
+def _sign_in_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
+    """A realm must be able to issue something: users sign in through a provider; without
+    one, only confidential clients using client_credentials get tokens (a machine-to-machine
+    realm). A client whose grant needs a user, in a realm without a provider, can never
+    succeed: that is a mistake, not a configuration."""
+    if getattr(realm, "providers", []):
+        return []
+    problems: list[tuple[Loc, str]] = []
+    machine = False
+    for i, client in enumerate(realm.clients):
+        if any(grant in client.grant_types for grant in USER_GRANTS):
+            problems.append((("clients", i, "grant_types"),
+                             "this client signs users in, but the realm has no provider to sign in with"))
+        elif client.type == "confidential" and "client_credentials" in client.grant_types:
+            machine = True
+    if not problems and not machine:
+        problems.append((("name",), "the realm has no way to sign in: add a provider (users) or a"
+                                    " confidential client_credentials client (machines)"))
+    return problems
+
+
+def _templates_problems(realm: RealmBase, config_dir: Path) -> list[tuple[Loc, str]]:
     """`templates:` is a directory inside the configuration directory, symlinks resolved."""
     if realm.templates is None:
         return []

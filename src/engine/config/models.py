@@ -34,6 +34,7 @@ GrantType = Literal[
     "refresh_token",
     "client_credentials",
     "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
 ]
 SigningAlg = Literal["RS256", "ES256", "EdDSA"]
 
@@ -360,6 +361,16 @@ class RealmMail(Strict):
         return None if value is None else mailbox(value)
 
 
+class TokenExchangePolicy(Strict):
+    """RFC 8693 for one client: which subject tokens it may exchange, for what audiences."""
+
+    from_clients: list[str] = Field(
+        default_factory=list,
+        description="clients whose access tokens this client may exchange (a token with this client"
+        " in its `aud` may be exchanged too)")
+    audiences: list[str] = Field(min_length=1, description="audiences the exchanged token may be for")
+
+
 class Client(Strict):
     client_id: str = Field(min_length=1)
     name: str | None = None
@@ -386,6 +397,7 @@ class Client(Strict):
     access_token_alg: SigningAlg | None = None
     id_token_alg: SigningAlg | None = None
     reuse_grace: Duration = timedelta(0)
+    token_exchange: TokenExchangePolicy | None = None
 
     @field_validator("redirect_uris", "post_logout_redirect_uris")
     @classmethod

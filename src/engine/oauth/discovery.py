@@ -11,7 +11,8 @@ from engine.cached_body import CachedBody
 from engine.exchange import Answer
 from engine.realm import Realm
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials",
+               "urn:ietf:params:oauth:grant-type:token-exchange")
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 STANDARD_CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid"]
 

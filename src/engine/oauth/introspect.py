@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from engine.services import Services
 
 INACTIVE: dict[str, Any] = {"active": False}
-ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time")
+# `act`: who acts for the subject in an exchanged token (RFC 8693 §4.1 allows it here).
+ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "act")
 
 
 async def introspect(services: Services, realm: Realm, call: Call) -> Answer:

@@ -15,6 +15,7 @@ from engine.oauth.clients import authenticate_counted
 from engine.oauth.grants.authorization_code import AuthorizationCodeGrant
 from engine.oauth.grants.client_credentials import ClientCredentialsGrant
 from engine.oauth.grants.refresh_token import RefreshTokenGrant
+from engine.oauth.grants.token_exchange import TokenExchangeGrant
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import enforce
 from engine.realm import Realm
@@ -41,7 +42,7 @@ class Grant(Protocol):
 
 GRANTS: dict[str, Grant] = {
     grant.grant_type: grant
-    for grant in (AuthorizationCodeGrant(), RefreshTokenGrant(), ClientCredentialsGrant())
+    for grant in (AuthorizationCodeGrant(), RefreshTokenGrant(), ClientCredentialsGrant(), TokenExchangeGrant())
 }
 
 
