@@ -84,8 +84,8 @@ def test_root_realm_is_checked_even_when_realms_have_problems(tmp_path, models):
      "realms/acme.yaml:3: clients.0: `type` is required"),
     ("name: acme\nclients:\n  - {client_id: a, type: public, grant_types: [authorisation_code]}\n",
      "realms/acme.yaml:3: clients.0.grant_types.0: 'authorisation_code' is not one of: authorization_code,"
-     " refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code;"
-     " did you mean 'authorization_code'?"),
+     " refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code,"
+     " urn:ietf:params:oauth:grant-type:token-exchange; did you mean 'authorization_code'?"),
     ("name: acme\nclients:\n  - {client_id: a, type: public, scope: [openid]}\n",
      "realms/acme.yaml:3: clients.0.scope: unknown key; did you mean `scopes`?"),
     ("name: acme\nproviders:\n  - {id: password, type: password, registation: true}\n",
