@@ -265,6 +265,11 @@ async def _next_step(request: web.Request, services: Any, realm: Realm, authz: d
                 return redirect.error(ClientError(errors.INTERACTION_REQUIRED, "the email address is not verified"))
             return await verify_first(request, realm, authz, user, flow, response)
 
+    if authz.get("device"):
+        # RFC 8628 §3.3: a device flow ends in its confirmation page (always shown: §5.4
+        # remote phishing), not in a code (engine.web.device).
+        return await _interact(request, realm, authz, flow, "device/confirm", response)
+
     scopes = set(authz["scope"].split())
     if client.consent == "required":
         consented = (flow is not None and flow.data.get("consented_by") == user.id)

@@ -14,6 +14,7 @@ from engine.exchange import Answer, Call
 from engine.oauth.clients import authenticate_counted
 from engine.oauth.grants.authorization_code import AuthorizationCodeGrant
 from engine.oauth.grants.client_credentials import ClientCredentialsGrant
+from engine.oauth.grants.device_code import DeviceCodeGrant
 from engine.oauth.grants.refresh_token import RefreshTokenGrant
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import enforce
@@ -41,7 +42,7 @@ class Grant(Protocol):
 
 GRANTS: dict[str, Grant] = {
     grant.grant_type: grant
-    for grant in (AuthorizationCodeGrant(), RefreshTokenGrant(), ClientCredentialsGrant())
+    for grant in (AuthorizationCodeGrant(), RefreshTokenGrant(), ClientCredentialsGrant(), DeviceCodeGrant())
 }
 
 
