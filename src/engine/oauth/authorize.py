@@ -77,7 +77,7 @@ class ClientError(OAuthError):
 @dataclass(frozen=True)
 class Redirect:
     client: Client
-    redirect_uri: str
+    redirect_uri: str | None  # None: a device flow
     state: str | None
     issuer: str
 
@@ -90,6 +90,9 @@ class Redirect:
         return see_other(urlunsplit((parts.scheme, parts.netloc, parts.path, joined, "")))
 
     def error(self, exc: OAuthError) -> web.Response:
+        if self.redirect_uri is None:
+            # A device flow (RFC 8628 §3.3) has no redirect URI: the browser gets the error page.
+            raise exc
         description = exc.description[:MAX_DESCRIPTION] if exc.description else None
         return self.to(error=exc.error, error_description=description)
 
