@@ -275,3 +275,51 @@ async def test_device_code_is_bound_to_its_client(idp):
     assert resp.status == 400 and error["error"] == "invalid_scope"
     resp, error = await poll(idp, "not-a-device-code")
     assert resp.status == 400 and error["error"] == "invalid_grant"
+
+
+@pytest.fixture
+async def fed(tmp_path, backend, aiohttp_client, aiohttp_server, unused_tcp_port_factory, monkeypatch):
+    """The federation realm of tests/federation (fake Google and GitHub) with the device clients."""
+    from tests.federation import conftest as federation
+
+    plain = federation.realm_yaml
+    clients = DEVICE_CLIENTS.replace(", videos.read", "")  # that realm declares no such scope
+    monkeypatch.setattr(federation, "realm_yaml", lambda *a, **kw: plain(*a, **kw) + clients)
+    return await federation.start_federation(tmp_path, backend, aiohttp_client, aiohttp_server,
+                                             unused_tcp_port_factory())
+
+
+async def _device_through_google(fed):
+    from tests.federation.browser import open_callback, through_upstream
+
+    idp = fed.idp
+    _, body = await device_code(idp)
+    resp = await enter_code(idp, body["user_code"])
+    assert resp.status == 303 and "/login?flow=" in resp.headers["Location"]
+    html = await (await idp.client.get(resp.headers["Location"])).text()
+    button = re.search(r'href="([^"]*/login/google\?flow=[^"]+)"', html).group(1).replace("&amp;", "&")
+    resp = await idp.client.get(button, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    return body, await open_callback(fed, await through_upstream(fed, resp.headers["Location"]))
+
+
+async def test_device_sign_in_through_a_federated_provider(fed):
+    """§3.3: the user signs in through any of the realm's providers (here an upstream
+    OpenID provider), then confirms; the device gets its tokens."""
+    body, resp = await _device_through_google(fed)
+    assert resp.status == 303 and "/device/confirm?flow=" in resp.headers["Location"], await resp.text()
+    resp = await confirm(fed.idp, resp.headers["Location"])
+    assert resp.status == 200
+    resp, tokens = await poll(fed.idp, body["device_code"])
+    assert resp.status == 200 and "access_token" in tokens, tokens
+
+
+async def test_upstream_denial_in_a_device_flow_is_a_page(fed):
+    """A device flow has no redirect URI: the upstream's access_denied is shown in the
+    browser (never a 500, never a redirect), and the device keeps waiting."""
+    fed.google.deny = True
+    body, resp = await _device_through_google(fed)
+    assert 400 <= resp.status < 500 and "Location" not in resp.headers
+    assert "text/html" in resp.headers["Content-Type"]
+    resp, error = await poll(fed.idp, body["device_code"])
+    assert error["error"] == "authorization_pending"
