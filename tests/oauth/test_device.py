@@ -165,6 +165,8 @@ async def test_deny_is_access_denied(idp):
     assert resp.status == 200 and "denied" in await resp.text()
     resp, error = await poll(idp, body["device_code"])
     assert resp.status == 400 and error["error"] == "access_denied"
+    events = [e.type for e in await idp.services.durable.list_events("acme")]
+    assert "device_denied" in events and "device_approved" not in events
 
 
 async def test_confirmation_requires_csrf(idp):

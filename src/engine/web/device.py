@@ -114,6 +114,9 @@ async def confirm_decision(request: web.Request, realm: Realm) -> web.Response:
     await finish_flow(services, realm, flow)
     if not decided:
         return _gone(request, realm)
+    await services.audit(realm.name, "device_approved" if approved else "device_denied", user_id=user.id,
+                         client_id=flow.data["client_id"], ip=request_ip(request, services),
+                         session_id=session.sid)
     if approved:
         title, message = "Device connected", "You can return to your device now; it will be signed in shortly."
     else:
