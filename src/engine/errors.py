@@ -28,6 +28,8 @@ INTERACTION_REQUIRED = "interaction_required"
 NOT_FOUND = "not_found"
 SLOW_DOWN = "slow_down"
 RATE_LIMITED = "rate_limited"
+AUTHORIZATION_PENDING = "authorization_pending"  # RFC 8628 §3.5
+EXPIRED_TOKEN = "expired_token"  # RFC 8628 §3.5
 
 
 class OAuthError(Exception):
@@ -158,3 +160,28 @@ class TemporarilyUnavailable(OAuthError):
 
     error = TEMPORARILY_UNAVAILABLE
     status = 503
+
+
+class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5: the user has not yet approved or denied the device request."""
+
+    error = AUTHORIZATION_PENDING
+
+
+class SlowDown(OAuthError):
+    """RFC 8628 §3.5: polling too fast; the interval grows by 5 seconds."""
+
+    error = SLOW_DOWN
+
+
+class ExpiredToken(OAuthError):
+    """RFC 8628 §3.5: the device_code has expired."""
+
+    error = EXPIRED_TOKEN
+
+
+class DeviceAccessDenied(OAuthError):
+    """RFC 8628 §3.5 `access_denied` at the token endpoint: a 400 like every §5.2 error
+    (AccessDenied is the 403 of the browser pages)."""
+
+    error = ACCESS_DENIED

@@ -31,6 +31,7 @@ ENGINE_TYPES = frozenset({
     "identities_unlinked", "federation_refused", "user_registered", "registration_existing_email",
     "password_reset_requested", "password_reset", "user_created", "user_disabled", "user_enabled",
     "user_deleted", "sessions_revoked", "password_reset_link_issued", "unverified_account_removed",
+    "device_approved", "device_denied",  # RFC 8628 §3.3 the user's answer on the confirmation page
 })
 
 

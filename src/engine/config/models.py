@@ -242,6 +242,8 @@ class Lifetimes(Strict):
     id_token: Duration = timedelta(minutes=10)
     refresh_token: Duration = timedelta(days=45)
     auth_code: Duration = timedelta(minutes=5)
+    # RFC 8628 §3.2 `expires_in`: a device code and its user code live this long.
+    device_code: Duration = timedelta(minutes=10)
     session: Duration = timedelta(hours=12)
     email_verification: Duration = timedelta(hours=24)
     password_reset: Duration = timedelta(hours=1)
@@ -258,7 +260,7 @@ class Lifetimes(Strict):
     # it was made (operator-made, federated and verified accounts never are).
     unverified_account: Duration = timedelta(days=7)
 
-    @field_validator("session_idle", "pending_flow", "unverified_account")
+    @field_validator("session_idle", "pending_flow", "unverified_account", "device_code")
     @classmethod
     def _lifetime_positive(cls, value: timedelta) -> timedelta:
         if value.total_seconds() < 1:
@@ -318,6 +320,16 @@ class RateLimits(Strict):
     introspect_per_client: RateLimit = Field(
         RateLimit(requests=60000), description="introspection requests of one authenticated client")
     revoke_per_ip: RateLimit = Field(RateLimit(requests=600), description="revocation requests from one address")
+    # RFC 8628 §5.1: user codes are short (20^8 ≈ 2.6e10), so the guesses at {issuer}/device
+    # are counted per address and per realm; brute force is infeasible within a code's life.
+    device_user_code_per_ip: RateLimit = Field(
+        RateLimit(requests=20, per=timedelta(minutes=15)),
+        description="user codes entered at /device from one address (right or wrong)")
+    device_user_code_per_realm: RateLimit = Field(
+        RateLimit(requests=1000, per=timedelta(minutes=15)),
+        description="wrong user codes entered at /device from anywhere in the realm")
+    device_authorization_per_ip: RateLimit = Field(
+        RateLimit(requests=60), description="device authorization requests (/device/code) from one address")
     userinfo_failures_per_ip: RateLimit = Field(
         RateLimit(requests=120), description="userinfo requests with a bad or missing token from one address")
 

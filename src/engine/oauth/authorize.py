@@ -80,7 +80,7 @@ class ClientError(OAuthError):
 @dataclass(frozen=True)
 class Redirect:
     client: Client
-    redirect_uri: str
+    redirect_uri: str | None  # None: a device flow
     state: str | None
     issuer: str
 
@@ -93,6 +93,9 @@ class Redirect:
         return see_other(urlunsplit((parts.scheme, parts.netloc, parts.path, joined, "")))
 
     def error(self, exc: OAuthError) -> web.Response:
+        if self.redirect_uri is None:
+            # A device flow (RFC 8628 §3.3) has no redirect URI: the browser gets the error page.
+            raise exc
         description = exc.description[:MAX_DESCRIPTION] if exc.description else None
         return self.to(error=exc.error, error_description=description)
 
@@ -267,6 +270,11 @@ async def _next_step(request: web.Request, services: Services, realm: Realm, aut
             if "none" in prompt:
                 return redirect.error(ClientError(errors.INTERACTION_REQUIRED, "the email address is not verified"))
             return await verify_first(request, realm, authz, user, flow, response)
+
+    if authz.get("device"):
+        # RFC 8628 §3.3: a device flow ends in its confirmation page (always shown: §5.4
+        # remote phishing), not in a code (engine.web.device).
+        return await _interact(request, realm, authz, flow, "device/confirm", response)
 
     scopes = set(authz["scope"].split())
     if client.consent == "required":

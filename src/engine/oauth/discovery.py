@@ -12,6 +12,7 @@ from engine.exchange import Answer
 from engine.realm import Realm
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials",
+               "urn:ietf:params:oauth:grant-type:device_code",
                "urn:ietf:params:oauth:grant-type:token-exchange")
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 STANDARD_CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid"]
@@ -31,6 +32,7 @@ def metadata(realm: Realm) -> dict[str, Any]:
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",
         "end_session_endpoint": f"{issuer}/logout",
+        "device_authorization_endpoint": f"{issuer}/device/code",  # RFC 8628 §4
         "scopes_supported": sorted(config.all_scopes()),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

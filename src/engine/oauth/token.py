@@ -14,6 +14,7 @@ from engine.exchange import Answer, Call
 from engine.oauth.clients import authenticate_counted
 from engine.oauth.grants.authorization_code import AuthorizationCodeGrant
 from engine.oauth.grants.client_credentials import ClientCredentialsGrant
+from engine.oauth.grants.device_code import DeviceCodeGrant
 from engine.oauth.grants.refresh_token import RefreshTokenGrant
 from engine.oauth.grants.token_exchange import TokenExchangeGrant
 from engine.oauth.params import form_params
@@ -42,7 +43,8 @@ class Grant(Protocol):
 
 GRANTS: dict[str, Grant] = {
     grant.grant_type: grant
-    for grant in (AuthorizationCodeGrant(), RefreshTokenGrant(), ClientCredentialsGrant(), TokenExchangeGrant())
+    for grant in (AuthorizationCodeGrant(), RefreshTokenGrant(), ClientCredentialsGrant(), DeviceCodeGrant(),
+                  TokenExchangeGrant())
 }
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from engine.oauth import discovery as discovery_core
 from engine.oauth import jwks as jwks_core
+from engine.oauth.device import device_authorization as device_authorization_core
 from engine.oauth.introspect import introspect as introspect_core
 from engine.oauth.revoke import revoke as revoke_core
 from engine.oauth.token import token as token_core
@@ -21,6 +22,7 @@ token = adapt(token_core)
 introspect = adapt(introspect_core)
 revoke = adapt(revoke_core)
 userinfo = adapt(userinfo_core)
+device_authorization = adapt(device_authorization_core)
 
 
 async def discovery(request: web.Request, realm: Realm) -> web.Response:

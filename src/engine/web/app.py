@@ -42,9 +42,10 @@ from engine.store.instrumented import instrument
 from engine.tokens.issue import TokenService
 from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_create_kek, verify_key_store
 from engine.tokens.refresh import RefreshTokens
-from engine.web.api import discovery, introspect, jwks, revoke, token, userinfo
+from engine.web.api import device_authorization, discovery, introspect, jwks, revoke, token, userinfo
 from engine.web.appkeys import SERVICES
 from engine.web.cors import CLIENTS, PUBLIC
+from engine.web.device import confirm_decision, confirm_page, device_entry, device_page
 from engine.web.health import healthz, readyz
 from engine.web.landing import favicon, landing
 from engine.web.lifecycle import serving as serving_context
@@ -159,6 +160,11 @@ def create_app(
     add_realm_route(app, ["POST"], "/revoke", revoke, cors=CLIENTS)
     add_realm_route(app, ["POST"], "/revocation", revoke, cors=CLIENTS)
     add_realm_route(app, ["GET", "POST"], "/authorize", authorize, browser=True)
+    add_realm_route(app, ["POST"], "/device/code", device_authorization, cors=CLIENTS)  # RFC 8628 §3.1
+    add_realm_route(app, ["GET"], "/device", device_page, browser=True)
+    add_realm_route(app, ["POST"], "/device", device_entry, browser=True)
+    add_realm_route(app, ["GET"], "/device/confirm", confirm_page, browser=True)
+    add_realm_route(app, ["POST"], "/device/confirm", confirm_decision, browser=True)
     add_realm_route(app, ["GET"], "/authorize/resume", resume, browser=True)
     add_realm_route(app, ["GET"], "/login", login_page, browser=True)
     add_realm_route(app, ["POST"], "/login/{provider}", credentials_login, browser=True)
