@@ -30,6 +30,8 @@ def metadata(realm: Realm) -> dict[str, Any]:
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",
         "end_session_endpoint": f"{issuer}/logout",
+        "backchannel_logout_supported": True,  # OIDC Back-Channel Logout 1.0 §2.1
+        "backchannel_logout_session_supported": True,
         "scopes_supported": sorted(config.all_scopes()),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
