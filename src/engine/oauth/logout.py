@@ -16,8 +16,8 @@ from aiohttp import web
 from engine import events
 from engine.accounts.sessions import BrowserSession, current_session, end_session
 from engine.errors import InvalidRequest, InvalidToken
-from engine.oauth.backchannel import session_ended
 from engine.oauth.authorize import realm_base, see_other
+from engine.oauth.backchannel import session_ended
 from engine.oauth.params import form_params
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex

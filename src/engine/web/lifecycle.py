@@ -17,8 +17,8 @@ from engine.accounts.pruning import prune_loop
 from engine.config.plan import write_snapshot_in_turns
 from engine.reload import reload_config
 from engine.tokens.rotation import rotation_loop
-from engine.web.backchannel import delivery_loop
 from engine.web.appkeys import SERVICES
+from engine.web.backchannel import delivery_loop
 
 log = logging.getLogger("engine")
 

@@ -12,9 +12,9 @@ from typing import Any
 from engine.store.protocols import (
     AuditEvent,
     Consent,
-    LogoutDelivery,
     Credential,
     ExternalIdentity,
+    LogoutDelivery,
     RefreshFamily,
     RefreshToken,
     RotateStatus,
