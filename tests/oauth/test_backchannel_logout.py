@@ -4,6 +4,7 @@ verifiable with the realm's JWKS; at-least-once delivery with retries, across a 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import textwrap
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from engine.config import ConfigError, load_config
 from engine.plugins import Plugins
 from engine.web.app import create_app
 from engine.web.appkeys import SERVICES
-from engine.web.backchannel import GIVE_UP_AFTER, deliver_due
+from engine.web.backchannel import GIVE_UP_AFTER, deliver_due, delivery_loop
 from tests.oauth.conftest import ACME, OTHER, SPA_REDIRECT, Idp, jwt_parts, write_config
 from tests.oauth.flow import exchange, login_for_code
 
@@ -51,10 +52,12 @@ class Receiver:
 
     def __init__(self, port: int):
         self.port, self.status, self.posts, self.runner = port, 200, [], None
+        self.arrived = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         form = await request.post()
         self.posts.append((request.path, request.content_type, dict(form)))
+        self.arrived.set()
         return web.Response(status=self.status)
 
     async def start(self) -> None:
@@ -154,6 +157,19 @@ async def test_logout_delivers_a_verifiable_logout_token_to_each_client_of_the_s
     assert claims["sub"] == user.id and claims["sid"] == id_claims["sid"]
     assert metric(bidp, "backchannel_logout_deliveries_total") == 1
     assert await deliver_due(bidp.services) == 0  # delivered once, then gone
+
+
+async def test_the_background_loop_delivers_what_a_logout_queued(bidp, receiver):
+    """The delivery loop a serving instance runs (engine.web.lifecycle) sends the queue."""
+    await bidp.add_user()
+    body = await sign_in(bidp)
+    loop = asyncio.get_running_loop().create_task(delivery_loop(bidp.services, every=0.01))
+    try:
+        await bidp.client.get("/logout", params={"id_token_hint": body["id_token"]}, allow_redirects=False)
+        await asyncio.wait_for(receiver.arrived.wait(), 10)
+    finally:
+        loop.cancel()
+    await verified_logout_token(bidp, receiver.posts[0][2]["logout_token"], "rp")
 
 
 async def test_a_failed_delivery_is_retried_with_backoff_and_survives_a_restart(
