@@ -84,6 +84,11 @@ class Metrics:
             "Replaced refresh tokens presented again; each revoked its family.", ("realm",))
         self.revocations = counter(
             "token_revocations", "Tokens revoked at the revocation endpoint.", ("realm", "token_type"))
+        self.backchannel_deliveries = counter(
+            "backchannel_logout_deliveries", "Logout tokens delivered (OIDC Back-Channel Logout).", ("realm",))
+        self.backchannel_failures = counter(
+            "backchannel_logout_failures", "Back-channel logout attempts that failed (each is retried).",
+            ("realm",))
         self.logins = counter("logins", "Successful sign-ins.", ("realm", "provider"))
         self.login_failures = counter("login_failures", "Failed sign-ins.", ("realm", "provider"))
         self.lockouts = counter("lockouts", "Accounts locked out after repeated failures.", ("realm",))

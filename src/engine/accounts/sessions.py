@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from engine.oauth.backchannel import user_sessions_ended
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
@@ -226,3 +227,5 @@ async def end_user_sessions(services: Services, realm: Realm, user_id: str, *, s
     lifetime = int(realm.config.lifetimes.session.total_seconds())
     await services.ephemeral.put(_ended_key(realm, user_id), entry,
                                  lifetime + 86400)  # a day of slack for a lifetime changed by reload
+    # OIDC Back-Channel Logout 1.0: the clients that got tokens in those sessions are told.
+    await user_sessions_ended(services, realm, user_id)

@@ -410,6 +410,20 @@ class Client(Strict):
     id_token_alg: SigningAlg | None = None
     reuse_grace: Duration = timedelta(0)
     token_exchange: TokenExchangePolicy | None = None
+    backchannel_logout_uri: str | None = Field(
+        None, description="OIDC Back-Channel Logout 1.0: where a logout token is POSTed when a browser"
+        " session in which this client got tokens ends (https; http on loopback only)")
+    backchannel_logout_session_required: bool = True
+
+    @field_validator("backchannel_logout_uri")
+    @classmethod
+    def _backchannel(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = redirect_uri(absolute_url(value))
+        if urlsplit(value).scheme.lower() not in ("http", "https"):
+            raise ValueError(f"{value!r}: a back-channel logout URI is an https URL (http on loopback only)")
+        return value
 
     @field_validator("redirect_uris", "post_logout_redirect_uris")
     @classmethod

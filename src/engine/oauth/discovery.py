@@ -33,6 +33,8 @@ def metadata(realm: Realm) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "end_session_endpoint": f"{issuer}/logout",
         "device_authorization_endpoint": f"{issuer}/device/code",  # RFC 8628 §4
+        "backchannel_logout_supported": True,  # OIDC Back-Channel Logout 1.0 §2.1
+        "backchannel_logout_session_supported": True,
         "scopes_supported": sorted(config.all_scopes()),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

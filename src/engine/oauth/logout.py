@@ -17,6 +17,7 @@ from engine import events
 from engine.accounts.sessions import BrowserSession, current_session, end_session
 from engine.errors import InvalidRequest, InvalidToken
 from engine.oauth.authorize import realm_base, see_other
+from engine.oauth.backchannel import session_ended
 from engine.oauth.params import form_params
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
@@ -102,6 +103,7 @@ async def logout(request: web.Request, realm: Realm) -> web.StreamResponse:
             realm.name, services.clock.now(), "logout", session_id=session.sid
         )
         await services.tokens.deny_session(realm, session.sid)  # and the session's access tokens
+        await session_ended(services, realm, session.user_id, session.sid)  # queued, sent in the background
         await services.audit(realm.name, events.LOGOUT, user_id=session.user_id, client_id=client_id,
                              families_revoked=revoked)
     return response

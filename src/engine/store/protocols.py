@@ -92,6 +92,23 @@ class RefreshFamily:
 
 
 @dataclass(frozen=True, slots=True)
+class LogoutDelivery:
+    """A logout token to POST to a client's back-channel logout URI (OIDC Back-Channel
+    Logout 1.0 §2.5): for `subject`, and for the browser session `session_id` when the
+    end was session-scoped (or the client requires `sid`). `id` is the token's `jti`,
+    the same on every attempt, so a receiver can tell a retry from a new logout."""
+
+    id: str
+    realm: str
+    client_id: str
+    subject: str
+    session_id: str | None
+    created_at: datetime
+    next_at: datetime  # due at; while claimed, the end of the claim's lease
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshToken:
     token_hash: str  # SHA-256 hex of the opaque token
     family_id: str
@@ -267,6 +284,37 @@ class DurableStore(Protocol):
         session_id: str | None = None,
     ) -> int:
         """Revoke every live family of the user and/or the browser session; return the count."""
+
+    # back-channel logout (OIDC Back-Channel Logout 1.0)
+    async def record_session_client(
+        self, realm: str, session_id: str, client_id: str, user_id: str, now: datetime
+    ) -> None:
+        """Remember that `client_id` got tokens in browser session `session_id` (idempotent)."""
+
+    async def take_session_clients(
+        self, realm: str, user_id: str, session_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Remove and return the (session id, client id) pairs of the user, of one session
+        if `session_id` is given: the session ended."""
+
+    async def forget_session_clients(self, before: datetime) -> int:
+        """Drop records made before `before` (their sessions have expired); the count."""
+
+    async def enqueue_logout_deliveries(self, deliveries: list[LogoutDelivery]) -> None:
+        """Queue deliveries (one transaction)."""
+
+    async def claim_logout_deliveries(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[LogoutDelivery]:
+        """Atomically take up to `limit` deliveries due at `now`: each gets `next_at =
+        lease_until` and one more attempt, so another instance does not take it before the
+        lease ends (and a crashed instance's claim is taken again after it)."""
+
+    async def finish_logout_delivery(self, delivery_id: str) -> None:
+        """Delivered or given up: remove it."""
+
+    async def retry_logout_delivery(self, delivery_id: str, next_at: datetime) -> None:
+        """Failed: due again at `next_at`."""
 
     # consents
     async def get_consent(self, realm: str, user_id: str, client_id: str) -> Consent | None: ...

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from engine.services import Services
 
 ACCESS_TOKEN_TYP = "at+jwt"
+LOGOUT_TOKEN_TYP = "logout+jwt"
+LOGOUT_TOKEN_LIFETIME = 120  # seconds; each delivery attempt signs a fresh one
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 REVOCATION_CHECK_TTL = 0.5  # seconds an instance trusts "this jti is not revoked"
 _REVOCATION_CACHE_SIZE = 50_000
 _VERIFIED_CACHE_SIZE = 10_000  # tokens per realm whose signature was checked (~10 MB at most)
@@ -188,6 +191,27 @@ class TokenService:
             claims["sid"] = session_id
         claims.update(scope_claims(realm, user, scopes))
         return Minted(jwt.sign(claims, key, kid, alg), claims)
+
+    async def logout_token(
+        self, realm: Realm, client: Client, *, subject: str, session_id: str | None, jti: str
+    ) -> str:
+        """OIDC Back-Channel Logout 1.0 §2.4: `typ: logout+jwt` (§2.4, §4.1: so it cannot pass
+        for an ID or access token), the logout event, `sub` and `sid`, never a `nonce`;
+        valid two minutes, signed with the client's ID-token algorithm."""
+        now = self.services.clock.timestamp()
+        claims: dict[str, Any] = {
+            "iss": realm.issuer,
+            "sub": subject,
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + LOGOUT_TOKEN_LIFETIME,
+            "jti": jti,
+            "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+        }
+        if session_id is not None:
+            claims["sid"] = session_id
+        alg, kid, key = await self._signer(realm, client.id_token_alg)
+        return jwt.sign(claims, key, kid, alg, typ=LOGOUT_TOKEN_TYP)
 
     async def verify_signed(
         self, realm: Realm, token: str, *, typ: str | None = None, leeway: int = 0, check_exp: bool = True

@@ -1,6 +1,6 @@
 """What only a serving process does (not tests, not one-shot CLI commands): record the
-applied configuration for `idp plan`, reload on SIGHUP, run scheduled key rotation and
-the removal of never-verified self-registered accounts."""
+applied configuration for `idp plan`, reload on SIGHUP, run scheduled key rotation,
+the removal of never-verified self-registered accounts and the back-channel logout queue."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from engine.config.plan import write_snapshot_in_turns
 from engine.reload import reload_config
 from engine.tokens.rotation import rotation_loop
 from engine.web.appkeys import SERVICES
+from engine.web.backchannel import delivery_loop
 
 if TYPE_CHECKING:
     pass
@@ -55,11 +56,12 @@ async def serving(app: web.Application) -> AsyncIterator[None]:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
     rotation = loop.create_task(rotation_loop(services))
     pruning = loop.create_task(prune_loop(services))
+    logouts = loop.create_task(delivery_loop(services))  # queued back-channel logouts, this start's too
     try:
         yield
     finally:
         await snapshot  # a stop right after the start still leaves what was applied
-        for task in (rotation, pruning):
+        for task in (rotation, pruning, logouts):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

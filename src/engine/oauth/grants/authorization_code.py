@@ -11,6 +11,7 @@ from typing import Any
 from engine import events
 from engine.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from engine.oauth import pkce
+from engine.oauth.backchannel import record_session_client
 from engine.oauth.codes import code_key, used_code_key
 from engine.oauth.grants.common import (
     granted_resources,
@@ -74,6 +75,7 @@ class AuthorizationCodeGrant:
             audience=audience,
             nonce=grant.get("nonce"), session_id=grant.get("session_id"), grant_id=family_id,
         )
+        await record_session_client(services, realm, client, user.id, grant.get("session_id"))
         issued = {"client_id": client.client_id, "family_id": family_id,
                   "jti": minted.claims["jti"], "exp": minted.claims["exp"]}
         # What was issued replaces the mark atomically: a replay before this saw the mark and

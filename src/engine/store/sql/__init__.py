@@ -14,6 +14,7 @@ from engine.store.protocols import (
     Consent,
     Credential,
     ExternalIdentity,
+    LogoutDelivery,
     RefreshFamily,
     RefreshToken,
     RotateStatus,
@@ -150,6 +151,11 @@ class Rows:
                             realm=r["realm"], created_at=self.dt(r["created_at"]),
                             expires_at=self.dt(r["expires_at"]), replaced_by=r["replaced_by"],
                             replaced_at=self.dt(r["replaced_at"]))
+
+    def delivery(self, r: Mapping[str, Any]) -> LogoutDelivery:
+        return LogoutDelivery(id=r["id"], realm=r["realm"], client_id=r["client_id"], subject=r["subject"],
+                              session_id=r["session_id"], created_at=self.dt(r["created_at"]),
+                              next_at=self.dt(r["next_at"]), attempts=r["attempts"])
 
     def consent(self, r: Mapping[str, Any]) -> Consent:
         return Consent(realm=r["realm"], user_id=r["user_id"], client_id=r["client_id"],

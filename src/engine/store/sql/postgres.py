@@ -32,6 +32,7 @@ from engine.store.protocols import (
     Credential,
     ExternalIdentity,
     KeyStatus,
+    LogoutDelivery,
     RefreshFamily,
     RefreshToken,
     RotateResult,
@@ -534,6 +535,61 @@ class PostgresDurableStore:
             " AND ($4::text IS NULL OR user_id = $4) AND ($5::text IS NULL OR session_id = $5)",
             realm, utc(now), reason, user_id, session_id,
         )
+
+    # back-channel logout
+
+    async def record_session_client(
+        self, realm: str, session_id: str, client_id: str, user_id: str, now: datetime
+    ) -> None:
+        await self._execute(
+            "INSERT INTO session_clients (realm, session_id, client_id, user_id, created_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            realm, session_id, client_id, user_id, utc(now),
+        )
+
+    async def take_session_clients(
+        self, realm: str, user_id: str, session_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        async with self._tx() as conn:
+            rows = await conn.fetch(
+                "DELETE FROM session_clients WHERE realm = $1 AND user_id = $2"
+                " AND ($3::text IS NULL OR session_id = $3) RETURNING session_id, client_id",
+                realm, user_id, session_id,
+            )
+        return sorted((r["session_id"], r["client_id"]) for r in rows)
+
+    async def forget_session_clients(self, before: datetime) -> int:
+        return await self._execute("DELETE FROM session_clients WHERE created_at < $1", utc(before))
+
+    async def enqueue_logout_deliveries(self, deliveries: list[LogoutDelivery]) -> None:
+        if not deliveries:
+            return
+        async with self._tx() as conn:
+            await conn.executemany(
+                "INSERT INTO logout_deliveries (id, realm, client_id, subject, session_id, created_at,"
+                " next_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                [(d.id, d.realm, d.client_id, d.subject, d.session_id, utc(d.created_at), utc(d.next_at),
+                  d.attempts) for d in deliveries],
+            )
+
+    async def claim_logout_deliveries(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[LogoutDelivery]:
+        # SKIP LOCKED: two instances claiming at once take different rows, neither waits.
+        async with self._tx() as conn:
+            rows = await conn.fetch(
+                "UPDATE logout_deliveries SET next_at = $1, attempts = attempts + 1 WHERE id IN"
+                " (SELECT id FROM logout_deliveries WHERE next_at <= $2 ORDER BY next_at LIMIT $3"
+                " FOR UPDATE SKIP LOCKED) RETURNING *",
+                utc(lease_until), utc(now), limit,
+            )
+        return [ROWS.delivery(r) for r in rows]
+
+    async def finish_logout_delivery(self, delivery_id: str) -> None:
+        await self._execute("DELETE FROM logout_deliveries WHERE id = $1", delivery_id)
+
+    async def retry_logout_delivery(self, delivery_id: str, next_at: datetime) -> None:
+        await self._execute("UPDATE logout_deliveries SET next_at = $1 WHERE id = $2", utc(next_at), delivery_id)
 
     # consents
 

@@ -30,6 +30,7 @@ from engine.store.protocols import (
     Credential,
     ExternalIdentity,
     KeyStatus,
+    LogoutDelivery,
     RefreshFamily,
     RefreshToken,
     RotateResult,
@@ -436,6 +437,62 @@ class SqliteDurableStore:
             {"now": _ts(now), "reason": reason, "realm": realm, "user": user_id,
              "sess": session_id},
         )
+
+    # back-channel logout
+
+    async def record_session_client(
+        self, realm: str, session_id: str, client_id: str, user_id: str, now: datetime
+    ) -> None:
+        await self._exec(
+            "INSERT INTO session_clients (realm, session_id, client_id, user_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            realm, session_id, client_id, user_id, _ts(now),
+        )
+
+    async def take_session_clients(
+        self, realm: str, user_id: str, session_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        async with self._tx() as tx:
+            rows = await tx.rows(
+                "DELETE FROM session_clients WHERE realm = ?1 AND user_id = ?2"
+                " AND (?3 IS NULL OR session_id = ?3) RETURNING session_id, client_id",
+                realm, user_id, session_id,
+            )
+        return sorted((r["session_id"], r["client_id"]) for r in rows)
+
+    async def forget_session_clients(self, before: datetime) -> int:
+        return await self._exec("DELETE FROM session_clients WHERE created_at < ?", _ts(before))
+
+    async def enqueue_logout_deliveries(self, deliveries: list[LogoutDelivery]) -> None:
+        if not deliveries:
+            return
+        async with self._tx() as tx:
+            for d in deliveries:
+                await tx.exec(
+                    "INSERT INTO logout_deliveries (id, realm, client_id, subject, session_id, created_at,"
+                    " next_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    d.id, d.realm, d.client_id, d.subject, d.session_id, _ts(d.created_at),
+                    _ts(d.next_at), d.attempts,
+                )
+
+    async def claim_logout_deliveries(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[LogoutDelivery]:
+        # One statement under SQLite's write lock: no other connection claims the same rows.
+        async with self._tx() as tx:
+            rows = await tx.rows(
+                "UPDATE logout_deliveries SET next_at = ?1, attempts = attempts + 1 WHERE id IN"
+                " (SELECT id FROM logout_deliveries WHERE next_at <= ?2 ORDER BY next_at LIMIT ?3)"
+                " RETURNING *",
+                _ts(lease_until), _ts(now), limit,
+            )
+        return [ROWS.delivery(r) for r in rows]
+
+    async def finish_logout_delivery(self, delivery_id: str) -> None:
+        await self._exec("DELETE FROM logout_deliveries WHERE id = ?", delivery_id)
+
+    async def retry_logout_delivery(self, delivery_id: str, next_at: datetime) -> None:
+        await self._exec("UPDATE logout_deliveries SET next_at = ? WHERE id = ?", _ts(next_at), delivery_id)
 
     # consents
 
