@@ -325,3 +325,33 @@ async def test_upstream_denial_in_a_device_flow_is_a_page(fed):
     assert "text/html" in resp.headers["Content-Type"]
     resp, error = await poll(fed.idp, body["device_code"])
     assert error["error"] == "authorization_pending"
+
+
+async def test_a_device_login_is_told_when_its_session_ends(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
+    """OIDC Back-Channel Logout 1.0 §2.5 for a device client: the browser session the user
+    approved the device in got it tokens, so ending that session sends it a logout token."""
+    from engine.accounts import admin
+    from engine.web.backchannel import deliver_due
+    from tests.oauth.test_backchannel_logout import Receiver, verified_logout_token
+
+    receiver = Receiver(unused_tcp_port_factory())
+    await receiver.start()
+    try:
+        told = DEVICE_CLIENTS.replace(
+            "    scopes: [openid, profile, email, offline_access, videos.read]\n",
+            "    scopes: [openid, profile, email, offline_access, videos.read]\n"
+            f"    backchannel_logout_uri: http://127.0.0.1:{receiver.port}/bcl/tv\n", 1)
+        idp = await make_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(), ACME + told)
+        user = await idp.add_user(EMAIL, PASSWORD)
+        _, started = await device_code(idp)
+        assert (await sign_in_and_decide(idp, started["user_code"])).status in (200, 303)
+        resp, tokens = await poll(idp, started["device_code"])
+        assert resp.status == 200 and "id_token" in tokens
+        sid = jwt_parts(tokens["id_token"])[1]["sid"]
+        await admin.revoke_sessions(idp.services, idp.realm(), user)
+        assert await deliver_due(idp.services) == 1
+        [(path, _, form)] = receiver.posts
+        claims = await verified_logout_token(idp, form["logout_token"], "tv")
+        assert path == "/bcl/tv" and claims["sub"] == user.id and claims["sid"] == sid
+    finally:
+        await receiver.stop()

@@ -10,6 +10,7 @@ from typing import Any
 from engine import events
 from engine.errors import InvalidTarget
 from engine.oauth import device
+from engine.oauth.backchannel import record_session_client
 from engine.oauth.grants.common import (
     granted_resources,
     live_user,
@@ -46,6 +47,7 @@ class DeviceCodeGrant:
             services, realm, client, user, scope=scope, auth_time=grant["auth_time"], audience=audience,
             session_id=grant.get("session_id"), grant_id=family_id,
         )
+        await record_session_client(services, realm, client, user.id, grant.get("session_id"))  # back-channel logout
         await services.audit(realm.name, events.TOKEN_ISSUED, user_id=user.id, client_id=client.client_id,
                              ip=request.ip, grant_type=self.grant_type)
         expires_in = minted.claims["exp"] - minted.claims["iat"]
