@@ -292,8 +292,9 @@ def test_backchannel_logout_uri_is_validated(tmp_path, uri):
             type: public
             redirect_uris: ["{RP_REDIRECT}"]
             backchannel_logout_uri: "{uri}"
+        providers: [{{id: password, type: password}}]
         """))
-    (tmp_path / "idp.yaml").write_text("base_url: https://idp.example.com\nrealms: realms/\n")
+    (tmp_path / "idp.yaml").write_text("base_url: https://idp.example.com\nrealms: realms/\nroot_realm: null\n")
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "idp.yaml", Plugins().providers.settings_models(), environ={})
     [problem] = caught.value.problems
