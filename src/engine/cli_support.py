@@ -4,17 +4,39 @@ the stores opened as the server opens them, a realm that exists."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from engine.config import Config, ConfigError, load_config
 from engine.plugins import Plugins
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Process start-up only: loading allocates millions of objects that all live on (10,000
+    realms), and the cyclic collector would rescan the growing heap again and again (a
+    third of the load time); nothing here makes cycles worth collecting mid-load."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() == 0:
+            # What was loaded goes straight to the oldest generation (freeze, then unfreeze:
+            # no scan) instead of being scanned by the next young collections (~0.4 s).
+            gc.freeze()
+            gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
 def load_or_exit(path: str, plugins: Plugins) -> Config:
     try:
-        return load_config(path, plugins.providers.settings_models())
+        with collector_paused():
+            return load_config(path, plugins.providers.settings_models())
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from engine.config import Client, Config, RealmBase
 from engine.plugins import Plugins
 from engine.providers import ProviderContext
+from engine.secrets_util import sha256_hex
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -45,6 +46,18 @@ class Realm:
             p.id: self.plugins.providers.get(p.type).factory(p, context)
             for p in getattr(self.config, "providers", [])
         }
+
+    @cached_property
+    def client_secret_hashes(self) -> dict[str, str]:
+        """client_id -> SHA-256 hex of its secret (`secret_sha256`, or the hash of a
+        `${ENV}` secret, computed once per loaded configuration)."""
+        hashes = {}
+        for client in self.config.clients:
+            if client.secret_sha256 is not None:
+                hashes[client.client_id] = client.secret_sha256
+            elif client.secret is not None:
+                hashes[client.client_id] = sha256_hex(client.secret.get_secret_value())
+        return hashes
 
     @property
     def display_name(self) -> str:

@@ -123,3 +123,15 @@ async def test_parameter_rules_hold_for_a_call_from_any_transport():
         await form_params(Call.of("GET", query={"a": "1"}))
     assert await form_params(Call.of("GET", query={"a": "1"}), query=True) == {"a": "1"}
     assert await form_params(Call.of(form={"a": "1", "b": ""})) == {"a": "1", "b": ""}
+
+
+def test_no_cache_keeps_presented_client_secrets():
+    """Issue 17 item 4: Basic credentials are decoded per request, never memoised (a cache
+    would keep every presented secret, wrong guesses included); the configured secrets are
+    hashed once per loaded realm instead (Realm.client_secret_hashes)."""
+    import functools
+
+    from engine.oauth import clients
+
+    for function in vars(clients).values():
+        assert not isinstance(function, functools._lru_cache_wrapper), function

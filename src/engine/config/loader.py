@@ -8,10 +8,8 @@ type may not use, duplicate client ids or realm names, ...).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,40 +135,14 @@ def _validate_realm(model: type[RealmBase], source: Source, provider_types: list
     return _Partial(realm, frozenset(failed), kept)
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Loading allocates millions of objects that all live on: with 10,000 realms the
-    cyclic collector would rescan the growing heap again and again (a third of the load
-    time). Nothing here makes reference cycles worth collecting mid-load."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if gc.get_freeze_count() == 0:
-            # What was loaded goes straight to the oldest generation (freeze, then unfreeze:
-            # no scan) instead of being scanned by the next young collections (~0.4 s).
-            gc.freeze()
-            gc.unfreeze()
-        if was_enabled:
-            gc.enable()
-
-
 def load_config(
     path: str | Path,
     provider_models: list[type[BaseModel]],
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Load and validate everything; raise ConfigError listing every problem found."""
-    with _collector_paused():
-        return _load_config(path, provider_models, environ)
-
-
-def _load_config(
-    path: str | Path,
-    provider_models: list[type[BaseModel]],
-    environ: Mapping[str, str] | None = None,
-) -> Config:
+    """Load and validate everything; raise ConfigError listing every problem found.
+    (No garbage-collector tuning here: this also runs in a reload, while serving; the
+    command line pauses the collector around its own first load, engine.cli_support.)"""
     environ = os.environ if environ is None else environ
     path = Path(path)
     provider_types = sorted(m.model_fields["type"].annotation.__args__[0] for m in provider_models)

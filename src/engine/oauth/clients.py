@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
@@ -26,7 +25,7 @@ from engine.errors import InvalidClient, InvalidRequest, RateLimited
 from engine.exchange import Call
 from engine.oauth.ratelimit import escalated, hit, over_limit
 from engine.realm import Realm
-from engine.secrets_util import same_hash, sha256_hex
+from engine.secrets_util import same_hash
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -44,10 +43,9 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return credentials
 
 
-@lru_cache(maxsize=1024)
 def _decode_basic(value: str) -> tuple[str, str] | None:
-    """(client_id, secret) of a Basic value, or None. Cached: a client sends the same
-    header on every request, and this is pure string work."""
+    """(client_id, secret) of a Basic value, or None. Not cached: a cache of decoded
+    headers would keep presented secrets, wrong guesses included, in memory."""
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
@@ -59,21 +57,9 @@ def _decode_basic(value: str) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def secret_matches(client: Client, presented: str) -> bool:
-    if client.secret_sha256 is not None:
-        expected = client.secret_sha256
-    elif client.secret is not None:
-        expected = _configured_hash(client.secret.get_secret_value())
-    else:
-        return False
-    return same_hash(presented, expected)
-
-
-@lru_cache(maxsize=1024)
-def _configured_hash(secret: str) -> str:
-    """The hash of a `${ENV}` client secret, once per configured value (it is in memory
-    anyway, as the configuration)."""
-    return sha256_hex(secret)
+def secret_matches(realm: Realm, client: Client, presented: str) -> bool:
+    expected = realm.client_secret_hashes.get(client.client_id)
+    return expected is not None and same_hash(presented, expected)
 
 
 async def authenticate_client(
@@ -152,6 +138,6 @@ def authenticate(realm: Realm, authorization: str | None, params: dict[str, str]
         if not allow_public:
             raise InvalidClient("this endpoint needs an authenticated confidential client", realm=challenge_realm)
         return client
-    if not secret or not secret_matches(client, secret):
+    if not secret or not secret_matches(realm, client, secret):
         raise InvalidClient("unknown client or bad credentials", realm=challenge_realm)
     return client
