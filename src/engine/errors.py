@@ -32,6 +32,17 @@ AUTHORIZATION_PENDING = "authorization_pending"  # RFC 8628 §3.5
 EXPIRED_TOKEN = "expired_token"  # RFC 8628 §3.5
 
 
+MAX_DESCRIPTION = 200  # what went wrong, not an echo of the request
+
+
+def description_text(description: str) -> str:
+    """RFC 6749 §5.2: `error_description` is %x20-21 / %x23-5B / %x5D-7E (no `"`, no `\\`,
+    nothing outside printable ASCII); a description that quotes the request (a grant type,
+    a scope) is made to fit and cut to MAX_DESCRIPTION characters."""
+    text = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in description)
+    return text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION - 3] + "..."
+
+
 class OAuthError(Exception):
     """Base of every protocol error. `description` is safe to show: never put a secret in it."""
 
@@ -46,7 +57,7 @@ class OAuthError(Exception):
     def body(self) -> dict[str, str]:
         body = {"error": self.error}
         if self.description:
-            body["error_description"] = self.description
+            body["error_description"] = description_text(self.description)
         return body
 
 
@@ -114,7 +125,7 @@ class InvalidToken(OAuthError):
     def __init__(self, description: str | None = None):
         challenge = f'Bearer error="{self.error}"'
         if description:
-            challenge += f', error_description="{description}"'
+            challenge += f', error_description="{description_text(description)}"'
         super().__init__(description, headers={"WWW-Authenticate": challenge})
 
 

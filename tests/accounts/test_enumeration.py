@@ -94,3 +94,20 @@ async def test_background_work_is_awaited_at_shutdown(idp):
     idp.services.mail.background(failing(), "failing work")
     await idp.services.mail.drain()
     assert done == [True]
+
+
+async def test_verification_resend_answers_alike_before_the_account_is_looked_up(idp):
+    """`/verify-email/resend` for an address with an unverified account and for an unknown
+    one: the same page, both produced while the lookup is held (before, the known address's
+    answer waited for the link to be made and the mail queued); the link arrives after."""
+    await idp.add_user("pending@example.com", PASSWORD, verified=False)
+    lookups = GatedLookups(idp)
+    known = await asyncio.wait_for(submit(idp, "/verify-email/resend", email="pending@example.com"), ANSWER_WITHIN)
+    unknown = await asyncio.wait_for(submit(idp, "/verify-email/resend", email="nobody@example.com"), ANSWER_WITHIN)
+    assert known.status == unknown.status == 200
+    assert strip_tokens(await known.text()).replace("pending@", "X@") == \
+        strip_tokens(await unknown.text()).replace("nobody@", "X@")
+    lookups.gate.set()
+    mails = await idp.mails()
+    assert [m["To"] for m in mails] == ["pending@example.com"]
+    assert link_in(mails[0], "/verify-email").startswith("/verify-email?token=")

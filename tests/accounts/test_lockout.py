@@ -14,7 +14,8 @@ import dataclasses
 from engine.accounts.lockout import delay_for
 from engine.config.models import LockoutPolicy
 from tests.accounts.conftest import PASSWORD, RecordedSleeps, build_idp, link_in, mail_yaml, text_of
-from tests.accounts.helpers import forgot, reset
+from tests.accounts.helpers import forgot, reset, verify
+from tests.accounts.test_proof import PERMISSIVE_ACME, VICTIM, pre_registered
 from tests.oauth.flow import authorize, exchange, login_for_code, submit_login
 
 DEFAULT_DELAYS = [0.0] * 5 + [1.0, 2.0, 4.0] + [5.0] * 12  # failures 0..19 before each attempt
@@ -314,3 +315,52 @@ async def test_lockout_counts_every_spelling_of_an_address_as_one_account(idp):
     statuses = [(await submit_login(idp, resp.headers["Location"], spellings[i % 4], "wrong password")).status
                 for i in range(21)]
     assert statuses == [400] * 20 + [429]
+
+
+def lockout_scopes(events) -> list[str]:
+    return [e.data["scope"] for e in events if e.type == "lockout"]
+
+
+async def test_a_device_cookie_stops_being_trusted_when_the_password_is_reset(idp, aiohttp_client):
+    """OWASP device cookies are proof of an earlier sign-in, and a password reset says that
+    sign-in may not have been the owner's: a browser that signed in before the reset gets
+    no trust from its device cookie any more; its guesses count against the account (whose
+    lockout then holds for everybody else) instead of a budget of its own. The browser
+    that did the reset stays trusted."""
+    await idp.add_user(password=PASSWORD)
+    intruder = await other_browser(idp, aiohttp_client)
+    assert (await login_for_code(intruder, "alice@example.com", PASSWORD, prompt="login"))[0]  # a device cookie
+    idp.clock.advance(1)
+    owner = await other_browser(idp, aiohttp_client)
+    await forgot(owner, "alice@example.com")
+    assert (await reset(owner, link_in(await idp.last_mail("alice@example.com"), "/reset-password"),
+                        "a brand new passphrase")).status == 200
+    idp.clock.advance(1)
+    statuses = await lock_account_from(intruder, count=21)
+    assert statuses[-1] == 429
+    assert lockout_scopes(await idp.services.durable.list_events("acme")) == ["account"]
+    stranger = await other_browser(idp, aiohttp_client)
+    resp, _ = await authorize(stranger, prompt="login")
+    assert (await submit_login(stranger, resp.headers["Location"], "alice@example.com",
+                               "a brand new passphrase")).status == 429
+    assert (await login_for_code(owner, "alice@example.com", "a brand new passphrase", prompt="login"))[0]
+
+
+async def test_a_pre_registrants_device_cookie_stops_being_trusted_when_the_owner_proves_the_address(
+        tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
+    """Account pre-hijacking (Sudhodanan & Paverd 2022) meets device cookies: Mallory
+    registers the victim's address and signs in (her browser gets a device cookie); the
+    victim proves the address (the verification link). Mallory's cookie earns no trust for
+    the account any more: her guesses lock the account, not just her cookie."""
+    outbox = tmp_path / "outbox"
+    idp = await build_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(),
+                          mail=mail_yaml(outbox), outbox=outbox, realms={"acme": PERMISSIVE_ACME})
+    mallory, _tokens, _user = await pre_registered(idp, aiohttp_client)
+    link = link_in(await idp.last_mail(VICTIM), "/verify-email")
+    victim = await other_browser(idp, aiohttp_client)
+    assert (await verify(victim, link)).status == 200
+    idp.clock.advance(1)
+    # A trusted cookie would be locked after its 10 failures (`lockout.device`); hers is not
+    # trusted, so she meets the account's limits (her sign-in counted: 19 failures, then 429).
+    assert await lock_account_from(mallory, VICTIM, count=21) == [400] * 19 + [429] * 2
+    assert "device" not in lockout_scopes(await idp.services.durable.list_events("acme"))

@@ -219,3 +219,44 @@ async def test_reset_page_is_an_accessible_form(idp):
     assert status == 200 and html.count("<form") == 1
     assert '<label for="password">' in html and '<label for="password_confirm">' in html
     assert set(hidden) == {"csrf", "token"}
+
+
+async def bearer_status(idp, token: str) -> int:
+    return (await idp.client.get("/userinfo", headers={"Authorization": f"Bearer {token}"})).status
+
+
+async def test_a_reset_in_the_same_second_revokes_the_token_before_it_and_not_the_one_after(idp, aiohttp_client):
+    """OWASP Forgot Password Cheat Sheet ("invalidate existing sessions") with a whole-second
+    `iat` (RFC 7519 §4.1.6): an access token minted 0.3 s before the reset is revoked; one
+    minted 0.2 s after it, in the same second, by the owner signing in with the new
+    password, is not (the cutoff compares the token's millisecond issue time)."""
+    await idp.add_user(password=PASSWORD)
+    idp.clock.advance(1.1 - idp.clock.now().timestamp() % 1)  # x.1: the whole test in one second
+    code, verifier, _ = await login_for_code(idp, "alice@example.com", PASSWORD)
+    before = (await (await exchange(idp, code, verifier)).json())["access_token"]
+    idp.clock.advance(0.3)
+    owner = dataclasses.replace(idp, client=await aiohttp_client(idp.client.server))
+    await forgot(owner, "alice@example.com")
+    assert (await reset(owner, link_in(await idp.last_mail(), "/reset-password"), "a brand new passphrase")).status
+    idp.clock.advance(0.2)
+    code, verifier, _ = await login_for_code(owner, "alice@example.com", "a brand new passphrase")
+    after = (await (await exchange(owner, code, verifier)).json())["access_token"]
+    assert idp.clock.now().timestamp() % 1 < 0.9  # still the same second
+    assert await bearer_status(idp, before) == 401
+    assert await bearer_status(idp, after) == 200
+
+
+async def test_a_code_issued_before_a_reset_is_worthless_after_it(idp, aiohttp_client):
+    """RFC 6749 §10.5 / OWASP Forgot Password Cheat Sheet: a reset ends what the user was
+    given before it, and an authorization code obtained in a session the reset ended is one
+    of those: redeemed after the reset it gives no tokens (no access token and, above all,
+    no new refresh-token family outliving the reset)."""
+    await idp.add_user(password=PASSWORD)
+    code, verifier, _ = await login_for_code(idp, "alice@example.com", PASSWORD)
+    idp.clock.advance(1)
+    owner = dataclasses.replace(idp, client=await aiohttp_client(idp.client.server))
+    await forgot(owner, "alice@example.com")
+    assert (await reset(owner, link_in(await idp.last_mail(), "/reset-password"), "a brand new passphrase")).status
+    idp.clock.advance(1)
+    resp = await exchange(idp, code, verifier)
+    assert resp.status == 400 and (await resp.json())["error"] == "invalid_grant"

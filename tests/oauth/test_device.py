@@ -355,3 +355,21 @@ async def test_a_device_login_is_told_when_its_session_ends(tmp_path, backend, a
         assert path == "/bcl/tv" and claims["sub"] == user.id and claims["sid"] == sid
     finally:
         await receiver.stop()
+
+
+async def test_a_device_approved_before_the_users_sessions_end_gets_no_tokens(idp):
+    """RFC 8628 §5.4 (the device is as good as the session that approved it) and OWASP
+    "invalidate sessions on password change": an approval given before the user's sessions
+    were ended (a password reset, an admin's `users revoke`) is void: the device polls
+    after it and gets invalid_grant, not tokens that outlive the reset."""
+    from engine.accounts.admin import end_everything
+
+    user = await idp.add_user()
+    _, body = await device_code(idp)
+    resp = await sign_in_and_decide(idp, body["user_code"])
+    assert resp.status == 200
+    idp.clock.advance(1)
+    await end_everything(idp.services, idp.services.runtime.realms["acme"], user.id, "test")
+    idp.clock.advance(5)
+    resp, error = await poll(idp, body["device_code"])
+    assert resp.status == 400 and error["error"] == "invalid_grant"

@@ -34,6 +34,10 @@ Sheet, "Slow Down Online Guessing Attacks with Device Cookies"):
   mailed a notice with a password-reset link, after the response and limited per
   recipient (`rate_limits.mail_per_recipient`); a reset lifts the lockout
   (`clear_account`) and the browser that did it becomes trusted.
+- *Trust ends with a proof.* When the account's address is proven (the pre-registrant may
+  lose the account, engine.accounts.proof) or its password is reset, every device cookie
+  issued for it before stops being trusted (`end_trust`: a per-account "trusted since"
+  time; each trust record carries its issue time, compared in the same read).
 """
 
 from __future__ import annotations
@@ -286,6 +290,20 @@ def _trust_key(realm: Realm, device: str) -> str:
     return f"{realm.name}:bf:device:trust:{device}"
 
 
+def _trust_since_key(realm: Realm, account: str) -> str:
+    """`{"from": t}`: device cookies of the account issued before `t` are no longer trusted."""
+    return f"{realm.name}:bf:device:since:{account}"
+
+
+async def end_trust(services: Services, realm: Realm, email: str) -> None:
+    """Every device cookie issued for `email`'s account so far stops being trusted (its
+    address was just proven, or its password reset: whoever signed in before may not be
+    its owner). A browser trusted at the very same instant (the reset's own) stays trusted."""
+    lifetime = _seconds(realm.config.lockout.device_cookie_for) + DAY  # outlives every trust record
+    await services.ephemeral.put(_trust_since_key(realm, account_key(email)),
+                                 {"from": services.clock.now().timestamp()}, lifetime)
+
+
 async def trusted_device(services: Services, realm: Realm, cookie: str | None, email: str) -> str | None:
     """The id of the device cookie in `cookie` that was issued at a sign-in to `email`'s
     account and is still trusted; None if there is none (no store read without a cookie)."""
@@ -294,14 +312,20 @@ async def trusted_device(services: Services, realm: Realm, cookie: str | None, e
         return None
     account = account_key(email)
     devices = [sha256_hex(secret) for secret in secrets]
-    records = await services.ephemeral.get_many([_trust_key(realm, device) for device in devices])
+    # The account's "trusted since" is read in the same round trip as the records.
+    *records, since = await services.ephemeral.get_many(
+        [_trust_key(realm, device) for device in devices] + [_trust_since_key(realm, account)])
+    trusted_from = float(since.get("from", 0)) if since else None
     for device, record in zip(devices, records, strict=True):
-        if record is not None and hmac.compare_digest(str(record.get("account", "")), account):
-            return device
+        if record is None or not hmac.compare_digest(str(record.get("account", "")), account):
+            continue
+        if trusted_from is not None and float(record.get("at", 0)) < trusted_from:
+            continue  # issued before the address was proven or the password reset
+        return device
     return None
 
 
-def trust_browser(realm: Realm, cookie: str | None, email: str, writes: WriteBatch, *,
+def trust_browser(services: Services, realm: Realm, cookie: str | None, email: str, writes: WriteBatch, *,
                   replaces: str | None = None) -> str:
     """After a proof of the account (the right password, a reset link): a new device
     secret bound to `email`'s account, stored when `writes` is committed; the cookie's new
@@ -309,7 +333,8 @@ def trust_browser(realm: Realm, cookie: str | None, email: str, writes: WriteBat
     `replaces` (the device id used for this sign-in) is retired: one secret per sign-in."""
     secret = random_token(32)
     lifetime = _seconds(realm.config.lockout.device_cookie_for)
-    writes.put(_trust_key(realm, sha256_hex(secret)), {"account": account_key(email)}, lifetime)
+    writes.put(_trust_key(realm, sha256_hex(secret)),
+               {"account": account_key(email), "at": services.clock.now().timestamp()}, lifetime)
     others = []
     for old in _device_secrets(cookie):
         if sha256_hex(old) == replaces:
@@ -329,6 +354,6 @@ async def trust_after_proof(cookies: Any, response: Any, services: Services, rea
     becomes trusted for it too: a sign-in right after is never held back by a lockout
     someone elsewhere keeps up. `cookies`: the request's."""
     writes = WriteBatch(services.ephemeral)
-    value = trust_browser(realm, cookies.get(device_cookie_name(realm)), email, writes)
+    value = trust_browser(services, realm, cookies.get(device_cookie_name(realm)), email, writes)
     await writes.commit()
     set_device_cookie(response, services, realm, value)

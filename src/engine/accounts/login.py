@@ -134,7 +134,7 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     lockout.succeeded(realm, attempt, writes)
     response = web.Response(status=303)
     lockout.set_device_cookie(response, services, realm, lockout.trust_browser(
-        realm, device_cookie, email, writes, replaces=attempt.device))
+        services, realm, device_cookie, email, writes, replaces=attempt.device))
     previous = await current_session(request, services, realm)
     session = await start_session(response, services, realm, user_id=identity.user_id, amr=["pwd"],
                                   provider=provider_id, previous=previous, writes=writes)

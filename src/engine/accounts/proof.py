@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engine.accounts.lockout import end_trust
 from engine.accounts.sessions import end_user_sessions
 from engine.accounts.users import PASSWORD
 from engine.realm import Realm
@@ -67,6 +68,7 @@ async def address_proven(
         else:
             removed.append(link)
     await end_user_sessions(services, realm, user.id, signing_in_now=signing_in_now)
+    await end_trust(services, realm, user.email)  # the pre-registrant's device cookies too
     families = await durable.revoke_families(realm.name, services.clock.now(), REVOKE_REASON, user_id=user.id)
     updated = await durable.update_user(realm.name, user.id, email_verified=True)
     if password_cleared:

@@ -180,6 +180,7 @@ async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
     revoked = await services.durable.revoke_families(realm.name, services.clock.now(), "password_reset",
                                                      user_id=user.id)
     await lockout.clear_account(services, realm, user.email or "")
+    await lockout.end_trust(services, realm, user.email or "")  # devices trusted before the reset
     await services.audit(realm.name, PASSWORD_RESET, user_id=user.id, ip=ip, families_revoked=revoked)
     await services.mail.send(realm, user.email, "password_changed", limited=False,
                              name=user.profile.get("name") or "", ip=ip,

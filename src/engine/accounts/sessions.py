@@ -208,22 +208,15 @@ def _ended_key(realm: Realm, user_id: str) -> str:
 
 async def end_user_sessions(services: Services, realm: Realm, user_id: str, *, signing_in_now: bool = False) -> None:
     """End every browser session of the user, on every instance (password reset), and the
-    access tokens issued to the user up to now.
+    access tokens issued to the user up to now (compared on their millisecond issue time,
+    engine.tokens.revocation: a token minted just after this lives, even in the same second).
 
     `signing_in_now`: the caller signs the user in within this very request (a federated
-    login that has just proven the address). Access tokens carry a whole-second `iat`, so a
-    cutoff at "now" would also revoke the tokens about to be issued for that sign-in; the
-    tokens' cutoff is then the end of the previous second (sessions keep an exact cutoff,
-    and the refresh families are revoked in the durable store, exactly)."""
+    login that has just proven the address): with a frozen or coarse clock that sign-in may
+    happen at the very same instant, so the cutoff is then a hair before now. Otherwise
+    sessions and tokens of the very same instant count as ended (the safe side)."""
     now = services.clock.now().timestamp()
-    if signing_in_now:
-        # The new session is started right after: "created at the same instant" must not
-        # end it (a frozen or coarse clock), so the session cutoff is a hair before now.
-        entry = {"up_to": float(int(now) - 1), "sessions_up_to": now - 1e-6}
-    else:
-        # Sessions created at the very same instant count as ended: with a coarse or frozen
-        # clock, erring on the side of signing out is the safe choice.
-        entry = {"up_to": now}
+    entry = {"up_to": now - 1e-6 if signing_in_now else now}
     lifetime = int(realm.config.lifetimes.session.total_seconds())
     await services.ephemeral.put(_ended_key(realm, user_id), entry,
                                  lifetime + 86400)  # a day of slack for a lifetime changed by reload

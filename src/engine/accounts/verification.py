@@ -176,12 +176,19 @@ async def resend(request: web.Request, realm: Realm) -> web.Response:
         if wait is not None:
             return too_many(request, realm, wait, "You asked for several links already. Check your inbox"
                             " (and spam folder), or wait a while before asking again.", flow=flow)
-    user = await services.accounts.by_email(realm.name, email)
-    if user is not None and not user.email_verified and not user.disabled:
-        await send_verification(services, realm, user, flow_id=flow.id if flow else None)
-        await services.audit(realm.name, VERIFICATION_SENT, user_id=user.id, ip=client_ip(request))
+    # After the response, like /forgot-password: its timing must not tell whether the
+    # address has an unverified account (issue 16 item 7).
+    services.mail.background(_resend(services, realm, email, flow.id if flow else None, client_ip(request)),
+                             "verification resend")
     return page(request, realm, "check_email.html", flow=flow, email=email, resent=True,
                 expires_in=human_duration(realm.config.lifetimes.email_verification))
+
+
+async def _resend(services: Services, realm: Realm, email: str, flow_id: str | None, ip: str) -> None:
+    user = await services.accounts.by_email(realm.name, email)
+    if user is not None and not user.email_verified and not user.disabled:
+        await send_verification(services, realm, user, flow_id=flow_id)
+        await services.audit(realm.name, VERIFICATION_SENT, user_id=user.id, ip=ip)
 
 
 def verification_required(realm: Realm, session: BrowserSession) -> bool:

@@ -2,7 +2,10 @@
 and the code grant takes. Only the SHA-256 of a code is ever a key; the value is
 
     {client_id, redirect_uri, redirect_uri_sent, scope, user_id, auth_time, exp,
-     nonce?, code_challenge?, session_id?, resource?}
+     nonce?, code_challenge?, session_id?, resource?, issued}
+
+`issued` is the precise issue time: a code issued before the user's sessions were ended
+(a password reset) is refused (engine.oauth.grants.common.live_user).
 """
 
 from __future__ import annotations
@@ -29,6 +32,6 @@ def issue_code(services: Services, realm: Realm, grant: dict[str, Any], writes: 
     """A new single-use code for `grant` (stored when `writes` is committed)."""
     code = random_token(32)
     lifetime = int(realm.config.lifetimes.auth_code.total_seconds())
-    value = {**grant, "exp": services.clock.timestamp() + lifetime}
+    value = {**grant, "exp": services.clock.timestamp() + lifetime, "issued": services.clock.now().timestamp()}
     writes.put(code_key(realm.name, sha256_hex(code)), value, lifetime + 5)
     return code

@@ -6,7 +6,7 @@ A device request is one record in the ephemeral store, keyed by the SHA-256 of i
 `device_code` (the code itself is never stored):
 
     {client_id, scope, resource?, user_code, exp, status: pending|approved|denied,
-     user_id?, auth_time?, session_id?}
+     user_id?, auth_time?, session_id?, decided_at?}
 
 The user code points at it (`device_user`, keyed by the SHA-256 of the normalised code).
 Poll timing lives in a key of its own (`device_poll`), so a poll never writes the record
@@ -165,7 +165,8 @@ async def decide(services: Services, realm: Realm, device_hash: str, *, approved
         return False
     await services.ephemeral.delete(user_code_key(realm.name, record["user_code"]))
     decided = {**record, "status": "approved" if approved else "denied",
-               "user_id": user_id, "auth_time": auth_time, "session_id": session_id}
+               "user_id": user_id, "auth_time": auth_time, "session_id": session_id,
+               "decided_at": services.clock.now().timestamp()}  # a reset after it voids it
     await services.ephemeral.put(key, decided, max(1, record["exp"] - now) + GRACE)
     return True
 

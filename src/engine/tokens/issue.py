@@ -30,6 +30,7 @@ from engine.store.protocols import User
 from engine.tokens import jwt
 from engine.tokens.revocation import (
     GRANT_CLAIM,
+    ISSUED_MS_CLAIM,
     denied_grant_key,
     denied_jti_key,
     denied_session_key,
@@ -137,7 +138,8 @@ class TokenService:
     ) -> Minted:
         """`grant_id` (the refresh family) and `session_id` (`sid`) let revoking the grant or
         ending the session revoke this token too (engine.tokens.revocation)."""
-        now = self.services.clock.timestamp()
+        precise = self.services.clock.now().timestamp()
+        now = int(precise)
         aud = audience or list(client.audience) or [client.client_id]
         claims: dict[str, Any] = {
             "iss": realm.issuer,
@@ -148,6 +150,9 @@ class TokenService:
             "iat": now,
             "exp": now + int(realm.config.lifetimes.access_token.total_seconds()),
             "jti": new_jti(),
+            # `iat` is whole seconds; a user's cutoff (engine.tokens.revocation) needs to
+            # tell a token minted just before a password reset from one just after it.
+            ISSUED_MS_CLAIM: int(precise * 1000),
         }
         if auth_time is not None:
             claims["auth_time"] = auth_time

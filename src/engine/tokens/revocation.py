@@ -10,7 +10,12 @@ the access tokens of the same grant):
   logout revokes them with the session's families;
 - its user: a password reset ends everything the user was given before it
   (`user_cutoff_key`, shared with engine.accounts.sessions, which ends the browser
-  sessions with the same marker).
+  sessions with the same marker). The cutoff is a precise time and `iat` is whole
+  seconds, so access tokens also carry their issue time in milliseconds
+  (`ISSUED_MS_CLAIM`, a private claim, RFC 7519 §4.3) and are compared on it: a token
+  minted in the same second but before the cutoff is revoked, one minted after it is
+  not. (A token without the claim, minted before it existed, is compared on `iat`:
+  revoked if issued in the cutoff's second, the safe side.)
 
 One round trip reads every entry that concerns a token (`keys_for`), and each instance
 trusts a "not revoked" answer for `REVOCATION_CHECK_TTL` (engine.tokens.issue).
@@ -21,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 GRANT_CLAIM = "grant_id"
+ISSUED_MS_CLAIM = "iat_ms"  # the access token's issue time in milliseconds (see above)
 
 
 def denied_jti_key(realm: str, jti: str) -> str:
@@ -59,6 +65,14 @@ def revoked_by(claims: dict[str, Any], entries: list[dict[str, Any] | None]) -> 
         if entry is None:
             continue
         up_to = entry.get("up_to")
-        if up_to is None or claims.get("iat", 0) <= up_to:
+        if up_to is None or issued_at(claims) <= up_to:
             return True
     return False
+
+
+def issued_at(claims: dict[str, Any]) -> float:
+    """When the token was minted, as precisely as it says (seconds)."""
+    issued_ms = claims.get(ISSUED_MS_CLAIM)
+    if isinstance(issued_ms, int) and not isinstance(issued_ms, bool):
+        return issued_ms / 1000
+    return claims.get("iat", 0)

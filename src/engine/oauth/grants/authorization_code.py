@@ -58,7 +58,8 @@ class AuthorizationCodeGrant:
             if params.get("redirect_uri") != grant["redirect_uri"]:
                 raise InvalidGrant("redirect_uri does not match the authorization request")
         pkce.verify(grant.get("code_challenge"), params.get("code_verifier"))
-        user = await live_user(services, realm, grant["user_id"])
+        user = await live_user(services, realm, grant["user_id"],
+                               granted_at=grant.get("issued", grant["exp"] - lifetime))
         granted = granted_resources(client, grant.get("resource"))
         audience = narrow_resources(client, granted, resource)
 

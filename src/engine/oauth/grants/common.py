@@ -10,6 +10,7 @@ from engine.errors import InvalidGrant, InvalidScope, InvalidTarget
 from engine.hookspecs import PasswordCapability
 from engine.realm import Realm
 from engine.store.protocols import User
+from engine.tokens.revocation import user_cutoff_key
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -100,8 +101,17 @@ def require_live(user: User | None) -> User:
     return user
 
 
-async def live_user(services: Services, realm: Realm, user_id: str) -> User:
-    return require_live(await services.durable.get_user(realm.name, user_id))
+async def live_user(services: Services, realm: Realm, user_id: str, *, granted_at: float | None = None) -> User:
+    """The user, if it still exists and is enabled; with `granted_at` (when the user gave
+    the grant: a code issued, a device request approved), also only if nothing ended the
+    user's sessions since (a password reset, a proof of the address, an admin revocation:
+    engine.tokens.revocation's user cutoff), or the grant would outlive the reset."""
+    user = require_live(await services.durable.get_user(realm.name, user_id))
+    if granted_at is not None:
+        cutoff = await services.ephemeral.get(user_cutoff_key(realm.name, user_id))
+        if cutoff is not None and granted_at <= cutoff.get("up_to", 0):
+            raise InvalidGrant("the grant was given before the user's sessions were ended")
+    return user
 
 
 async def mint_user_tokens(

@@ -32,7 +32,7 @@ class DeviceCodeGrant:
         if resource is not None and resource not in client.audience:
             raise InvalidTarget("resource is not one of this client's audiences")
         grant = await device.poll(services, realm, client.client_id, params.get("device_code"))
-        user = await live_user(services, realm, grant["user_id"])
+        user = await live_user(services, realm, grant["user_id"], granted_at=grant.get("decided_at"))
         granted = granted_resources(client, grant.get("resource"))
         audience = narrow_resources(client, granted, resource)
         scope = grant["scope"]
