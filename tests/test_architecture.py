@@ -24,15 +24,12 @@ CORE_MODULES = ("exchange.py", "cached_body.py")
 NOT_YET_CONVERTED = frozenset({
     "oauth/authorize.py",
     "oauth/consent.py",
-    "oauth/flows.py",
     "oauth/logout.py",
-    "accounts/csrf.py",
     "accounts/federation.py",
     "accounts/login.py",
     "accounts/pages.py",
     "accounts/recovery.py",
     "accounts/registration.py",
-    "accounts/sessions.py",
     "accounts/verification.py",
 })
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from http.cookies import CookieError, SimpleCookie
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
@@ -54,6 +54,15 @@ class Cookie:
     @classmethod
     def clear(cls, name: str, path: str = "/") -> Cookie:
         return cls(name, "", path, max_age=0, secure=None, httponly=None, samesite=None, cleared=True)
+
+
+class CookieSink(Protocol):
+    """Where a helper sets a cookie: a `CookieJar`, or (the web layer) a response."""
+
+    def set_cookie(self, name: str, value: str, *, path: str = "/", max_age: int | None = None,
+                   secure: bool | None = None, httponly: bool | None = None, samesite: str | None = None) -> None: ...
+
+    def del_cookie(self, name: str, *, path: str = "/") -> None: ...
 
 
 class CookieJar:

@@ -18,7 +18,6 @@ from weakref import WeakKeyDictionary
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
-
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from engine.config.models import origin_of

@@ -127,10 +127,10 @@ async def _start(request: web.Request, realm: Realm, *, seed_style: bool) -> web
         except ClientError as exc:
             return redirect.error(exc)
         if "none" in authz["prompt"]:  # no interaction allowed: only an existing session will do
-            session = await current_session(request, services, realm)
+            session = await current_session(request.cookies, services, realm)
             return await continue_flow(request, realm, authz, session, flow=None)
     elif "flow" in params:
-        flow = await load_flow(request, services, realm, params["flow"])
+        flow = await load_flow(request.cookies, services, realm, params["flow"])
     else:
         raise InvalidRequest("this sign-in link is incomplete; start again from the application")
 
@@ -144,7 +144,7 @@ async def _start(request: web.Request, realm: Realm, *, seed_style: bool) -> web
             raise UpstreamFailed() from None
         return _upstream_failure_page(request, realm, provider, flow)
     if flow is None:
-        flow = await start_flow(response, request, services, realm, authz)
+        flow = await start_flow(response, request.cookies, services, realm, authz)
     await services.ephemeral.put(_state_key(realm, handle), {
         "flow": flow.id,
         "provider": provider_id,
@@ -172,7 +172,7 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
     key = _state_key(realm, handle)
     pending = await services.ephemeral.get(key)
     _check_pending(services, pending, provider_id)
-    flow = await load_flow(request, services, realm, pending["flow"])  # the browser that started it
+    flow = await load_flow(request.cookies, services, realm, pending["flow"])  # the browser that started it
     pending = await services.ephemeral.take(key)  # single use: of concurrent callbacks one proceeds
     _check_pending(services, pending, provider_id)
     client_id = flow.data["client_id"]
@@ -213,7 +213,7 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
         return await _deny(services, realm, flow, redirect, "this account is disabled")
 
     response = web.Response(status=303)
-    previous = await current_session(request, services, realm)
+    previous = await current_session(request.cookies, services, realm)
     writes = WriteBatch(services.ephemeral)  # stored with the code, in one round trip
     session = await start_session(response, services, realm, user_id=user.id, amr=["fed"],
                                   provider=provider_id, previous=previous, writes=writes)

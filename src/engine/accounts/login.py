@@ -62,7 +62,7 @@ def _login_page(request: web.Request, realm: Realm, flow, *, error: str | None =
 
 async def login_page(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
-    flow = await load_flow(request, services, realm, request.query.get("flow"))
+    flow = await load_flow(request.cookies, services, realm, request.query.get("flow"))
     notice = NOTICES.get(flow.data.pop("notice", None) or "")
     if notice:  # shown once
         await save_flow(services, realm, flow)
@@ -84,7 +84,8 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     if provider is None or getattr(provider, "kind", "") != "credentials":
         raise NotFound("no such sign-in method")
     params = await form_params(request)
-    flow = await load_flow(request, services, realm, params.get("flow"), csrf=params.get("csrf"), check_csrf=True)
+    flow = await load_flow(request.cookies, services, realm, params.get("flow"),
+                           csrf=params.get("csrf"), check_csrf=True)
     email = params.get("email", "").strip()
     password = params.get("password", "")
     ip = client_ip(request)
@@ -135,7 +136,7 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     response = web.Response(status=303)
     lockout.set_device_cookie(response, services, realm, lockout.trust_browser(
         realm, device_cookie, email, writes, replaces=attempt.device))
-    previous = await current_session(request, services, realm)
+    previous = await current_session(request.cookies, services, realm)
     session = await start_session(response, services, realm, user_id=identity.user_id, amr=["pwd"],
                                   provider=provider_id, previous=previous, writes=writes)
     await services.audit(realm.name, events.LOGIN, user_id=identity.user_id, ip=ip,

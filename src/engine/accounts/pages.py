@@ -29,7 +29,7 @@ def page(request: web.Request, realm: Realm, template: str, *, status: int = 200
          headers: dict[str, str] | None = None, flow: Flow | None = None, **context: Any) -> web.Response:
     """Render an account page with the realm's templates, a CSRF token and its cookie."""
     services = request.app[SERVICES]
-    secret, fresh = csrf.browser_secret(request, realm)
+    secret, fresh = csrf.browser_secret(request.cookies, realm)
     response = render(request, realm, services, template, status=status, base=realm_base(request, realm),
                       csrf=csrf.token_for(realm, secret), flow=flow, **context)
     if fresh:
@@ -52,7 +52,7 @@ async def optional_flow(request: web.Request, services: Services, realm: Realm, 
     if not flow_id:
         return None
     try:
-        return await load_flow(request, services, realm, flow_id)
+        return await load_flow(request.cookies, services, realm, flow_id)
     except FlowExpired:
         return None
 

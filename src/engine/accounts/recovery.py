@@ -69,7 +69,7 @@ async def forgot(request: web.Request, realm: Realm) -> web.Response:
     password_provider_or_404(realm)
     services = request.app[SERVICES]
     params = await form_params(request)
-    csrf.check(request, realm, params)
+    csrf.check(request.cookies, realm, params)
     flow = await optional_flow(request, services, realm, params.get("flow"))
     ip = client_ip(request)
     email = parse_email(params.get("email", ""))
@@ -155,7 +155,7 @@ async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
     provider = password_provider_or_404(realm)
     services = request.app[SERVICES]
     params = await form_params(request)
-    csrf.check(request, realm, params)
+    csrf.check(request.cookies, realm, params)
     token = params.get("token", "")
     user = await _check_token(services, realm, await onetime.peek(services, realm, onetime.RESET_PASSWORD, token))
     if user is None:

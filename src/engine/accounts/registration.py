@@ -65,7 +65,7 @@ async def register(request: web.Request, realm: Realm) -> web.Response:
     provider = password_provider_or_404(realm, registration=True)
     services = request.app[SERVICES]
     params = await form_params(request)
-    csrf.check(request, realm, params)
+    csrf.check(request.cookies, realm, params)
     flow = await optional_flow(request, services, realm, params.get("flow"))
     ip = client_ip(request)
     wait = await hit(services, realm, "register_ip", ip, realm.config.rate_limits.register_per_ip)

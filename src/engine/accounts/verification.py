@@ -115,7 +115,7 @@ async def verify(request: web.Request, realm: Realm) -> web.StreamResponse:
     """POST /verify-email: use the token up, mark the address verified, continue."""
     services = request.app[SERVICES]
     params = await form_params(request)
-    csrf.check(request, realm, params)
+    csrf.check(request.cookies, realm, params)
     data = await onetime.redeem(services, realm, onetime.VERIFY_EMAIL, params.get("token"))
     user = await onetime.link_user(services, realm, data)
     if user is None:
@@ -141,7 +141,7 @@ async def verify(request: web.Request, realm: Realm) -> web.StreamResponse:
         flow.data["notice"] = "email_verified"
         flow.data["login_hint"] = user.email
         await save_flow(services, realm, flow)
-        session = await current_session(request, services, realm)
+        session = await current_session(request.cookies, services, realm)
         return await continue_flow(request, realm, flow.data, session, flow=flow)
     return page(request, realm, "message.html", title="Your email address is verified",
                 message=f"Thank you: {user.email} is verified. Return to the application to sign in.")
@@ -162,7 +162,7 @@ async def resend(request: web.Request, realm: Realm) -> web.Response:
     password_provider_or_404(realm)
     services = request.app[SERVICES]
     params = await form_params(request)
-    csrf.check(request, realm, params)
+    csrf.check(request.cookies, realm, params)
     flow = await optional_flow(request, services, realm, params.get("flow"))
     email = params.get("email", "").strip()
     if not valid_email(email):
@@ -200,7 +200,7 @@ async def verify_first(request: web.Request, realm: Realm, authz: dict[str, Any]
     services = request.app[SERVICES]
     cookies = web.Response()
     if flow is None:
-        flow = await start_flow(cookies, request, services, realm, authz)
+        flow = await start_flow(cookies, request.cookies, services, realm, authz)
     elif flow.unsaved:
         await save_flow(services, realm, flow)
     result = page(request, realm, "verify_first.html", status=403, flow=flow, email=user.email)

@@ -201,7 +201,7 @@ async def authorize(request: web.Request, realm: Realm) -> web.StreamResponse:
         authz = validate_request(realm, redirect, params)
     except ClientError as exc:
         return redirect.error(exc)
-    session = await current_session(request, services, realm)
+    session = await current_session(request.cookies, services, realm)
     return await continue_flow(request, realm, authz, session, flow=None)
 
 
@@ -315,7 +315,7 @@ async def _interact(request, realm, authz, flow, step: str, response) -> web.Str
         for morsel in response.cookies.values():
             result.cookies[morsel.key] = morsel
     if flow is None:
-        flow = await start_flow(result, request, services, realm, authz)
+        flow = await start_flow(result, request.cookies, services, realm, authz)
     elif flow.unsaved:
         await save_flow(services, realm, flow)
     result.headers["Location"] = f"{realm_base(request, realm)}/{step}?flow={flow.id}"
@@ -325,6 +325,6 @@ async def _interact(request, realm, authz, flow, step: str, response) -> web.Str
 async def resume(request: web.Request, realm: Realm) -> web.StreamResponse:
     """GET /authorize/resume?flow=…: pick a flow up again (e.g. after federation)."""
     services = request.app[SERVICES]
-    flow = await load_flow(request, services, realm, request.query.get("flow"))
-    session = await current_session(request, services, realm)
+    flow = await load_flow(request.cookies, services, realm, request.query.get("flow"))
+    session = await current_session(request.cookies, services, realm)
     return await continue_flow(request, realm, flow.data, session, flow=flow)

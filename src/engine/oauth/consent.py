@@ -20,8 +20,8 @@ from engine.web.templates import render
 
 async def consent_page(request: web.Request, realm: Realm) -> web.Response:
     services = request.app[SERVICES]
-    flow = await load_flow(request, services, realm, request.query.get("flow"))
-    session = await current_session(request, services, realm)
+    flow = await load_flow(request.cookies, services, realm, request.query.get("flow"))
+    session = await current_session(request.cookies, services, realm)
     if session is None:
         raise LoginRequired("your session has ended; start again from the application")
     user = await services.durable.get_user(realm.name, session.user_id)
@@ -36,8 +36,9 @@ async def consent_page(request: web.Request, realm: Realm) -> web.Response:
 async def consent_decision(request: web.Request, realm: Realm) -> web.StreamResponse:
     services = request.app[SERVICES]
     params = await form_params(request)
-    flow = await load_flow(request, services, realm, params.get("flow"), csrf=params.get("csrf"), check_csrf=True)
-    session = await current_session(request, services, realm)
+    flow = await load_flow(request.cookies, services, realm, params.get("flow"),
+                           csrf=params.get("csrf"), check_csrf=True)
+    session = await current_session(request.cookies, services, realm)
     if session is None:
         raise LoginRequired("your session has ended; start again from the application")
     client = realm.clients[flow.data["client_id"]]

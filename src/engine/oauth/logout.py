@@ -81,7 +81,7 @@ async def logout(request: web.Request, realm: Realm) -> web.StreamResponse:
         if redirect_to not in client.post_logout_redirect_uris:
             raise InvalidRequest("post_logout_redirect_uri is not registered for this client")
 
-    session = await current_session(request, services, realm)
+    session = await current_session(request.cookies, services, realm)
     confirmed = hint_claims is not None and (session is None or hint_claims.get("sub") == session.user_id)
     if session is not None and not confirmed:
         posted = request.method == "POST" and params.get("confirm") == "yes"

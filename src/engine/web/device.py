@@ -61,13 +61,13 @@ async def device_entry(request: web.Request, realm: Realm) -> web.StreamResponse
         "scope": record["scope"], "nonce": None, "code_challenge": None, "prompt": [], "max_age": None,
         "login_hint": None, "resource": record.get("resource"), "device": device_hash,
     }
-    session = await current_session(request, services, realm)
+    session = await current_session(request.cookies, services, realm)
     return await continue_flow(request, realm, authz, session, flow=None)
 
 
 async def _signed_in(request: web.Request, realm: Realm):
     services = request.app[SERVICES]
-    session = await current_session(request, services, realm)
+    session = await current_session(request.cookies, services, realm)
     user = await services.durable.get_user(realm.name, session.user_id) if session else None
     if session is None or user is None or user.disabled:
         raise LoginRequired("your session has ended; start again by entering the code from your device")
@@ -84,7 +84,7 @@ def _gone(request: web.Request, realm: Realm) -> web.Response:
 async def confirm_page(request: web.Request, realm: Realm) -> web.Response:
     """GET /device/confirm?flow=…: the client, the scopes and the user code, Approve/Deny."""
     services = request.app[SERVICES]
-    flow = await load_flow(request, services, realm, request.query.get("flow"))
+    flow = await load_flow(request.cookies, services, realm, request.query.get("flow"))
     if not flow.data.get("device"):
         raise LoginRequired("this page belongs to a device sign-in; start again from your device")
     _session, user = await _signed_in(request, realm)
@@ -104,7 +104,8 @@ async def confirm_decision(request: web.Request, realm: Realm) -> web.Response:
     """POST /device/confirm: Approve or Deny (CSRF-checked); the device learns it by polling."""
     services = request.app[SERVICES]
     params = await form_params(request)
-    flow = await load_flow(request, services, realm, params.get("flow"), csrf=params.get("csrf"), check_csrf=True)
+    flow = await load_flow(request.cookies, services, realm, params.get("flow"),
+                           csrf=params.get("csrf"), check_csrf=True)
     if not flow.data.get("device"):
         raise LoginRequired("this page belongs to a device sign-in; start again from your device")
     session, user = await _signed_in(request, realm)
