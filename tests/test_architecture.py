@@ -24,7 +24,6 @@ CORE_MODULES = ("exchange.py", "cached_body.py")
 NOT_YET_CONVERTED = frozenset({
     "oauth/authorize.py",
     "oauth/consent.py",
-    "oauth/logout.py",
     "accounts/federation.py",
     "accounts/login.py",
     "accounts/pages.py",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import OAuthError
-from engine.exchange import CookieSink
+from engine.exchange import Call, CookieSink
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
@@ -50,6 +50,12 @@ class Flow:
     @property
     def csrf(self) -> str:
         return self.data["csrf"]
+
+
+def realm_base(call: Call, realm: Realm) -> str:
+    """The URL prefix of the realm as this request reached it (`/realms/x` or root): where
+    the browser flows send the browser on."""
+    return f"/realms/{realm.name}" if "realm" in call.route else ""
 
 
 def binding_cookie(realm: Realm) -> str:

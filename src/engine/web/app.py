@@ -32,7 +32,6 @@ from engine.oauth import discovery as discovery_module
 from engine.oauth import jwks as jwks_module
 from engine.oauth.authorize import authorize, resume
 from engine.oauth.consent import consent_decision, consent_page
-from engine.oauth.logout import logout
 from engine.oauth.ratelimit import share_counts
 from engine.plugins import Plugins
 from engine.realm import build_runtime
@@ -44,6 +43,7 @@ from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_cr
 from engine.tokens.refresh import RefreshTokens
 from engine.web.api import device_authorization, discovery, introspect, jwks, revoke, token, userinfo
 from engine.web.appkeys import SERVICES
+from engine.web.browser import logout
 from engine.web.cors import CLIENTS, PUBLIC
 from engine.web.device import confirm_decision, confirm_page, device_entry, device_page
 from engine.web.health import healthz, readyz
