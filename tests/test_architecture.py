@@ -21,16 +21,7 @@ CORE_PACKAGES = ("oauth", "tokens", "accounts")
 CORE_MODULES = ("exchange.py", "cached_body.py")
 
 # Still to convert (issue 17 item 2, the browser flows): each still imports aiohttp.
-NOT_YET_CONVERTED = frozenset({
-    "oauth/authorize.py",
-    "oauth/consent.py",
-    "accounts/federation.py",
-    "accounts/login.py",
-    "accounts/pages.py",
-    "accounts/recovery.py",
-    "accounts/registration.py",
-    "accounts/verification.py",
-})
+NOT_YET_CONVERTED: frozenset[str] = frozenset()
 
 
 def core_modules() -> list[str]:

@@ -14,12 +14,12 @@ from aiohttp import web
 from engine.accounts.sessions import current_session
 from engine.errors import LoginRequired, RateLimited
 from engine.oauth import device
-from engine.oauth.authorize import continue_flow, realm_base
-from engine.oauth.flows import finish_flow, load_flow
+from engine.oauth.authorize import continue_flow
+from engine.oauth.flows import finish_flow, load_flow, realm_base
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.realm import Realm
-from engine.web.adapter import request_ip
+from engine.web.adapter import call_of, request_ip, response
 from engine.web.appkeys import SERVICES
 from engine.web.templates import render
 
@@ -30,7 +30,7 @@ TOO_MANY = "too many codes were tried from here; wait a while and try again"
 def _entry_page(request: web.Request, realm: Realm, user_code: str, *, error: str | None = None,
                 status: int = 200) -> web.Response:
     return render(request, realm, request.app[SERVICES], "device.html", status=status, error=error,
-                  user_code=user_code[:32], base=realm_base(request, realm))
+                  user_code=user_code[:32], base=realm_base(call_of(request), realm))
 
 
 async def device_page(request: web.Request, realm: Realm) -> web.Response:
@@ -62,7 +62,7 @@ async def device_entry(request: web.Request, realm: Realm) -> web.StreamResponse
         "login_hint": None, "resource": record.get("resource"), "device": device_hash,
     }
     session = await current_session(request.cookies, services, realm)
-    return await continue_flow(request, realm, authz, session, flow=None)
+    return response(await continue_flow(call_of(request), services, realm, authz, session, flow=None))
 
 
 async def _signed_in(request: web.Request, realm: Realm):
@@ -97,7 +97,7 @@ async def confirm_page(request: web.Request, realm: Realm) -> web.Response:
     scopes = [(s, descriptions.get(s, s)) for s in flow.data["scope"].split()]
     return render(request, realm, services, "device_confirm.html", flow=flow, scopes=scopes,
                   client_name=client.name or client.client_id, user_email=user.email or "",
-                  user_code=device.display_user_code(record["user_code"]), base=realm_base(request, realm))
+                  user_code=device.display_user_code(record["user_code"]), base=realm_base(call_of(request), realm))
 
 
 async def confirm_decision(request: web.Request, realm: Realm) -> web.Response:
