@@ -41,11 +41,6 @@ class AiohttpCall(Call):
         super().__init__(request.method, request.headers, ip)
         self.request = request
 
-    @classmethod
-    def without_ip(cls, request: web.Request) -> AiohttpCall:
-        """For reading parameters only (engine.oauth.params, transitional)."""
-        return cls(request, "")
-
     @property
     def query(self) -> MultiMapping[str]:
         return self.request.query

@@ -45,7 +45,7 @@ async def device_entry(request: web.Request, realm: Realm) -> web.StreamResponse
     wait = await hit(services, realm, "device_user_ip", request_ip(request, services), limits.device_user_code_per_ip)
     if wait is not None:
         raise RateLimited(wait, TOO_MANY)
-    params = await form_params(request)
+    params = await form_params(call_of(request))
     typed = params.get("user_code", "")
     code = device.normalise_user_code(typed)
     found = await device.find_by_user_code(services, realm, code) if code else None
@@ -103,7 +103,7 @@ async def confirm_page(request: web.Request, realm: Realm) -> web.Response:
 async def confirm_decision(request: web.Request, realm: Realm) -> web.Response:
     """POST /device/confirm: Approve or Deny (CSRF-checked); the device learns it by polling."""
     services = request.app[SERVICES]
-    params = await form_params(request)
+    params = await form_params(call_of(request))
     flow = await load_flow(request.cookies, services, realm, params.get("flow"),
                            csrf=params.get("csrf"), check_csrf=True)
     if not flow.data.get("device"):
