@@ -41,11 +41,12 @@ async def device_page(request: web.Request, realm: Realm) -> web.Response:
 async def device_entry(request: web.Request, realm: Realm) -> web.StreamResponse:
     """POST /device: a user code; on to sign-in (or straight to the confirmation)."""
     services = request.app[SERVICES]
+    call = call_of(request)
     limits = realm.config.rate_limits
-    wait = await hit(services, realm, "device_user_ip", request_ip(request, services), limits.device_user_code_per_ip)
+    wait = await hit(services, realm, "device_user_ip", call.ip, limits.device_user_code_per_ip)
     if wait is not None:
         raise RateLimited(wait, TOO_MANY)
-    params = await form_params(call_of(request))
+    params = await form_params(call)
     typed = params.get("user_code", "")
     code = device.normalise_user_code(typed)
     found = await device.find_by_user_code(services, realm, code) if code else None
@@ -62,7 +63,7 @@ async def device_entry(request: web.Request, realm: Realm) -> web.StreamResponse
         "login_hint": None, "resource": record.get("resource"), "device": device_hash,
     }
     session = await current_session(request.cookies, services, realm)
-    return response(await continue_flow(call_of(request), services, realm, authz, session, flow=None))
+    return response(await continue_flow(call, services, realm, authz, session, flow=None))
 
 
 async def _signed_in(request: web.Request, realm: Realm):
