@@ -63,10 +63,6 @@ LIMITS = {
 MAX_DESCRIPTION = 200  # error_description in a redirect: what went wrong, not an echo
 
 
-def see_other(location: str) -> Answer:
-    return Answer.see_other(location)
-
-
 class ClientError(OAuthError):
     """An error to redirect back to the client with (RFC 6749 §4.1.2.1)."""
 
@@ -88,7 +84,7 @@ class Redirect:
         query = urlencode({k: v for k, v in params.items() if v is not None})
         parts = urlsplit(self.redirect_uri)
         joined = f"{parts.query}&{query}" if parts.query else query
-        return see_other(urlunsplit((parts.scheme, parts.netloc, parts.path, joined, "")))
+        return Answer.see_other(urlunsplit((parts.scheme, parts.netloc, parts.path, joined, "")))
 
     def error(self, exc: OAuthError) -> Answer:
         if self.redirect_uri is None:
