@@ -11,14 +11,19 @@ handlers in `engine.web` only turn a request into a `Call` and an `Answer` into 
   before a byte of the body is read (a flood costs no body reads), and reading it is the
   transport's business (its deadline, its size limit).
 - Answer headers are shared constants (`JSON_NO_STORE`, ...), not built per request.
+- Cookies: the request's are `Call.cookies` (a read-only name -> value mapping); those to
+  set go out as `Answer.cookies`, gathered on the way by a `CookieJar` (the browser flows
+  set cookies in several steps: a session, a flow binding, a CSRF secret).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from http.cookies import CookieError, SimpleCookie
+from types import MappingProxyType
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
@@ -28,19 +33,67 @@ NO_STORE_HEADERS = CIMultiDictProxy(CIMultiDict(NO_STORE))
 JSON_NO_STORE = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json; charset=utf-8", **NO_STORE}))
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 _NO_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
+_NO_COOKIES: Mapping[str, str] = MappingProxyType({})
+_NO_ROUTE: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class Cookie:
-    """A cookie to set (or, with `max_age=0`, to clear) with the answer."""
+    """A cookie to set (or, `cleared`, to remove) with the answer. `None` attributes are
+    left out of the `Set-Cookie` line."""
 
     name: str
     value: str
     path: str = "/"
     max_age: int | None = None
-    secure: bool = False
-    httponly: bool = True
+    secure: bool | None = False
+    httponly: bool | None = True
     samesite: str | None = "Lax"
+    cleared: bool = False  # an empty value that expired long ago: the browser drops it
+
+    @classmethod
+    def clear(cls, name: str, path: str = "/") -> Cookie:
+        return cls(name, "", path, max_age=0, secure=None, httponly=None, samesite=None, cleared=True)
+
+
+class CookieSink(Protocol):
+    """Where a helper sets a cookie: a `CookieJar`, or (the web layer) a response."""
+
+    def set_cookie(self, name: str, value: str, *, path: str = "/", max_age: int | None = None,
+                   secure: bool | None = None, httponly: bool | None = None, samesite: str | None = None) -> None: ...
+
+    def del_cookie(self, name: str, *, path: str = "/") -> None: ...
+
+
+class CookieJar:
+    """The cookies an answer will set, gathered in order while a browser flow runs; setting
+    a name again replaces it in place. `set_cookie` has the keyword arguments of the web
+    framework's, so a helper can set a cookie on either."""
+
+    __slots__ = ("_cookies",)
+
+    def __init__(self, cookies: tuple[Cookie, ...] = ()) -> None:
+        self._cookies: dict[str, Cookie] = {}
+        for cookie in cookies:
+            self.add(cookie)
+
+    def add(self, cookie: Cookie) -> None:
+        if cookie.cleared:  # as the framework's `del_cookie`: the clearing line comes last
+            self._cookies.pop(cookie.name, None)
+        self._cookies[cookie.name] = cookie
+
+    def set_cookie(self, name: str, value: str, *, path: str = "/", max_age: int | None = None,
+                   secure: bool | None = None, httponly: bool | None = None, samesite: str | None = None) -> None:
+        self.add(Cookie(name, value, path, max_age, secure, httponly, samesite))
+
+    def del_cookie(self, name: str, *, path: str = "/") -> None:
+        self.add(Cookie.clear(name, path))
+
+    def __iter__(self) -> Iterator[Cookie]:
+        return iter(self._cookies.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._cookies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +117,28 @@ class Answer:
     def content_type(self) -> str | None:
         return self.headers.get("Content-Type")
 
+    def with_cookies(self, cookies: CookieJar | tuple[Cookie, ...]) -> Answer:
+        """This answer, setting `cookies` too (after its own)."""
+        if not cookies:
+            return self
+        jar = CookieJar(self.cookies)
+        for cookie in cookies:
+            jar.add(cookie)
+        return replace(self, cookies=tuple(jar))
+
+    def with_headers(self, headers: Mapping[str, str]) -> Answer:
+        """This answer with `headers` set (replacing any of the same name)."""
+        merged = CIMultiDict(self.headers)
+        for name, value in headers.items():
+            merged[name] = value
+        return replace(self, headers=CIMultiDictProxy(merged))
+
+    @classmethod
+    def see_other(cls, location: str, cookies: CookieJar | tuple[Cookie, ...] = ()) -> Answer:
+        """303 to `location`, kept by no cache (the browser flows' redirects)."""
+        return cls(303, None, CIMultiDictProxy(CIMultiDict({"Location": location, "Cache-Control": "no-store"})),
+                   tuple(cookies))
+
 
 class Call:
     """One request as the core sees it: method, headers (case-insensitive), query
@@ -71,7 +146,8 @@ class Call:
     the caller's address (engine.oauth.ratelimit.client_ip) and the body, on demand.
 
     The web layer subclasses it to read the body from its request; `Call.of` builds one
-    from values (direct calls, tests)."""
+    from values (direct calls, tests). `route`: the path's parameters (`provider`, and
+    `realm` when the realm was named in the path)."""
 
     __slots__ = ("method", "headers", "ip")
 
@@ -88,6 +164,15 @@ class Call:
     def content_type(self) -> str:
         """The media type of the body, lower case, without parameters ('' when absent)."""
         return media_type(self.headers.get("Content-Type"))
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """The request's cookies (`Cookie` header), name -> value."""
+        return parse_cookies(self.headers.get("Cookie", ""))
+
+    @property
+    def route(self) -> Mapping[str, str]:
+        return _NO_ROUTE
 
     @property
     def content_length(self) -> int | None:
@@ -124,6 +209,18 @@ class _ValueCall(Call):
 
     async def body(self) -> bytes:
         return self._body
+
+
+def parse_cookies(header: str) -> Mapping[str, str]:
+    """A `Cookie` header as name -> value (an unparsable header: no cookies)."""
+    if not header:
+        return _NO_COOKIES
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return _NO_COOKIES
+    return MappingProxyType({name: morsel.value for name, morsel in jar.items()})
 
 
 def media_type(content_type: str | None) -> str:

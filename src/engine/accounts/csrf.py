@@ -11,12 +11,12 @@ flow-bound token of engine.oauth.flows, since a flow always exists there.)
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
-
-from aiohttp import web
 
 from engine.accounts.sessions import secure_cookies
 from engine.errors import InvalidRequest
+from engine.exchange import CookieSink
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 
@@ -36,21 +36,23 @@ def token_for(realm: Realm, secret: str) -> str:
     return sha256_hex(f"tessera csrf\0{realm.name}\0{secret}")
 
 
-def browser_secret(request: web.Request, realm: Realm) -> tuple[str, bool]:
-    """The browser's CSRF secret, and whether it is new (to be set as a cookie)."""
-    secret = request.cookies.get(cookie_name(realm), "")
+def browser_secret(cookies: Mapping[str, str], realm: Realm) -> tuple[str, bool]:
+    """The browser's CSRF secret (from the request's `cookies`), and whether it is new (to
+    be set as a cookie)."""
+    secret = cookies.get(cookie_name(realm), "")
     if 20 <= len(secret) <= 100:
         return secret, False
     return random_token(32), True
 
 
-def set_cookie(response: web.StreamResponse, services: Services, realm: Realm, secret: str) -> None:
+def set_cookie(response: CookieSink, services: Services, realm: Realm, secret: str) -> None:
     response.set_cookie(cookie_name(realm), secret, path="/", httponly=True, samesite="Lax",
                         secure=secure_cookies(services))
 
 
-def check(request: web.Request, realm: Realm, params: dict[str, str]) -> None:
-    secret = request.cookies.get(cookie_name(realm), "")
+def check(cookies: Mapping[str, str], realm: Realm, params: dict[str, str]) -> None:
+    """The form's token matches the browser's secret (the request's `cookies`)."""
+    secret = cookies.get(cookie_name(realm), "")
     sent = params.get("csrf", "")
     if not secret or not sent or not hmac.compare_digest(sent, token_for(realm, secret)):
         raise CsrfFailed("the form was not submitted from this site's page (or cookies are off);"

@@ -28,33 +28,28 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from engine import errors, events
 from engine.accounts.linking import FEDERATION_REFUSED, LinkRefused, user_for_identity
 from engine.accounts.sessions import current_session, start_session
 from engine.errors import AccessDenied as ClientAccessDenied
 from engine.errors import InvalidRequest, NotFound, OAuthError
+from engine.exchange import Answer, Call, CookieJar
 from engine.oauth import pkce
 from engine.oauth.authorize import (
     ClientError,
     Redirect,
     check_client_and_redirect,
     continue_flow,
-    realm_base,
-    see_other,
     validate_request,
 )
-from engine.oauth.flows import Flow, finish_flow, load_flow, note_login, start_flow
+from engine.oauth.flows import Flow, finish_flow, load_flow, note_login, realm_base, start_flow
 from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip, enforce
+from engine.oauth.ratelimit import enforce
 from engine.providers import AccessDenied, ProviderError
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
-from engine.web.appkeys import SERVICES
-from engine.web.routing import add_realm_route
-from engine.web.templates import render
+from engine.templates import render
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -70,13 +65,6 @@ class CallbackRefused(OAuthError):
 
     error = errors.INVALID_REQUEST
     status = 400
-
-
-def add_federation_routes(app: web.Application) -> None:
-    add_realm_route(app, ["GET"], "/login/{provider}", federated_start, browser=True)
-    add_realm_route(app, ["GET"], "/login/{provider}/callback", federated_callback, browser=True)
-    add_realm_route(app, ["GET"], "/oauth/{provider}", seed_start, browser=True)
-    add_realm_route(app, ["GET"], "/oauth/callback/{provider}", federated_callback, browser=True)
 
 
 def _redirect_provider(realm: Realm, provider_id: str) -> Any:
@@ -96,23 +84,22 @@ def callback_url(realm: Realm, provider_id: str, *, seed_style: bool) -> str:
     return f"{realm.issuer}/login/{provider_id}/callback"
 
 
-async def federated_start(request: web.Request, realm: Realm) -> web.StreamResponse:
+async def federated_start(services: Services, realm: Realm, call: Call) -> Answer:
     """`GET /login/<provider>`: the upstream comes back to `/login/<provider>/callback`."""
-    return await _start(request, realm, seed_style=False)
+    return await _start(call, services, realm, seed_style=False)
 
 
-async def seed_start(request: web.Request, realm: Realm) -> web.StreamResponse:
+async def seed_start(services: Services, realm: Realm, call: Call) -> Answer:
     """`GET /oauth/<provider>` (seed): the upstream comes back to `/oauth/callback/<provider>`."""
-    return await _start(request, realm, seed_style=True)
+    return await _start(call, services, realm, seed_style=True)
 
 
-async def _start(request: web.Request, realm: Realm, *, seed_style: bool) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    provider_id = request.match_info["provider"]
+async def _start(call: Call, services: Services, realm: Realm, *, seed_style: bool) -> Answer:
+    provider_id = call.route["provider"]
     provider = _redirect_provider(realm, provider_id)
-    await enforce(services, realm, "federation_ip", client_ip(request), realm.config.rate_limits.login_per_ip)
-    params = await form_params(request, query=True)
-    response = see_other("")
+    await enforce(services, realm, "federation_ip", call.ip, realm.config.rate_limits.login_per_ip)
+    params = await form_params(call, query=True)
+    cookies = CookieJar()
 
     flow: Flow | None = None
     authz: dict[str, Any] | None = None
@@ -127,10 +114,10 @@ async def _start(request: web.Request, realm: Realm, *, seed_style: bool) -> web
         except ClientError as exc:
             return redirect.error(exc)
         if "none" in authz["prompt"]:  # no interaction allowed: only an existing session will do
-            session = await current_session(request, services, realm)
-            return await continue_flow(request, realm, authz, session, flow=None)
+            session = await current_session(call.cookies, services, realm)
+            return await continue_flow(call, services, realm, authz, session, flow=None)
     elif "flow" in params:
-        flow = await load_flow(request, services, realm, params["flow"])
+        flow = await load_flow(call.cookies, services, realm, params["flow"])
     else:
         raise InvalidRequest("this sign-in link is incomplete; start again from the application")
 
@@ -142,9 +129,9 @@ async def _start(request: web.Request, realm: Realm, *, seed_style: bool) -> web
         _log_upstream_failure(realm, provider_id, "starting the login", exc)
         if flow is None:
             raise UpstreamFailed() from None
-        return _upstream_failure_page(request, realm, provider, flow)
+        return _upstream_failure_page(call, services, realm, provider, flow)
     if flow is None:
-        flow = await start_flow(response, request, services, realm, authz)
+        flow = await start_flow(cookies, call.cookies, services, realm, authz)
     await services.ephemeral.put(_state_key(realm, handle), {
         "flow": flow.id,
         "provider": provider_id,
@@ -153,17 +140,15 @@ async def _start(request: web.Request, realm: Realm, *, seed_style: bool) -> web
         "callback_url": url,
         "exp": services.clock.timestamp() + STATE_LIFETIME,
     }, STATE_LIFETIME)
-    response.headers["Location"] = upstream_url
-    return response
+    return Answer.see_other(upstream_url, cookies)
 
 
-async def federated_callback(request: web.Request, realm: Realm) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    provider_id = request.match_info["provider"]
+async def federated_callback(services: Services, realm: Realm, call: Call) -> Answer:
+    provider_id = call.route["provider"]
     provider = _redirect_provider(realm, provider_id)
-    ip = client_ip(request)
+    ip = call.ip
     await enforce(services, realm, "federation_ip", ip, realm.config.rate_limits.login_per_ip)
-    params = await form_params(request, query=True)
+    params = await form_params(call, query=True)
     handle = params.get("state")
     if not handle or len(handle) > 128:
         raise CallbackRefused("this sign-in response has no valid state; start again from the application")
@@ -172,7 +157,7 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
     key = _state_key(realm, handle)
     pending = await services.ephemeral.get(key)
     _check_pending(services, pending, provider_id)
-    flow = await load_flow(request, services, realm, pending["flow"])  # the browser that started it
+    flow = await load_flow(call.cookies, services, realm, pending["flow"])  # the browser that started it
     pending = await services.ephemeral.take(key)  # single use: of concurrent callbacks one proceeds
     _check_pending(services, pending, provider_id)
     client_id = flow.data["client_id"]
@@ -186,7 +171,7 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
             return await _deny(services, realm, flow, redirect, "the sign-in was cancelled or refused upstream")
         _log_upstream_failure(realm, provider_id, "the callback", f"upstream error {params['error']!r}:"
                               f" {params.get('error_description', '')[:200]!r}")
-        return _upstream_failure_page(request, realm, provider, flow)
+        return _upstream_failure_page(call, services, realm, provider, flow)
     try:
         identity = await provider.handle_callback(
             pending["callback_url"], params, pending["nonce"], pending["code_verifier"])
@@ -195,7 +180,7 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
         return await _deny(services, realm, flow, redirect, "the account was refused by the sign-in provider")
     except Exception as exc:  # UpstreamError, or a provider plugin's bug: never a bare 500
         _log_upstream_failure(realm, provider_id, "the callback", exc)
-        return _upstream_failure_page(request, realm, provider, flow)
+        return _upstream_failure_page(call, services, realm, provider, flow)
 
     try:
         user = await user_for_identity(services, realm, provider_id, provider.settings, identity,
@@ -206,21 +191,21 @@ async def federated_callback(request: web.Request, realm: Realm) -> web.StreamRe
         log.info("realm %s provider %s: sign-in refused: %s", realm.name, provider_id, exc.cause)
         await services.audit(realm.name, FEDERATION_REFUSED, ip=ip, client_id=client_id, provider=provider_id,
                              issuer=identity.issuer, reason=exc.cause)
-        return render(request, realm, services, "federation_error.html", status=exc.status,
+        return render(realm, services, "federation_error.html", status=exc.status,
                       title="You are not signed in", message=exc.description,
-                      retry_url=f"{realm_base(request, realm)}/login?flow={flow.id}", code=exc.error)
+                      retry_url=f"{realm_base(call, realm)}/login?flow={flow.id}", code=exc.error)
     if user.disabled:
         return await _deny(services, realm, flow, redirect, "this account is disabled")
 
-    response = web.Response(status=303)
-    previous = await current_session(request, services, realm)
+    cookies = CookieJar()
+    previous = await current_session(call.cookies, services, realm)
     writes = WriteBatch(services.ephemeral)  # stored with the code, in one round trip
-    session = await start_session(response, services, realm, user_id=user.id, amr=["fed"],
+    session = await start_session(cookies, services, realm, user_id=user.id, amr=["fed"],
                                   provider=provider_id, previous=previous, writes=writes)
     await services.audit(realm.name, events.LOGIN, user_id=user.id, ip=ip, client_id=client_id,
                          provider=provider_id)
     note_login(flow, session.auth_time)
-    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes,
+    return await continue_flow(call, services, realm, flow.data, session, flow=flow, cookies=cookies, writes=writes,
                                user=user)
 
 
@@ -231,7 +216,7 @@ def _check_pending(services: Services, pending: dict[str, Any] | None, provider_
                               " start again from the application")
 
 
-async def _deny(services: Services, realm: Realm, flow: Flow, redirect: Redirect, why: str) -> web.Response:
+async def _deny(services: Services, realm: Realm, flow: Flow, redirect: Redirect, why: str) -> Answer:
     """`access_denied` back to the client (RFC 6749 §4.1.2.1); the flow is over."""
     await finish_flow(services, realm, flow)
     return redirect.error(ClientAccessDenied(why))
@@ -254,14 +239,13 @@ def _log_upstream_failure(realm: Realm, provider_id: str, step: str, cause: obje
         log.error("realm %s provider %s raised during %s", realm.name, provider_id, step, exc_info=cause)
 
 
-def _upstream_failure_page(request: web.Request, realm: Realm, provider: Any, flow: Flow) -> web.Response:
+def _upstream_failure_page(call: Call, services: Services, realm: Realm, provider: Any, flow: Flow) -> Answer:
     """A readable page (the cause is in the log, not on the page) with a way back to the
     login page: the flow is still pending, so the user may pick another method."""
-    services = request.app[SERVICES]
     name = provider.settings.display_name or provider.settings.id.capitalize()
     error = UpstreamFailed()
-    return render(request, realm, services, "federation_error.html", status=error.status,
+    return render(realm, services, "federation_error.html", status=error.status,
                   title=f"{name} sign-in is not working right now",
                   message=f"{name} did not answer as expected, so you are not signed in."
                           " Try again in a moment, or choose another way to sign in.",
-                  retry_url=f"{realm_base(request, realm)}/login?flow={flow.id}", code=error.error)
+                  retry_url=f"{realm_base(call, realm)}/login?flow={flow.id}", code=error.error)

@@ -12,24 +12,26 @@ response, limited per recipient)."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from engine import events
 from engine.accounts import lockout
 from engine.accounts.recovery import send_reset_link
 from engine.accounts.sessions import current_session, start_session
 from engine.errors import NotFound, RateLimited
+from engine.exchange import Answer, Call, CookieJar
 from engine.hookspecs import PasswordCapability
-from engine.oauth.authorize import continue_flow, realm_base
-from engine.oauth.flows import load_flow, note_login, save_flow
+from engine.oauth.authorize import continue_flow
+from engine.oauth.flows import load_flow, note_login, realm_base, save_flow
 from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip, hit
+from engine.oauth.ratelimit import hit
 from engine.providers import LoginFailed
 from engine.realm import Realm
 from engine.store.batch import WriteBatch
-from engine.web.appkeys import SERVICES
-from engine.web.templates import render
+from engine.templates import render
 
+if TYPE_CHECKING:
+    from engine.services import Services
 # The longest password a credentials provider without PasswordCapability is handed (the
 # password provider's own `max_length` defaults to the same): no unbounded input to a hasher.
 MAX_PASSWORD_LENGTH = 1024
@@ -46,51 +48,48 @@ def max_password_length(provider: object) -> int:
     return provider.max_length if isinstance(provider, PasswordCapability) else MAX_PASSWORD_LENGTH
 
 
-def _login_page(request: web.Request, realm: Realm, flow, *, error: str | None = None, status: int = 200,
-                login_hint: str | None = None, notice: str | None = None) -> web.Response:
-    services = request.app[SERVICES]
+def _login_page(call: Call, services: Services, realm: Realm, flow, *, error: str | None = None, status: int = 200,
+                login_hint: str | None = None, notice: str | None = None) -> Answer:
     client = realm.clients[flow.data["client_id"]]
     providers = list(realm.providers.values())
     return render(
-        request, realm, services, "login.html", status=status, flow=flow, error=error, notice=notice,
-        base=realm_base(request, realm), client_name=client.name or client.client_id,
+        realm, services, "login.html", status=status, flow=flow, error=error, notice=notice,
+        base=realm_base(call, realm), client_name=client.name or client.client_id,
         credentials_providers=[p for p in providers if getattr(p, "kind", "") == "credentials"],
         redirect_providers=[p for p in providers if getattr(p, "kind", "") == "redirect"],
         login_hint=login_hint if login_hint is not None else flow.data.get("login_hint"),
     )
 
 
-async def login_page(request: web.Request, realm: Realm) -> web.Response:
-    services = request.app[SERVICES]
-    flow = await load_flow(request, services, realm, request.query.get("flow"))
+async def login_page(services: Services, realm: Realm, call: Call) -> Answer:
+    flow = await load_flow(call.cookies, services, realm, call.query.get("flow"))
     notice = NOTICES.get(flow.data.pop("notice", None) or "")
     if notice:  # shown once
         await save_flow(services, realm, flow)
-    return _login_page(request, realm, flow, notice=notice)
+    return _login_page(call, services, realm, flow, notice=notice)
 
 
-def _locked_page(request: web.Request, realm: Realm, flow, email: str, retry_after: int) -> web.Response:
+def _locked_page(call: Call, services: Services, realm: Realm, flow, email: str, retry_after: int) -> Answer:
     minutes = max(1, -(-retry_after // 60))
-    response = _login_page(request, realm, flow, status=429, login_hint=email,
-                           error=LOCKED.format(minutes=minutes, s="s" if minutes != 1 else ""))
-    response.headers["Retry-After"] = str(retry_after)
-    return response
+    page = _login_page(call, services, realm, flow, status=429, login_hint=email,
+                       error=LOCKED.format(minutes=minutes, s="s" if minutes != 1 else ""))
+    return page.with_headers({"Retry-After": str(retry_after)})
 
 
-async def credentials_login(request: web.Request, realm: Realm) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    provider_id = request.match_info["provider"]
+async def credentials_login(services: Services, realm: Realm, call: Call) -> Answer:
+    provider_id = call.route["provider"]
     provider = realm.providers.get(provider_id)
     if provider is None or getattr(provider, "kind", "") != "credentials":
         raise NotFound("no such sign-in method")
-    params = await form_params(request)
-    flow = await load_flow(request, services, realm, params.get("flow"), csrf=params.get("csrf"), check_csrf=True)
+    params = await form_params(call)
+    flow = await load_flow(call.cookies, services, realm, params.get("flow"),
+                           csrf=params.get("csrf"), check_csrf=True)
     email = params.get("email", "").strip()
     password = params.get("password", "")
-    ip = client_ip(request)
+    ip = call.ip
     client_id = flow.data["client_id"]
     limits = realm.config.rate_limits
-    device_cookie = request.cookies.get(lockout.device_cookie_name(realm))
+    device_cookie = call.cookies.get(lockout.device_cookie_name(realm))
     device = await lockout.trusted_device(services, realm, device_cookie, email) if email else None
     if device is None:
         wait = await hit(services, realm, "login_ip", ip, limits.login_per_ip)
@@ -102,7 +101,7 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     if not email or not password or len(password) > max_password_length(provider):
         if wait is not None:
             raise RateLimited(wait, "too many sign-in attempts; wait a moment and try again")
-        return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
+        return _login_page(call, services, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
     try:
         if wait is not None:
             # A locked account gets the lockout page (with the reset link) even when the
@@ -113,7 +112,7 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
     except lockout.Locked as locked:
         await services.audit(realm.name, events.LOGIN_FAILED, ip=ip, client_id=client_id, provider=provider_id,
                              reason="locked")
-        return _locked_page(request, realm, flow, email, locked.retry_after)
+        return _locked_page(call, services, realm, flow, email, locked.retry_after)
     try:
         identity = await provider.login(email, password)
     except LoginFailed:
@@ -129,17 +128,17 @@ async def credentials_login(request: web.Request, realm: Realm) -> web.StreamRes
             services.mail.background(send_reset_link(
                 services, realm, user, template="account_locked", failures=attempt.account_attempts),
                 "lockout notice")
-        return _login_page(request, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
+        return _login_page(call, services, realm, flow, error=GENERIC_FAILURE, status=400, login_hint=email)
     writes = WriteBatch(services.ephemeral)  # stored with the code, in one round trip
     lockout.succeeded(realm, attempt, writes)
-    response = web.Response(status=303)
-    lockout.set_device_cookie(response, services, realm, lockout.trust_browser(
+    cookies = CookieJar()
+    lockout.set_device_cookie(cookies, services, realm, lockout.trust_browser(
         services, realm, device_cookie, email, writes, replaces=attempt.device))
-    previous = await current_session(request, services, realm)
-    session = await start_session(response, services, realm, user_id=identity.user_id, amr=["pwd"],
+    previous = await current_session(call.cookies, services, realm)
+    session = await start_session(cookies, services, realm, user_id=identity.user_id, amr=["pwd"],
                                   provider=provider_id, previous=previous, writes=writes)
     await services.audit(realm.name, events.LOGIN, user_id=identity.user_id, ip=ip,
                          client_id=client_id, provider=provider_id)
     note_login(flow, session.auth_time)
-    return await continue_flow(request, realm, flow.data, session, flow=flow, response=response, writes=writes,
+    return await continue_flow(call, services, realm, flow.data, session, flow=flow, cookies=cookies, writes=writes,
                                user=identity.user)

@@ -6,18 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from engine.accounts import csrf
 from engine.accounts.emails import parse_email
 from engine.accounts.users import password_provider
 from engine.errors import NotFound
+from engine.exchange import Answer, Call, CookieJar
 from engine.hookspecs import PasswordCapability
-from engine.oauth.authorize import realm_base
-from engine.oauth.flows import Flow, FlowExpired, load_flow
+from engine.oauth.flows import Flow, FlowExpired, load_flow, realm_base
 from engine.realm import Realm
-from engine.web.appkeys import SERVICES
-from engine.web.templates import render
+from engine.templates import render
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -25,34 +22,34 @@ if TYPE_CHECKING:
 MAX_NAME = 200
 
 
-def page(request: web.Request, realm: Realm, template: str, *, status: int = 200,
-         headers: dict[str, str] | None = None, flow: Flow | None = None, **context: Any) -> web.Response:
+def page(call: Call, services: Services, realm: Realm, template: str, *, status: int = 200,
+         headers: dict[str, str] | None = None, flow: Flow | None = None, **context: Any) -> Answer:
     """Render an account page with the realm's templates, a CSRF token and its cookie."""
-    services = request.app[SERVICES]
-    secret, fresh = csrf.browser_secret(request, realm)
-    response = render(request, realm, services, template, status=status, base=realm_base(request, realm),
-                      csrf=csrf.token_for(realm, secret), flow=flow, **context)
+    secret, fresh = csrf.browser_secret(call.cookies, realm)
+    answer = render(realm, services, template, status=status, base=realm_base(call, realm),
+                    csrf=csrf.token_for(realm, secret), flow=flow, **context)
     if fresh:
-        csrf.set_cookie(response, services, realm, secret)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+        cookies = CookieJar()
+        csrf.set_cookie(cookies, services, realm, secret)
+        answer = answer.with_cookies(cookies)
+    return answer.with_headers(headers) if headers else answer
 
 
-def too_many(request: web.Request, realm: Realm, retry_after: int, message: str,
-             flow: Flow | None = None) -> web.Response:
+def too_many(call: Call, services: Services, realm: Realm, retry_after: int, message: str,
+             flow: Flow | None = None) -> Answer:
     """429 with `Retry-After`, as a page of the realm."""
-    return page(request, realm, "message.html", status=429, headers={"Retry-After": str(max(1, retry_after))},
+    return page(call, services, realm, "message.html", status=429,
+                headers={"Retry-After": str(max(1, retry_after))},
                 flow=flow, title="Please wait a moment", message=message, alert=True)
 
 
-async def optional_flow(request: web.Request, services: Services, realm: Realm, flow_id: str | None) -> Flow | None:
+async def optional_flow(call: Call, services: Services, realm: Realm, flow_id: str | None) -> Flow | None:
     """The pending authorization flow to continue afterwards, if it is still alive and was
     started in this browser; account pages also work without one."""
     if not flow_id:
         return None
     try:
-        return await load_flow(request, services, realm, flow_id)
+        return await load_flow(call.cookies, services, realm, flow_id)
     except FlowExpired:
         return None
 

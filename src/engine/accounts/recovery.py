@@ -18,8 +18,6 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from engine.accounts import csrf, lockout, onetime
 from engine.accounts.emails import parse_email
 from engine.accounts.pages import (
@@ -31,15 +29,15 @@ from engine.accounts.pages import (
 )
 from engine.accounts.proof import address_proven
 from engine.accounts.sessions import end_user_sessions
+from engine.exchange import Answer, Call, CookieJar
 from engine.hookspecs import PasswordCapability
 from engine.oauth.authorize import continue_flow
 from engine.oauth.flows import save_flow
 from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip, hit
+from engine.oauth.ratelimit import hit
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.store.protocols import User
-from engine.web.appkeys import SERVICES
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -53,37 +51,35 @@ def _fingerprint(stored_hash: str | None) -> str:
     return sha256_hex("tessera reset\0" + (stored_hash or ""))[:32]
 
 
-async def forgot_page(request: web.Request, realm: Realm) -> web.Response:
+async def forgot_page(services: Services, realm: Realm, call: Call) -> Answer:
     password_provider_or_404(realm)
-    services = request.app[SERVICES]
-    flow = await optional_flow(request, services, realm, request.query.get("flow"))
-    email = (flow.data.get("login_hint") if flow else None) or request.query.get("email", "")
-    return page(request, realm, "forgot_password.html", flow=flow, email=email[:254])
+    flow = await optional_flow(call, services, realm, call.query.get("flow"))
+    email = (flow.data.get("login_hint") if flow else None) or call.query.get("email", "")
+    return page(call, services, realm, "forgot_password.html", flow=flow, email=email[:254])
 
 
-async def forgot(request: web.Request, realm: Realm) -> web.Response:
+async def forgot(services: Services, realm: Realm, call: Call) -> Answer:
     """POST /forgot-password: the answer is the same page, produced in the same time,
     whether or not the address has an account: everything that depends on the account
     (the lookup, the token, the mail, the audit event) runs after the response
     (`services.mail.background`, issue 16 item 7)."""
     password_provider_or_404(realm)
-    services = request.app[SERVICES]
-    params = await form_params(request)
-    csrf.check(request, realm, params)
-    flow = await optional_flow(request, services, realm, params.get("flow"))
-    ip = client_ip(request)
+    params = await form_params(call)
+    csrf.check(call.cookies, realm, params)
+    flow = await optional_flow(call, services, realm, params.get("flow"))
+    ip = call.ip
     email = parse_email(params.get("email", ""))
     if email is None:
-        return page(request, realm, "forgot_password.html", status=400, flow=flow,
+        return page(call, services, realm, "forgot_password.html", status=400, flow=flow,
                     email=params.get("email", "").strip()[:254],
                     error="Enter an email address like name@example.com.")
     wait = await hit(services, realm, "forgot_ip", ip, realm.config.rate_limits.password_reset_per_ip)
     if wait is not None:
-        return too_many(request, realm, wait, "Too many requests from your network. Try again later.", flow=flow)
+        return too_many(call, services, realm, wait, "Too many requests from your network. Try again later.", flow=flow)
     services.mail.background(_mail_reset_link(services, realm, email, ip=ip, flow_id=flow.id if flow else None),
                              "password reset request")
     lifetime = realm.config.lifetimes.password_reset
-    return page(request, realm, "forgot_done.html", flow=flow, email=email, expires_in=human_duration(lifetime))
+    return page(call, services, realm, "forgot_done.html", flow=flow, email=email, expires_in=human_duration(lifetime))
 
 
 async def _mail_reset_link(services: Services, realm: Realm, email: str, *, ip: str, flow_id: str | None) -> None:
@@ -129,49 +125,47 @@ async def issue_reset_token(services: Services, realm: Realm, user: User, *, flo
     }, realm.config.lifetimes.password_reset)
 
 
-def _invalid(request: web.Request, realm: Realm) -> web.Response:
-    return page(request, realm, "link_invalid.html", status=400, kind="reset")
+def _invalid(call: Call, services: Services, realm: Realm) -> Answer:
+    return page(call, services, realm, "link_invalid.html", status=400, kind="reset")
 
 
-def set_password_form(request: web.Request, realm: Realm, provider: PasswordCapability, token: str, *,
-                      status: int = 200, error: str | None = None, notice: str | None = None) -> web.Response:
-    return page(request, realm, "reset_password.html", status=status, token=token, error=error, notice=notice,
-                min_length=provider.min_length, max_length=provider.max_length)
+def set_password_form(call: Call, services: Services, realm: Realm, provider: PasswordCapability, token: str, *,
+                      status: int = 200, error: str | None = None, notice: str | None = None) -> Answer:
+    return page(call, services, realm, "reset_password.html", status=status, token=token, error=error,
+                notice=notice, min_length=provider.min_length, max_length=provider.max_length)
 
 
 
-async def reset_page(request: web.Request, realm: Realm) -> web.Response:
+async def reset_page(services: Services, realm: Realm, call: Call) -> Answer:
     """GET /reset-password?token=…: the new-password form (the token is not used up yet)."""
     provider = password_provider_or_404(realm)
-    services = request.app[SERVICES]
-    token = request.query.get("token", "")
+    token = call.query.get("token", "")
     if await _check_token(services, realm, await onetime.peek(services, realm, onetime.RESET_PASSWORD, token)) is None:
-        return _invalid(request, realm)
-    return set_password_form(request, realm, provider, token)
+        return _invalid(call, services, realm)
+    return set_password_form(call, services, realm, provider, token)
 
 
-async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
+async def reset(services: Services, realm: Realm, call: Call) -> Answer:
     """POST /reset-password: check the new password, use the token up, end everything."""
     provider = password_provider_or_404(realm)
-    services = request.app[SERVICES]
-    params = await form_params(request)
-    csrf.check(request, realm, params)
+    params = await form_params(call)
+    csrf.check(call.cookies, realm, params)
     token = params.get("token", "")
     user = await _check_token(services, realm, await onetime.peek(services, realm, onetime.RESET_PASSWORD, token))
     if user is None:
-        return _invalid(request, realm)
+        return _invalid(call, services, realm)
     password = params.get("password", "")
     if password != params.get("password_confirm", ""):
-        return set_password_form(request, realm, provider, token, status=400,
+        return set_password_form(call, services, realm, provider, token, status=400,
                                  error="The two passwords are not the same.")
     problem = provider.password_problem(password, email=user.email, name=user.profile.get("name"))
     if problem:
-        return set_password_form(request, realm, provider, token, status=400, error=problem)
+        return set_password_form(call, services, realm, provider, token, status=400, error=problem)
     data = await onetime.redeem(services, realm, onetime.RESET_PASSWORD, token)
     if await _check_token(services, realm, data) is None:  # used by a concurrent request
-        return _invalid(request, realm)
+        return _invalid(call, services, realm)
 
-    ip = client_ip(request)
+    ip = call.ip
     # The link proved the mailbox: on an account nobody had proven, the password, links and
     # sessions set before by whoever made it are removed first (engine.accounts.proof).
     await address_proven(services, realm, user, via="reset_link", ip=ip)
@@ -187,15 +181,16 @@ async def reset(request: web.Request, realm: Realm) -> web.StreamResponse:
                              at=services.clock.now().strftime("%Y-%m-%d %H:%M UTC"),
                              forgot_link=f"{realm.issuer}/forgot-password")
 
-    flow = await optional_flow(request, services, realm, data.get("flow") if data else None)
+    flow = await optional_flow(call, services, realm, data.get("flow") if data else None)
     if flow is not None:
         flow.data["notice"] = "password_changed"
         flow.data["login_hint"] = user.email
         await save_flow(services, realm, flow)
-        response = await continue_flow(request, realm, flow.data, None, flow=flow)
+        answer = await continue_flow(call, services, realm, flow.data, None, flow=flow)
     else:
-        response = page(request, realm, "message.html", title="Your password has been changed",
-                        message="You have been signed out everywhere. Return to the application and sign in"
-                                " with your new password.")
-    await lockout.trust_after_proof(request.cookies, response, services, realm, user.email or "")  # issue 16 item 5
-    return response
+        answer = page(call, services, realm, "message.html", title="Your password has been changed",
+                      message="You have been signed out everywhere. Return to the application and sign in"
+                              " with your new password.")
+    device = CookieJar()
+    await lockout.trust_after_proof(call.cookies, device, services, realm, user.email or "")  # issue 16 item 5
+    return answer.with_cookies(device)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from engine.accounts import csrf
 from engine.accounts.emails import parse_email
 from engine.accounts.pages import (
@@ -31,13 +29,13 @@ from engine.accounts.pages import (
 )
 from engine.accounts.users import create_user
 from engine.accounts.verification import send_verification, set_registrant_cookie, verification_link
+from engine.exchange import Answer, Call, CookieJar
 from engine.hookspecs import PasswordCapability
 from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip, hit
+from engine.oauth.ratelimit import hit
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.protocols import AlreadyExists
-from engine.web.appkeys import SERVICES
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -46,31 +44,29 @@ USER_REGISTERED = "user_registered"
 REGISTRATION_EXISTING_EMAIL = "registration_existing_email"
 
 
-def _form(request: web.Request, realm: Realm, provider: PasswordCapability, *, flow, status: int = 200,
+def _form(call: Call, services: Services, realm: Realm, provider: PasswordCapability, *, flow, status: int = 200,
           values=None, errors=None):
-    return page(request, realm, "register.html", status=status, flow=flow, values=values or {},
+    return page(call, services, realm, "register.html", status=status, flow=flow, values=values or {},
                 errors=errors or {}, min_length=provider.min_length,
                 max_length=provider.max_length)
 
 
-async def register_page(request: web.Request, realm: Realm) -> web.Response:
+async def register_page(services: Services, realm: Realm, call: Call) -> Answer:
     provider = password_provider_or_404(realm, registration=True)
-    services = request.app[SERVICES]
-    flow = await optional_flow(request, services, realm, request.query.get("flow"))
+    flow = await optional_flow(call, services, realm, call.query.get("flow"))
     hint = flow.data.get("login_hint") if flow else None
-    return _form(request, realm, provider, flow=flow, values={"email": hint or ""})
+    return _form(call, services, realm, provider, flow=flow, values={"email": hint or ""})
 
 
-async def register(request: web.Request, realm: Realm) -> web.Response:
+async def register(services: Services, realm: Realm, call: Call) -> Answer:
     provider = password_provider_or_404(realm, registration=True)
-    services = request.app[SERVICES]
-    params = await form_params(request)
-    csrf.check(request, realm, params)
-    flow = await optional_flow(request, services, realm, params.get("flow"))
-    ip = client_ip(request)
+    params = await form_params(call)
+    csrf.check(call.cookies, realm, params)
+    flow = await optional_flow(call, services, realm, params.get("flow"))
+    ip = call.ip
     wait = await hit(services, realm, "register_ip", ip, realm.config.rate_limits.register_per_ip)
     if wait is not None:
-        return too_many(request, realm, wait, "Too many sign-ups from your network. Try again later.", flow=flow)
+        return too_many(call, services, realm, wait, "Too many sign-ups from your network. Try again later.", flow=flow)
 
     typed_email = params.get("email", "")
     email = parse_email(typed_email)
@@ -87,7 +83,7 @@ async def register(request: web.Request, realm: Realm) -> web.Response:
     if problem:
         errors["password"] = problem
     if errors or email is None:
-        return _form(request, realm, provider, flow=flow, status=400,
+        return _form(call, services, realm, provider, flow=flow, status=400,
                      values={"email": email or typed_email.strip()[:254], "name": name}, errors=errors)
 
     # The same work for a new and a taken address: the password is hashed here (a taken
@@ -100,10 +96,11 @@ async def register(request: web.Request, realm: Realm) -> web.Response:
         _register_or_notify(services, realm, provider, email=email, name=name, password_hash=password_hash,
                             ip=ip, flow_id=flow.id if flow else None, registrant=sha256_hex(registrant)),
         "registration")
-    response = page(request, realm, "check_email.html", flow=flow, email=email, resent=False,
-                    expires_in=human_duration(realm.config.lifetimes.email_verification))
-    set_registrant_cookie(response, services, realm, registrant)
-    return response
+    answer = page(call, services, realm, "check_email.html", flow=flow, email=email, resent=False,
+                  expires_in=human_duration(realm.config.lifetimes.email_verification))
+    cookies = CookieJar()
+    set_registrant_cookie(cookies, services, realm, registrant)
+    return answer.with_cookies(cookies)
 
 
 async def _register_or_notify(services: Services, realm: Realm, provider: PasswordCapability, *, email: str, name: str,

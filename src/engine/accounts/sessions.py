@@ -26,11 +26,11 @@ never a cookie."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
+from engine.exchange import CookieSink
 from engine.oauth.backchannel import user_sessions_ended
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
@@ -88,12 +88,12 @@ def _is_live(data: dict[str, Any] | None, seen: dict[str, Any] | None, now: int,
     return data is not None and data["exp"] > now and now - _last_use(data, seen, now) < idle_seconds(realm)
 
 
-async def current_session(request: web.Request, services: Services, realm: Realm, *,
+async def current_session(cookies: Mapping[str, str], services: Services, realm: Realm, *,
                           touch: bool = True) -> BrowserSession | None:
     """The browser's live session, or None (no cookie, ended, past its absolute end, or
     idle for `lifetimes.session_idle`). With `touch`, this use keeps it alive (sliding,
-    never past the absolute end)."""
-    secret = request.cookies.get(cookie_name(realm))
+    never past the absolute end). `cookies`: the request's."""
+    secret = cookies.get(cookie_name(realm))
     if not secret or len(secret) > 100:
         return None
     key = _key(realm, secret)
@@ -118,7 +118,7 @@ async def current_session(request: web.Request, services: Services, realm: Realm
 
 
 async def start_session(
-    response: web.StreamResponse,
+    response: CookieSink,
     services: Services,
     realm: Realm,
     *,
@@ -197,7 +197,7 @@ async def user_sessions(services: Services, realm: Realm, user_id: str) -> list[
     return sorted(live)
 
 
-async def end_session(response: web.StreamResponse, services: Services, realm: Realm, session: BrowserSession) -> None:
+async def end_session(response: CookieSink, services: Services, realm: Realm, session: BrowserSession) -> None:
     await services.ephemeral.write_many([], [session.key, _seen_key(session.key)])
     response.del_cookie(cookie_name(realm), path="/")
 

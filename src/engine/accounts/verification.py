@@ -20,9 +20,8 @@ page with the address filled in, or straight on if the browser is signed in alre
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-from aiohttp import web
 
 from engine.accounts import csrf, onetime
 from engine.accounts.emails import email_identity
@@ -38,15 +37,15 @@ from engine.accounts.proof import EMAIL_VERIFIED, address_proven
 from engine.accounts.recovery import issue_reset_token, set_password_form
 from engine.accounts.sessions import BrowserSession, current_session, secure_cookies
 from engine.accounts.users import password_provider
+from engine.exchange import Answer, Call, CookieJar, CookieSink
 from engine.hookspecs import PasswordCapability
 from engine.oauth.authorize import continue_flow
 from engine.oauth.flows import Flow, save_flow, start_flow
 from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip, hit
+from engine.oauth.ratelimit import hit
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
 from engine.store.protocols import User
-from engine.web.appkeys import SERVICES
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -63,7 +62,7 @@ def registrant_cookie(realm: Realm) -> str:
     return REGISTRANT_COOKIE + realm.name
 
 
-def set_registrant_cookie(response: web.StreamResponse, services: Services, realm: Realm, secret: str) -> None:
+def set_registrant_cookie(response: CookieSink, services: Services, realm: Realm, secret: str) -> None:
     """The browser that registered an address holds this secret; the account's verification
     link is bound to its hash (`verification_link(registrant=...)`)."""
     response.set_cookie(registrant_cookie(realm), secret, path="/", httponly=True, samesite="Lax",
@@ -71,10 +70,10 @@ def set_registrant_cookie(response: web.StreamResponse, services: Services, real
                         max_age=int(realm.config.lifetimes.email_verification.total_seconds()))
 
 
-def _from_registrant(request: web.Request, realm: Realm, data: dict[str, Any]) -> bool:
-    """The link is opened in the browser that registered the address: whoever chose the
-    password has just proven the mailbox too."""
-    expected, secret = data.get("registrant"), request.cookies.get(registrant_cookie(realm))
+def _from_registrant(cookies: Mapping[str, str], realm: Realm, data: dict[str, Any]) -> bool:
+    """The link is opened in the browser that registered the address (the request's
+    `cookies`): whoever chose the password has just proven the mailbox too."""
+    expected, secret = data.get("registrant"), cookies.get(registrant_cookie(realm))
     return bool(expected and secret) and hmac.compare_digest(sha256_hex(secret), expected)
 
 
@@ -97,90 +96,87 @@ async def send_verification(services: Services, realm: Realm, user: User, *, flo
     )
 
 
-def _invalid(request: web.Request, realm: Realm) -> web.Response:
-    return page(request, realm, "link_invalid.html", status=400, kind="verify")
+def _invalid(call: Call, services: Services, realm: Realm) -> Answer:
+    return page(call, services, realm, "link_invalid.html", status=400, kind="verify")
 
 
-async def verify_page(request: web.Request, realm: Realm) -> web.Response:
+async def verify_page(services: Services, realm: Realm, call: Call) -> Answer:
     """GET /verify-email?token=…: confirm before the token is used up."""
-    services = request.app[SERVICES]
-    token = request.query.get("token")
+    token = call.query.get("token")
     user = await onetime.link_user(services, realm, await onetime.peek(services, realm, onetime.VERIFY_EMAIL, token))
     if user is None:
-        return _invalid(request, realm)
-    return page(request, realm, "verify_email.html", token=token, email=user.email)
+        return _invalid(call, services, realm)
+    return page(call, services, realm, "verify_email.html", token=token, email=user.email)
 
 
-async def verify(request: web.Request, realm: Realm) -> web.StreamResponse:
+async def verify(services: Services, realm: Realm, call: Call) -> Answer:
     """POST /verify-email: use the token up, mark the address verified, continue."""
-    services = request.app[SERVICES]
-    params = await form_params(request)
-    csrf.check(request, realm, params)
+    params = await form_params(call)
+    csrf.check(call.cookies, realm, params)
     data = await onetime.redeem(services, realm, onetime.VERIFY_EMAIL, params.get("token"))
     user = await onetime.link_user(services, realm, data)
     if user is None:
-        return _invalid(request, realm)
-    if not user.email_verified and _from_registrant(request, realm, data):
+        return _invalid(call, services, realm)
+    if not user.email_verified and _from_registrant(call.cookies, realm, data):
         # The browser that registered the account (and chose its password) proves the
         # mailbox: all that was set on the account was set by the owner.
         await services.durable.update_user(realm.name, user.id, email_verified=True)
-        await services.audit(realm.name, EMAIL_VERIFIED, user_id=user.id, ip=client_ip(request),
+        await services.audit(realm.name, EMAIL_VERIFIED, user_id=user.id, ip=call.ip,
                              via="verification_link", registrant_browser=True)
     elif not user.email_verified:
         # Whoever proves the address owns the account: the password set before (by whoever
         # registered it) no longer works, nor do the sessions, tokens and links made before.
-        user = await address_proven(services, realm, user, via="verification_link", ip=client_ip(request))
+        user = await address_proven(services, realm, user, via="verification_link", ip=call.ip)
         provider = password_provider(realm)
         if provider is not None and await services.accounts.password_hash(realm.name, user.id) is None:
             # The owner chooses the password now, on a form this proof opens (a reset token
             # for an account without one, bound to that absence like every reset token).
             token = await issue_reset_token(services, realm, user, flow_id=data.get("flow"))
-            return set_password_form(request, realm, provider, token, notice=PASSWORD_NEXT.format(email=user.email))
-    flow = await optional_flow(request, services, realm, data.get("flow"))
+            return set_password_form(call, services, realm, provider, token,
+                                     notice=PASSWORD_NEXT.format(email=user.email))
+    flow = await optional_flow(call, services, realm, data.get("flow"))
     if flow is not None:
         flow.data["notice"] = "email_verified"
         flow.data["login_hint"] = user.email
         await save_flow(services, realm, flow)
-        session = await current_session(request, services, realm)
-        return await continue_flow(request, realm, flow.data, session, flow=flow)
-    return page(request, realm, "message.html", title="Your email address is verified",
+        session = await current_session(call.cookies, services, realm)
+        return await continue_flow(call, services, realm, flow.data, session, flow=flow)
+    return page(call, services, realm, "message.html", title="Your email address is verified",
                 message=f"Thank you: {user.email} is verified. Return to the application to sign in.")
 
 
-async def resend_page(request: web.Request, realm: Realm) -> web.Response:
+async def resend_page(services: Services, realm: Realm, call: Call) -> Answer:
     """GET /verify-email/resend: ask for a new link."""
     password_provider_or_404(realm)
-    services = request.app[SERVICES]
-    flow = await optional_flow(request, services, realm, request.query.get("flow"))
-    email = request.query.get("email", "")[:254]
-    return page(request, realm, "resend.html", flow=flow, email=email)
+    flow = await optional_flow(call, services, realm, call.query.get("flow"))
+    email = call.query.get("email", "")[:254]
+    return page(call, services, realm, "resend.html", flow=flow, email=email)
 
 
-async def resend(request: web.Request, realm: Realm) -> web.Response:
+async def resend(services: Services, realm: Realm, call: Call) -> Answer:
     """POST /verify-email/resend: the same answer whether or not the address has an
     unverified account; limited per address (`verification_resend_per_account`) and per IP."""
     password_provider_or_404(realm)
-    services = request.app[SERVICES]
-    params = await form_params(request)
-    csrf.check(request, realm, params)
-    flow = await optional_flow(request, services, realm, params.get("flow"))
+    params = await form_params(call)
+    csrf.check(call.cookies, realm, params)
+    flow = await optional_flow(call, services, realm, params.get("flow"))
     email = params.get("email", "").strip()
     if not valid_email(email):
-        return page(request, realm, "resend.html", status=400, flow=flow, email=email,
+        return page(call, services, realm, "resend.html", status=400, flow=flow, email=email,
                     error="Enter an email address like name@example.com.")
     limits = realm.config.rate_limits
-    buckets = (("resend_ip", client_ip(request), limits.register_per_ip),
+    buckets = (("resend_ip", call.ip, limits.register_per_ip),
                ("resend_account", sha256_hex(email_identity(email)), limits.verification_resend_per_account))
     for bucket, subject, limit in buckets:
         wait = await hit(services, realm, bucket, subject, limit)
         if wait is not None:
-            return too_many(request, realm, wait, "You asked for several links already. Check your inbox"
+            return too_many(call, services, realm, wait, "You asked for several links already. Check your inbox"
                             " (and spam folder), or wait a while before asking again.", flow=flow)
     # After the response, like /forgot-password: its timing must not tell whether the
     # address has an unverified account (issue 16 item 7).
-    services.mail.background(_resend(services, realm, email, flow.id if flow else None, client_ip(request)),
+    services.mail.background(_resend(services, realm, email, flow.id if flow else None, call.ip),
                              "verification resend")
-    return page(request, realm, "check_email.html", flow=flow, email=email, resent=True,
+    return page(call, services, realm, "check_email.html", flow=flow, email=email, resent=True,
                 expires_in=human_duration(realm.config.lifetimes.email_verification))
 
 
@@ -199,21 +195,16 @@ def verification_required(realm: Realm, session: BrowserSession) -> bool:
     return isinstance(provider, PasswordCapability) and provider.require_verified_email is True
 
 
-async def verify_first(request: web.Request, realm: Realm, authz: dict[str, Any], user: User,
-                       flow: Flow | None, response: web.StreamResponse | None) -> web.Response:
+async def verify_first(call: Call, services: Services, realm: Realm, authz: dict[str, Any], user: User,
+                       flow: Flow | None, cookies: CookieJar | None) -> Answer:
     """The page an unverified user gets instead of an authorization code: verify the
     address first, with a button that resends the link (`/verify-email/resend`). The
     pending request is kept, so the link (sent with this flow) continues it."""
-    services = request.app[SERVICES]
-    cookies = web.Response()
+    binding = CookieJar()
     if flow is None:
-        flow = await start_flow(cookies, request, services, realm, authz)
+        flow = await start_flow(binding, call.cookies, services, realm, authz)
     elif flow.unsaved:
         await save_flow(services, realm, flow)
-    result = page(request, realm, "verify_first.html", status=403, flow=flow, email=user.email)
-    for source in (response, cookies):  # a session started in this request; the flow's binding
-        if source is not None:
-            for morsel in source.cookies.values():
-                result.cookies[morsel.key] = morsel
-    result.headers["Cache-Control"] = "no-store"
-    return result
+    result = page(call, services, realm, "verify_first.html", status=403, flow=flow, email=user.email)
+    # a session started in this request; the flow's binding
+    return result.with_cookies(cookies or ()).with_cookies(binding).with_headers({"Cache-Control": "no-store"})

@@ -20,7 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.accounts.emails import mailbox, needs_smtputf8
 from engine.realm import Realm
-from engine.web.templates import realm_loader
+from engine.templates import realm_loader
 
 _environments: WeakKeyDictionary[Realm, jinja2.Environment] = WeakKeyDictionary()
 

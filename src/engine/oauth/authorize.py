@@ -13,22 +13,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
-from aiohttp import web
-
 from engine import errors
 from engine.accounts.sessions import BrowserSession, current_session
 from engine.config import Client
 from engine.errors import InvalidRequest, OAuthError
+from engine.exchange import Answer, Call, CookieJar
 from engine.oauth import pkce
 from engine.oauth.codes import issue_code
-from engine.oauth.flows import Flow, finish_flow, load_flow, save_flow, start_flow
+from engine.oauth.flows import Flow, finish_flow, load_flow, realm_base, save_flow, start_flow
 from engine.oauth.grants.common import parse_scope
 from engine.oauth.params import form_params
-from engine.oauth.ratelimit import client_ip, enforce
+from engine.oauth.ratelimit import enforce
 from engine.realm import Realm
 from engine.store import User
 from engine.store.batch import WriteBatch
-from engine.web.appkeys import SERVICES
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -65,10 +63,6 @@ LIMITS = {
 MAX_DESCRIPTION = 200  # error_description in a redirect: what went wrong, not an echo
 
 
-def see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
-
-
 class ClientError(OAuthError):
     """An error to redirect back to the client with (RFC 6749 §4.1.2.1)."""
 
@@ -84,15 +78,15 @@ class Redirect:
     state: str | None
     issuer: str
 
-    def to(self, **params: str | None) -> web.Response:
+    def to(self, **params: str | None) -> Answer:
         """303 to the client's redirect URI with `params`, `state` and `iss` added."""
         params = {**params, "state": self.state, "iss": self.issuer}
         query = urlencode({k: v for k, v in params.items() if v is not None})
         parts = urlsplit(self.redirect_uri)
         joined = f"{parts.query}&{query}" if parts.query else query
-        return see_other(urlunsplit((parts.scheme, parts.netloc, parts.path, joined, "")))
+        return Answer.see_other(urlunsplit((parts.scheme, parts.netloc, parts.path, joined, "")))
 
-    def error(self, exc: OAuthError) -> web.Response:
+    def error(self, exc: OAuthError) -> Answer:
         if self.redirect_uri is None:
             # A device flow (RFC 8628 §3.3) has no redirect URI: the browser gets the error page.
             raise exc
@@ -192,49 +186,44 @@ def validate_request(realm: Realm, redirect: Redirect, params: dict[str, str]) -
     }
 
 
-async def authorize(request: web.Request, realm: Realm) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    await enforce(services, realm, "authorize", client_ip(request), realm.config.rate_limits.authorize_per_ip)
-    params = await form_params(request, query=True)
+async def authorize(services: Services, realm: Realm, call: Call) -> Answer:
+    await enforce(services, realm, "authorize", call.ip, realm.config.rate_limits.authorize_per_ip)
+    params = await form_params(call, query=True)
     redirect = check_client_and_redirect(realm, params)
     try:
         authz = validate_request(realm, redirect, params)
     except ClientError as exc:
         return redirect.error(exc)
-    session = await current_session(request, services, realm)
-    return await continue_flow(request, realm, authz, session, flow=None)
-
-
-def realm_base(request: web.Request, realm: Realm) -> str:
-    """The URL prefix of the realm as this request reached it (`/realms/x` or root)."""
-    return f"/realms/{realm.name}" if "realm" in request.match_info else ""
+    session = await current_session(call.cookies, services, realm)
+    return await continue_flow(call, services, realm, authz, session, flow=None)
 
 
 async def continue_flow(
-    request: web.Request,
+    call: Call,
+    services: Services,
     realm: Realm,
     authz: dict[str, Any],
     session: BrowserSession | None,
     *,
     flow: Flow | None,
-    response: web.StreamResponse | None = None,
+    cookies: CookieJar | None = None,
     writes: WriteBatch | None = None,
     user: User | None = None,
-) -> web.StreamResponse:
+) -> Answer:
     """Decide the next step: log in, consent, or the code back to the client. What the
     caller gathered in `writes` (a new session, say) is stored with the code and the end
-    of the flow, in one round trip, before the answer is returned. `user`: the session's
-    user as the caller has just read it (a sign-in), checked here but not read again."""
-    services = request.app[SERVICES]
+    of the flow, in one round trip, before the answer is returned; `cookies` it set (that
+    session's) go out with the answer. `user`: the session's user as the caller has just
+    read it (a sign-in), checked here but not read again."""
     writes = writes if writes is not None else WriteBatch(services.ephemeral)
-    result = await _next_step(request, services, realm, authz, session, flow, response, writes, user)
+    result = await _next_step(call, services, realm, authz, session, flow, cookies, writes, user)
     await writes.commit()
     return result
 
 
-async def _next_step(request: web.Request, services: Services, realm: Realm, authz: dict[str, Any],
-                     session: BrowserSession | None, flow: Flow | None, response: web.StreamResponse | None,
-                     writes: WriteBatch, user: User | None) -> web.StreamResponse:
+async def _next_step(call: Call, services: Services, realm: Realm, authz: dict[str, Any],
+                     session: BrowserSession | None, flow: Flow | None, cookies: CookieJar | None,
+                     writes: WriteBatch, user: User | None) -> Answer:
     client = realm.clients[authz["client_id"]]
     redirect = Redirect(client, authz["redirect_uri"], authz["state"], realm.issuer)
     prompt = set(authz["prompt"])
@@ -260,7 +249,7 @@ async def _next_step(request: web.Request, services: Services, realm: Realm, aut
     if needs_login:
         if "none" in prompt:
             return redirect.error(ClientError(errors.LOGIN_REQUIRED, "the user is not signed in"))
-        return await _interact(request, realm, authz, flow, "login", response)
+        return await _interact(call, services, realm, authz, flow, "login", cookies)
 
     if not user.email_verified and user.email is not None:
         # `require_verified_email` (the session's provider): no code until the address is
@@ -269,12 +258,12 @@ async def _next_step(request: web.Request, services: Services, realm: Realm, aut
         if verification_required(realm, session):
             if "none" in prompt:
                 return redirect.error(ClientError(errors.INTERACTION_REQUIRED, "the email address is not verified"))
-            return await verify_first(request, realm, authz, user, flow, response)
+            return await verify_first(call, services, realm, authz, user, flow, cookies)
 
     if authz.get("device"):
         # RFC 8628 §3.3: a device flow ends in its confirmation page (always shown: §5.4
         # remote phishing), not in a code (engine.web.device).
-        return await _interact(request, realm, authz, flow, "device/confirm", response)
+        return await _interact(call, services, realm, authz, flow, "device/confirm", cookies)
 
     scopes = set(authz["scope"].split())
     if client.consent == "required":
@@ -285,7 +274,7 @@ async def _next_step(request: web.Request, services: Services, realm: Realm, aut
             if "consent" in prompt or not covered:
                 if "none" in prompt:
                     return redirect.error(ClientError(errors.CONSENT_REQUIRED, "the user has not consented"))
-                return await _interact(request, realm, authz, flow, "consent", response)
+                return await _interact(call, services, realm, authz, flow, "consent", cookies)
 
     code = issue_code(services, realm, {
         "client_id": client.client_id,
@@ -301,30 +290,23 @@ async def _next_step(request: web.Request, services: Services, realm: Realm, aut
     }, writes)
     if flow is not None:
         await finish_flow(services, realm, flow, writes)
-    result = redirect.to(code=code)
-    if response is not None:  # carry cookies set earlier in this request (new session)
-        for morsel in response.cookies.values():
-            result.cookies[morsel.key] = morsel
-    return result
+    # carry cookies set earlier in this request (new session)
+    return redirect.to(code=code).with_cookies(cookies or ())
 
 
-async def _interact(request, realm, authz, flow, step: str, response) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    result = see_other("")
-    if response is not None:
-        for morsel in response.cookies.values():
-            result.cookies[morsel.key] = morsel
+async def _interact(call: Call, services: Services, realm: Realm, authz: dict[str, Any], flow: Flow | None,
+                    step: str, cookies: CookieJar | None) -> Answer:
+    """On to the page of `step` (the flow saved, or started: its binding cookie set)."""
+    jar = CookieJar(tuple(cookies or ()))
     if flow is None:
-        flow = await start_flow(result, request, services, realm, authz)
+        flow = await start_flow(jar, call.cookies, services, realm, authz)
     elif flow.unsaved:
         await save_flow(services, realm, flow)
-    result.headers["Location"] = f"{realm_base(request, realm)}/{step}?flow={flow.id}"
-    return result
+    return Answer.see_other(f"{realm_base(call, realm)}/{step}?flow={flow.id}", jar)
 
 
-async def resume(request: web.Request, realm: Realm) -> web.StreamResponse:
+async def resume(services: Services, realm: Realm, call: Call) -> Answer:
     """GET /authorize/resume?flow=…: pick a flow up again (e.g. after federation)."""
-    services = request.app[SERVICES]
-    flow = await load_flow(request, services, realm, request.query.get("flow"))
-    session = await current_session(request, services, realm)
-    return await continue_flow(request, realm, flow.data, session, flow=flow)
+    flow = await load_flow(call.cookies, services, realm, call.query.get("flow"))
+    session = await current_session(call.cookies, services, realm)
+    return await continue_flow(call, services, realm, flow.data, session, flow=flow)

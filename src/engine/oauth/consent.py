@@ -4,40 +4,42 @@ back to the client as `access_denied` (RFC 6749 §4.1.2.1)."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from engine import errors
 from engine.accounts.sessions import current_session
 from engine.errors import LoginRequired
-from engine.oauth.authorize import ClientError, Redirect, continue_flow, realm_base
-from engine.oauth.flows import finish_flow, load_flow, save_flow
+from engine.exchange import Answer, Call
+from engine.oauth.authorize import ClientError, Redirect, continue_flow
+from engine.oauth.flows import finish_flow, load_flow, realm_base, save_flow
 from engine.oauth.params import form_params
 from engine.realm import Realm
 from engine.store.protocols import Consent
-from engine.web.appkeys import SERVICES
-from engine.web.templates import render
+from engine.templates import render
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 
-async def consent_page(request: web.Request, realm: Realm) -> web.Response:
-    services = request.app[SERVICES]
-    flow = await load_flow(request, services, realm, request.query.get("flow"))
-    session = await current_session(request, services, realm)
+async def consent_page(services: Services, realm: Realm, call: Call) -> Answer:
+    flow = await load_flow(call.cookies, services, realm, call.query.get("flow"))
+    session = await current_session(call.cookies, services, realm)
     if session is None:
         raise LoginRequired("your session has ended; start again from the application")
     user = await services.durable.get_user(realm.name, session.user_id)
     client = realm.clients[flow.data["client_id"]]
     descriptions = realm.config.all_scopes()
     scopes = [(s, descriptions.get(s, s)) for s in flow.data["scope"].split()]
-    return render(request, realm, services, "consent.html", flow=flow, scopes=scopes,
+    return render(realm, services, "consent.html", flow=flow, scopes=scopes,
                   client_name=client.name or client.client_id, user_email=user.email if user else "",
-                  base=realm_base(request, realm))
+                  base=realm_base(call, realm))
 
 
-async def consent_decision(request: web.Request, realm: Realm) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    params = await form_params(request)
-    flow = await load_flow(request, services, realm, params.get("flow"), csrf=params.get("csrf"), check_csrf=True)
-    session = await current_session(request, services, realm)
+async def consent_decision(services: Services, realm: Realm, call: Call) -> Answer:
+    params = await form_params(call)
+    flow = await load_flow(call.cookies, services, realm, params.get("flow"),
+                           csrf=params.get("csrf"), check_csrf=True)
+    session = await current_session(call.cookies, services, realm)
     if session is None:
         raise LoginRequired("your session has ended; start again from the application")
     client = realm.clients[flow.data["client_id"]]
@@ -53,4 +55,4 @@ async def consent_decision(request: web.Request, realm: Realm) -> web.StreamResp
     ))
     flow.data["consented_by"] = session.user_id
     await save_flow(services, realm, flow)
-    return await continue_flow(request, realm, flow.data, session, flow=flow)
+    return await continue_flow(call, services, realm, flow.data, session, flow=flow)

@@ -12,12 +12,12 @@ the store's TTL."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from engine.errors import OAuthError
+from engine.exchange import Call, CookieSink
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
@@ -52,6 +52,12 @@ class Flow:
         return self.data["csrf"]
 
 
+def realm_base(call: Call, realm: Realm) -> str:
+    """The URL prefix of the realm as this request reached it (`/realms/x` or root): where
+    the browser flows send the browser on."""
+    return f"/realms/{realm.name}" if "realm" in call.route else ""
+
+
 def binding_cookie(realm: Realm) -> str:
     return f"tessera_flow_{realm.name}"
 
@@ -60,9 +66,11 @@ def _key(realm: Realm, flow_id: str) -> str:
     return f"{realm.name}:flow:{flow_id}"
 
 
-async def start_flow(response: web.StreamResponse, request: web.Request, services: Services, realm: Realm,
+async def start_flow(response: CookieSink, cookies: Mapping[str, str], services: Services, realm: Realm,
                      data: dict[str, Any]) -> Flow:
-    binding = request.cookies.get(binding_cookie(realm))
+    """A new flow, bound to this browser (`cookies`: the request's; the binding cookie is
+    set on `response`)."""
+    binding = cookies.get(binding_cookie(realm))
     if not binding or len(binding) > 100:
         binding = random_token(24)
     flow = Flow(random_token(24), {**data, "csrf": random_token(24), "binding": sha256_hex(binding),
@@ -73,13 +81,13 @@ async def start_flow(response: web.StreamResponse, request: web.Request, service
     return flow
 
 
-async def load_flow(request: web.Request, services: Services, realm: Realm, flow_id: str | None,
+async def load_flow(cookies: Mapping[str, str], services: Services, realm: Realm, flow_id: str | None,
                     *, csrf: str | None = None, check_csrf: bool = False) -> Flow:
     """The flow, if it exists, belongs to this browser, and (for POSTs) the CSRF token matches."""
     if not flow_id or len(flow_id) > 64:
         raise FlowExpired("this sign-in link is incomplete; start again from the application")
     data = await services.ephemeral.get(_key(realm, flow_id))
-    binding = request.cookies.get(binding_cookie(realm), "")
+    binding = cookies.get(binding_cookie(realm), "")
     # Untouched for longer than lifetimes.pending_flow (a flow saved before `flow_exp` was
     # kept: counted from its start).
     if data is not None and data.get("flow_exp", data.get("created", 0) + flow_lifetime(realm)) \

@@ -11,18 +11,16 @@ import hmac
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from aiohttp import web
-
 from engine import events
 from engine.accounts.sessions import BrowserSession, current_session, end_session
 from engine.errors import InvalidRequest, InvalidToken
-from engine.oauth.authorize import realm_base, see_other
+from engine.exchange import Answer, Call, CookieJar
 from engine.oauth.backchannel import session_ended
+from engine.oauth.flows import realm_base
 from engine.oauth.params import form_params
 from engine.realm import Realm
 from engine.secrets_util import sha256_hex
-from engine.web.appkeys import SERVICES
-from engine.web.templates import render
+from engine.templates import render
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -63,9 +61,8 @@ def _csrf(session: BrowserSession) -> str:
     return sha256_hex("logout\0" + session.key)[:32]
 
 
-async def logout(request: web.Request, realm: Realm) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    params = await form_params(request, query=True)
+async def logout(services: Services, realm: Realm, call: Call) -> Answer:
+    params = await form_params(call, query=True)
     hint_claims = await id_token_hint(services, realm, params.get("id_token_hint"))
     client_id = params.get("client_id")
     if hint_claims is not None:
@@ -81,24 +78,26 @@ async def logout(request: web.Request, realm: Realm) -> web.StreamResponse:
         if redirect_to not in client.post_logout_redirect_uris:
             raise InvalidRequest("post_logout_redirect_uri is not registered for this client")
 
-    session = await current_session(request, services, realm)
+    session = await current_session(call.cookies, services, realm)
     confirmed = hint_claims is not None and (session is None or hint_claims.get("sub") == session.user_id)
     if session is not None and not confirmed:
-        posted = request.method == "POST" and params.get("confirm") == "yes"
+        posted = call.method == "POST" and params.get("confirm") == "yes"
         if not (posted and hmac.compare_digest(params.get("csrf", ""), _csrf(session))):
             carry = {k: params[k] for k in CARRIED if k in params}
-            return render(request, realm, services, "logout.html", signed_out=False, csrf=_csrf(session),
-                          carry=carry, base=realm_base(request, realm))
+            return render(realm, services, "logout.html", signed_out=False, csrf=_csrf(session),
+                          carry=carry, base=realm_base(call, realm))
 
     if redirect_to is not None:
         location = redirect_to
         if "state" in params:
             location += ("&" if "?" in redirect_to else "?") + urlencode({"state": params["state"]})
-        response: web.Response = see_other(location)
+        answer = Answer.see_other(location)
     else:
-        response = render(request, realm, services, "logout.html", signed_out=True, base=realm_base(request, realm))
+        answer = render(realm, services, "logout.html", signed_out=True, base=realm_base(call, realm))
     if session is not None:
-        await end_session(response, services, realm, session)
+        cookies = CookieJar()
+        await end_session(cookies, services, realm, session)
+        answer = answer.with_cookies(cookies)
         revoked = await services.durable.revoke_families(
             realm.name, services.clock.now(), "logout", session_id=session.sid
         )
@@ -106,4 +105,4 @@ async def logout(request: web.Request, realm: Realm) -> web.StreamResponse:
         await session_ended(services, realm, session.user_id, session.sid)  # queued, sent in the background
         await services.audit(realm.name, events.LOGOUT, user_id=session.user_id, client_id=client_id,
                              families_revoked=revoked)
-    return response
+    return answer

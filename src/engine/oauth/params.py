@@ -30,14 +30,8 @@ FORM = "application/x-www-form-urlencoded"
 FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-async def form_params(call: Call | Any, *, allow_json: bool = False, query: bool = False) -> dict[str, str]:
+async def form_params(call: Call, *, allow_json: bool = False, query: bool = False) -> dict[str, str]:
     """Parameters of a POST (form, or JSON if allowed) or, with `query`, of a GET."""
-    if not isinstance(call, Call):
-        # Transitional, until the browser flows (authorize, consent, logout, accounts/*)
-        # are converted to the core's `Call` too: they still hand over their aiohttp request.
-        from engine.web.adapter import AiohttpCall
-
-        call = AiohttpCall.without_ip(call)
     if call.method in ("GET", "HEAD"):
         if not query:
             raise InvalidRequest("use POST")

@@ -40,17 +40,11 @@ SYNC_INTERVAL = 0.1  # seconds: the longest a local count stays unshared
 MAX_BATCH = 64
 
 
-def client_ip(server: ServerConfig | Any, remote: str | None = None, forwarded_for: Iterable[str] = ()) -> str:
+def client_ip(server: ServerConfig, remote: str | None = None, forwarded_for: Iterable[str] = ()) -> str:
     """The caller's address, for rate limits, lockouts and audit rows, from the peer's
     address (`remote`) and the request's `X-Forwarded-For` lines: the peer, or, when the
     peer is one of the operator's `trusted_proxies`, the nearest untrusted hop of
     `X-Forwarded-For` (every header line, as one comma-separated list: `caller_address`)."""
-    if not isinstance(server, ServerConfig):
-        # Transitional, until the browser flows (authorize, logout, accounts/*) are
-        # converted to the core's `Call`: they still hand over their aiohttp request.
-        from engine.web.adapter import request_ip
-
-        return request_ip(server)
     networks = server.proxy_networks
     if not networks:
         return _normalised(remote) or "unknown"

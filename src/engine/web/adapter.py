@@ -8,7 +8,7 @@ the request's own header view and reads its query and body only when the core as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -41,14 +41,17 @@ class AiohttpCall(Call):
         super().__init__(request.method, request.headers, ip)
         self.request = request
 
-    @classmethod
-    def without_ip(cls, request: web.Request) -> AiohttpCall:
-        """For reading parameters only (engine.oauth.params, transitional)."""
-        return cls(request, "")
-
     @property
     def query(self) -> MultiMapping[str]:
         return self.request.query
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        return self.request.cookies
+
+    @property
+    def route(self) -> Mapping[str, str]:
+        return self.request.match_info
 
     @property
     def content_type(self) -> str:
@@ -90,12 +93,21 @@ class RequestTimeout(InvalidRequest):
 
 
 def response(answer: Answer) -> web.Response:
-    """The aiohttp response of a core answer."""
+    """The aiohttp response of a core answer (its cookies set as `set_cookie`/`del_cookie`
+    would: the same `Set-Cookie` lines)."""
     result = web.Response(status=answer.status, body=answer.body, headers=answer.headers)
     for cookie in answer.cookies:
+        if cookie.cleared:
+            result.del_cookie(cookie.name, path=cookie.path)
+            continue
         result.set_cookie(cookie.name, cookie.value, path=cookie.path, max_age=cookie.max_age,
                           secure=cookie.secure, httponly=cookie.httponly, samesite=cookie.samesite)
     return result
+
+
+def call_of(request: web.Request) -> AiohttpCall:
+    """The core `Call` of an aiohttp request, with its caller's address."""
+    return AiohttpCall(request, request_ip(request))
 
 
 def adapt(endpoint: CoreEndpoint) -> Callable[[web.Request, Realm], Awaitable[web.Response]]:

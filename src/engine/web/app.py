@@ -14,15 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.accounts.federation import add_federation_routes
 from engine.accounts.lockout import default_sleep
-from engine.accounts.login import credentials_login, login_page
 from engine.accounts.passwords import PasswordService
-from engine.accounts.recovery import forgot, forgot_page, reset, reset_page
-from engine.accounts.registration import register as register_account
-from engine.accounts.registration import register_page
 from engine.accounts.users import Accounts
-from engine.accounts.verification import resend, resend_page, verify, verify_page
 from engine.clock import Clock
 from engine.config import Config
 from engine.http import http_client
@@ -30,9 +24,6 @@ from engine.mail.service import MailService
 from engine.metrics import MetricsSink, metrics_endpoint, multiprocess_mode
 from engine.oauth import discovery as discovery_module
 from engine.oauth import jwks as jwks_module
-from engine.oauth.authorize import authorize, resume
-from engine.oauth.consent import consent_decision, consent_page
-from engine.oauth.logout import logout
 from engine.oauth.ratelimit import share_counts
 from engine.plugins import Plugins
 from engine.realm import build_runtime
@@ -44,6 +35,26 @@ from engine.tokens.keys import KeyEncryption, KeyManager, derive_key, load_or_cr
 from engine.tokens.refresh import RefreshTokens
 from engine.web.api import device_authorization, discovery, introspect, jwks, revoke, token, userinfo
 from engine.web.appkeys import SERVICES
+from engine.web.browser import (
+    add_federation_routes,
+    authorize,
+    consent_decision,
+    consent_page,
+    credentials_login,
+    forgot,
+    forgot_page,
+    login_page,
+    logout,
+    register_account,
+    register_page,
+    resend,
+    resend_page,
+    reset,
+    reset_page,
+    resume,
+    verify,
+    verify_page,
+)
 from engine.web.cors import CLIENTS, PUBLIC
 from engine.web.device import confirm_decision, confirm_page, device_entry, device_page
 from engine.web.health import healthz, readyz

@@ -14,12 +14,12 @@ from aiohttp import web
 from engine.accounts.sessions import current_session
 from engine.errors import LoginRequired, RateLimited
 from engine.oauth import device
-from engine.oauth.authorize import continue_flow, realm_base
-from engine.oauth.flows import finish_flow, load_flow
+from engine.oauth.authorize import continue_flow
+from engine.oauth.flows import finish_flow, load_flow, realm_base
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.realm import Realm
-from engine.web.adapter import request_ip
+from engine.web.adapter import call_of, request_ip, response
 from engine.web.appkeys import SERVICES
 from engine.web.templates import render
 
@@ -30,7 +30,7 @@ TOO_MANY = "too many codes were tried from here; wait a while and try again"
 def _entry_page(request: web.Request, realm: Realm, user_code: str, *, error: str | None = None,
                 status: int = 200) -> web.Response:
     return render(request, realm, request.app[SERVICES], "device.html", status=status, error=error,
-                  user_code=user_code[:32], base=realm_base(request, realm))
+                  user_code=user_code[:32], base=realm_base(call_of(request), realm))
 
 
 async def device_page(request: web.Request, realm: Realm) -> web.Response:
@@ -41,11 +41,12 @@ async def device_page(request: web.Request, realm: Realm) -> web.Response:
 async def device_entry(request: web.Request, realm: Realm) -> web.StreamResponse:
     """POST /device: a user code; on to sign-in (or straight to the confirmation)."""
     services = request.app[SERVICES]
+    call = call_of(request)
     limits = realm.config.rate_limits
-    wait = await hit(services, realm, "device_user_ip", request_ip(request, services), limits.device_user_code_per_ip)
+    wait = await hit(services, realm, "device_user_ip", call.ip, limits.device_user_code_per_ip)
     if wait is not None:
         raise RateLimited(wait, TOO_MANY)
-    params = await form_params(request)
+    params = await form_params(call)
     typed = params.get("user_code", "")
     code = device.normalise_user_code(typed)
     found = await device.find_by_user_code(services, realm, code) if code else None
@@ -61,13 +62,13 @@ async def device_entry(request: web.Request, realm: Realm) -> web.StreamResponse
         "scope": record["scope"], "nonce": None, "code_challenge": None, "prompt": [], "max_age": None,
         "login_hint": None, "resource": record.get("resource"), "device": device_hash,
     }
-    session = await current_session(request, services, realm)
-    return await continue_flow(request, realm, authz, session, flow=None)
+    session = await current_session(request.cookies, services, realm)
+    return response(await continue_flow(call, services, realm, authz, session, flow=None))
 
 
 async def _signed_in(request: web.Request, realm: Realm):
     services = request.app[SERVICES]
-    session = await current_session(request, services, realm)
+    session = await current_session(request.cookies, services, realm)
     user = await services.durable.get_user(realm.name, session.user_id) if session else None
     if session is None or user is None or user.disabled:
         raise LoginRequired("your session has ended; start again by entering the code from your device")
@@ -84,7 +85,7 @@ def _gone(request: web.Request, realm: Realm) -> web.Response:
 async def confirm_page(request: web.Request, realm: Realm) -> web.Response:
     """GET /device/confirm?flow=…: the client, the scopes and the user code, Approve/Deny."""
     services = request.app[SERVICES]
-    flow = await load_flow(request, services, realm, request.query.get("flow"))
+    flow = await load_flow(request.cookies, services, realm, request.query.get("flow"))
     if not flow.data.get("device"):
         raise LoginRequired("this page belongs to a device sign-in; start again from your device")
     _session, user = await _signed_in(request, realm)
@@ -97,14 +98,15 @@ async def confirm_page(request: web.Request, realm: Realm) -> web.Response:
     scopes = [(s, descriptions.get(s, s)) for s in flow.data["scope"].split()]
     return render(request, realm, services, "device_confirm.html", flow=flow, scopes=scopes,
                   client_name=client.name or client.client_id, user_email=user.email or "",
-                  user_code=device.display_user_code(record["user_code"]), base=realm_base(request, realm))
+                  user_code=device.display_user_code(record["user_code"]), base=realm_base(call_of(request), realm))
 
 
 async def confirm_decision(request: web.Request, realm: Realm) -> web.Response:
     """POST /device/confirm: Approve or Deny (CSRF-checked); the device learns it by polling."""
     services = request.app[SERVICES]
-    params = await form_params(request)
-    flow = await load_flow(request, services, realm, params.get("flow"), csrf=params.get("csrf"), check_csrf=True)
+    params = await form_params(call_of(request))
+    flow = await load_flow(request.cookies, services, realm, params.get("flow"),
+                           csrf=params.get("csrf"), check_csrf=True)
     if not flow.data.get("device"):
         raise LoginRequired("this page belongs to a device sign-in; start again from your device")
     session, user = await _signed_in(request, realm)
