@@ -11,7 +11,11 @@ rounds, each round one run of every case of the group, one after the other (the 
 rotated per round). A ratio is the median of the per-round ratios, so a machine whose
 speed drifts (a shared VM) slows both sides of a ratio alike. The limits (JWT sign rate
 through our JWT code, argon2id verify rate at the realm's default parameters, a bare
-aiohttp endpoint) are cases of the groups they bound. Stores: PostgreSQL (its own
+aiohttp endpoint) are cases of the groups they bound; the targets are stated against
+the chosen stack's own floors (issue 17): a minimal aiohttp server doing a
+client_credentials grant (bench/aiohttp_floor.py), the bare aiohttp endpoint, and the
+login flow served by a minimal server (bench/floor_server.py). Tessera runs as `idp serve`
+starts by default, access log on (to a file). Stores: PostgreSQL (its own
 databases, `tessera_bench` and `tessera_bench_many`, dropped and recreated per start) and
 Redis (DB 13 and 12, flushed per start).
 
