@@ -342,6 +342,7 @@ rate_limits:
   token_per_ip: {{requests: 100000000}}
   login_per_ip: {{requests: 100000000}}
   login_per_account: {{requests: 100000000}}
+  introspect_per_client: {{requests: 100000000}}  # 60,000/min by default: introspection passes it
 clients:
 {services}
   - client_id: webapp
