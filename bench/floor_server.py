@@ -1,5 +1,6 @@
-"""The floor under targets 1a and 6a: the least a Python server on this core can do per
-request, with none of an identity provider's work. Usage: floor_server.py PORT
+"""The raw floors (information since issue 17) and the login-flow floor of target 6a: the
+least a Python server on this core can do per request,
+with none of an identity provider's work. Usage: floor_server.py PORT
 
 - `POST /token`: one RS256 JWT signed by the sign ceiling's own operation
   (`limits.sign_operation`, through `engine.tokens.jwt.sign`), answered as JSON. What
@@ -18,7 +19,7 @@ request, with none of an identity provider's work. Usage: floor_server.py PORT
   no store, no checks. What it reaches next to the argon2id rate is 6a's ceiling for the
   flow as Tessera serves it, measured by the same load generator.
 
-A raw asyncio protocol on uvloop, as `engine.web.fastpath` answers its requests: heads
+A raw asyncio protocol on uvloop (no HTTP framework; `idp serve` answers through aiohttp): heads
 split at the blank line, the body by its `Content-Length`, keep-alive, no routing, no
 validation. Not a server to copy: it trusts its client (the benchmark's wrk).
 """
