@@ -260,3 +260,31 @@ async def test_a_code_issued_before_a_reset_is_worthless_after_it(idp, aiohttp_c
     idp.clock.advance(1)
     resp = await exchange(idp, code, verifier)
     assert resp.status == 400 and (await resp.json())["error"] == "invalid_grant"
+
+
+async def test_a_reset_opened_elsewhere_ends_with_a_link_back_to_the_application(
+        tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
+    """Issue 18 item 7: the reset link is opened in another browser (the sign-in that asked
+    for it is not there): the last page links back to the application that sent the user,
+    its `client_uri` (RFC 7591 §2)."""
+    import dataclasses
+
+    from tests.accounts.conftest import ACME, build_idp, mail_yaml
+    from tests.accounts.helpers import flow_id, forgot, reset
+    from tests.oauth.flow import authorize
+
+    outbox = tmp_path / "outbox"
+    realm = ACME.replace("  - client_id: spa\n    type: public\n",
+                         "  - client_id: spa\n    name: Example SPA\n    client_uri: https://spa.example.com/\n"
+                         "    type: public\n", 1)
+    idp = await build_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(), mail=mail_yaml(outbox),
+                          outbox=outbox, realms={"acme": realm})
+    await idp.add_user("carol@example.com", "an old long passphrase")
+    resp, _ = await authorize(idp)  # the application sends Carol to sign in; she forgot her password
+    await forgot(idp, "carol@example.com", flow=flow_id(resp.headers["Location"]))
+    link = link_in(await idp.last_mail("carol@example.com"), "/reset-password")
+    phone = dataclasses.replace(idp, client=await aiohttp_client(idp.client.server))  # another browser
+    done = await reset(phone, link, "a brand new passphrase 7")
+    page = await done.text()
+    assert done.status == 200 and "Your password has been changed" in page
+    assert '<a class="button" href="https://spa.example.com/">Continue to Example SPA</a>' in page

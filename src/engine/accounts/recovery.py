@@ -32,7 +32,7 @@ from engine.accounts.sessions import end_user_sessions
 from engine.exchange import Answer, Call, CookieJar
 from engine.hookspecs import PasswordCapability
 from engine.oauth.authorize import continue_flow
-from engine.oauth.flows import save_flow
+from engine.oauth.flows import back_to_application, flow_client, save_flow
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.realm import Realm
@@ -97,7 +97,7 @@ async def send_reset_link(services: Services, realm: Realm, user: User, *, flow_
     stored = await services.accounts.password_hash(realm.name, user.id)
     token = await onetime.issue(services, realm, onetime.RESET_PASSWORD, {
         "user_id": user.id, "email": (user.email or "").lower(), "password": _fingerprint(stored),
-        "flow": flow_id,
+        "flow": flow_id, "client": await flow_client(services, realm, flow_id),
     }, lifetime)
     # No `name`: the address may be unproven, and the name is whatever the registrant typed.
     return await services.mail.send(realm, user.email, template, link=f"{realm.issuer}/reset-password?token={token}",
@@ -190,7 +190,8 @@ async def reset(services: Services, realm: Realm, call: Call) -> Answer:
     else:
         answer = page(call, services, realm, "message.html", title="Your password has been changed",
                       message="You have been signed out everywhere. Return to the application and sign in"
-                              " with your new password.")
+                              " with your new password.",
+                      **back_to_application(realm, data.get("client") if data else None))
     device = CookieJar()
     await lockout.trust_after_proof(call.cookies, device, services, realm, user.email or "")  # issue 16 item 5
     return answer.with_cookies(device)

@@ -40,7 +40,7 @@ from engine.accounts.users import password_provider
 from engine.exchange import Answer, Call, CookieJar, CookieSink
 from engine.hookspecs import PasswordCapability
 from engine.oauth.authorize import continue_flow
-from engine.oauth.flows import Flow, save_flow, start_flow
+from engine.oauth.flows import Flow, back_to_application, flow_client, save_flow, start_flow
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.realm import Realm
@@ -81,7 +81,8 @@ async def verification_link(services: Services, realm: Realm, user: User, *, flo
                             registrant: str | None = None) -> str:
     """A verification link for `user`; `registrant`: the SHA-256 of the registering
     browser's secret (only for the account that registration has just created)."""
-    data = {"user_id": user.id, "email": (user.email or "").lower(), "flow": flow_id, "registrant": registrant}
+    data = {"user_id": user.id, "email": (user.email or "").lower(), "flow": flow_id, "registrant": registrant,
+            "client": await flow_client(services, realm, flow_id)}
     token = await onetime.issue(services, realm, onetime.VERIFY_EMAIL, data,
                                 realm.config.lifetimes.email_verification)
     return f"{realm.issuer}/verify-email?token={token}"
@@ -142,7 +143,8 @@ async def verify(services: Services, realm: Realm, call: Call) -> Answer:
         session = await current_session(call.cookies, services, realm)
         return await continue_flow(call, services, realm, flow.data, session, flow=flow)
     return page(call, services, realm, "message.html", title="Your email address is verified",
-                message=f"Thank you: {user.email} is verified. Return to the application to sign in.")
+                message=f"Thank you: {user.email} is verified. Return to the application to sign in.",
+                **back_to_application(realm, data.get("client")))
 
 
 async def resend_page(services: Services, realm: Realm, call: Call) -> Answer:

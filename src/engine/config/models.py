@@ -395,6 +395,9 @@ class Client(Strict):
     )
     redirect_uris: list[str] = Field(default_factory=list)
     post_logout_redirect_uris: list[str] = Field(default_factory=list)
+    client_uri: str | None = Field(
+        None, description="the application's home page (RFC 7591 §2): the 'Continue to' link after a password"
+        " reset or an email verification opened outside the sign-in that started it")
     web_origins: list[str] = Field(
         default_factory=list,
         description="origins (scheme://host[:port]) whose pages may call /token, /userinfo and /revoke,"
@@ -429,6 +432,16 @@ class Client(Strict):
     @classmethod
     def _absolute(cls, values: list[str]) -> list[str]:
         return [redirect_uri(absolute_url(v)) for v in values]
+
+    @field_validator("client_uri")
+    @classmethod
+    def _client_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = redirect_uri(absolute_url(value))  # https, or http on loopback: never javascript: and the like
+        if urlsplit(value).scheme.lower() not in ("http", "https"):
+            raise ValueError(f"{value!r}: client_uri is a web page (https)")
+        return value
 
     @field_validator("web_origins")
     @classmethod

@@ -16,7 +16,7 @@ from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 from engine import errors
 from engine.accounts.sessions import BrowserSession, current_session
 from engine.config import Client
-from engine.errors import InvalidRequest, OAuthError
+from engine.errors import InvalidRequest, OAuthError, description_text
 from engine.exchange import Answer, Call, CookieJar
 from engine.oauth import pkce
 from engine.oauth.codes import issue_code
@@ -60,7 +60,6 @@ LIMITS = {
     "max_age": 16,
     "resource": 2048,
 }
-MAX_DESCRIPTION = 200  # error_description in a redirect: what went wrong, not an echo
 
 
 class ClientError(OAuthError):
@@ -90,7 +89,7 @@ class Redirect:
         if self.redirect_uri is None:
             # A device flow (RFC 8628 §3.3) has no redirect URI: the browser gets the error page.
             raise exc
-        description = exc.description[:MAX_DESCRIPTION] if exc.description else None
+        description = description_text(exc.description) if exc.description else None  # RFC 6749 §4.1.2.1
         return self.to(error=exc.error, error_description=description)
 
 

@@ -101,6 +101,24 @@ async def load_flow(cookies: Mapping[str, str], services: Services, realm: Realm
     return Flow(flow_id, data)
 
 
+async def flow_client(services: Services, realm: Realm, flow_id: str | None) -> str | None:
+    """The client a pending flow is for, read without the browser binding (a mailed link
+    names the application that sent the user, wherever the link is opened)."""
+    if not flow_id or len(flow_id) > 64:
+        return None
+    data = await services.ephemeral.get(_key(realm, flow_id))
+    return data.get("client_id") if data else None
+
+
+def back_to_application(realm: Realm, client_id: str | None) -> dict[str, str]:
+    """`link_url`/`link_text` for a page that ends outside a flow: the application's
+    `client_uri` (RFC 7591 §2), when it has one."""
+    client = realm.client(client_id)
+    if client is None or not client.client_uri:
+        return {}
+    return {"link_url": client.client_uri, "link_text": f"Continue to {client.name or client.client_id}"}
+
+
 async def save_flow(services: Services, realm: Realm, flow: Flow) -> None:
     await _put(services, realm, flow.id, flow.data)
     flow.unsaved = False
