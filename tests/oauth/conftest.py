@@ -111,15 +111,19 @@ def write_config(tmp_path, backend, realms: dict[str, str], base_url: str) -> An
                        environ={"WEB_SECRET": WEB_SECRET})
 
 
-@pytest.fixture
-async def idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory) -> Idp:
-    port = unused_tcp_port_factory()
-    config = write_config(tmp_path, backend, {"acme": ACME, "other": OTHER}, f"http://127.0.0.1:{port}")
+async def build_idp(tmp_path, backend, aiohttp_client, port: int, acme: str = ACME) -> Idp:
+    """The IdP under test with `acme` (the root realm, as given) and `other`, on `port`."""
+    config = write_config(tmp_path, backend, {"acme": acme, "other": OTHER}, f"http://127.0.0.1:{port}")
     clock = FrozenClock()
     app = create_app(config, clock=clock, ephemeral_prefix=backend.ephemeral_prefix,
                      environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
     client = await aiohttp_client(app, server_kwargs={"port": port})
     return Idp(client=client, services=app[SERVICES], clock=clock)
+
+
+@pytest.fixture
+async def idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory) -> Idp:
+    return await build_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory())
 
 
 @pytest.fixture

@@ -5,15 +5,11 @@ the token endpoint (§3.4, §3.5) and discovery (§4)."""
 
 from __future__ import annotations
 
-import base64
 import re
 
 import pytest
 
-from engine.clock import FrozenClock
-from engine.web.app import create_app
-from engine.web.appkeys import SERVICES
-from tests.oauth.conftest import ACME, OTHER, Idp, jwt_parts, query_of, write_config
+from tests.oauth.conftest import ACME, Idp, build_idp, jwt_parts, query_of
 from tests.oauth.flow import basic, form_fields, submit_login
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -34,13 +30,7 @@ USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
 EMAIL, PASSWORD = "alice@example.com", "correct horse battery"
 
 
-async def make_idp(tmp_path, backend, aiohttp_client, port, acme: str) -> Idp:
-    config = write_config(tmp_path, backend, {"acme": acme, "other": OTHER}, f"http://127.0.0.1:{port}")
-    clock = FrozenClock()
-    app = create_app(config, clock=clock, ephemeral_prefix=backend.ephemeral_prefix,
-                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
-    client = await aiohttp_client(app, server_kwargs={"port": port})
-    return Idp(client=client, services=app[SERVICES], clock=clock)
+make_idp = build_idp  # the IdP with a given `acme` realm (tests.oauth.conftest)
 
 
 @pytest.fixture

@@ -5,25 +5,20 @@ exchanged token (RFC 7009 §2.1), discovery (RFC 8414 §2)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.clock import FrozenClock
-from engine.web.app import create_app
-from engine.web.appkeys import SERVICES
 from tests.oauth.conftest import (
     ACME,
-    OTHER,
     WEB_SECRET,
     WORKER_SECRET,
     Idp,
     basic_auth,
+    build_idp,
     issue_user_tokens,
     jwt_parts,
-    write_config,
 )
 
 TE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -56,14 +51,7 @@ EXCHANGE_CLIENTS = f"""\
 async def idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory) -> Idp:
     """The test realm plus `exchanger` (may exchange tokens of `web` for billing-api or
     ledger-api) and `billing-api` (may exchange tokens issued *for* it, for ledger-api)."""
-    port = unused_tcp_port_factory()
-    config = write_config(tmp_path, backend, {"acme": ACME + EXCHANGE_CLIENTS, "other": OTHER},
-                          f"http://127.0.0.1:{port}")
-    clock = FrozenClock()
-    app = create_app(config, clock=clock, ephemeral_prefix=backend.ephemeral_prefix,
-                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
-    client = await aiohttp_client(app, server_kwargs={"port": port})
-    return Idp(client=client, services=app[SERVICES], clock=clock)
+    return await build_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(), ACME + EXCHANGE_CLIENTS)
 
 
 async def exchange(idp, subject_token: str, *, auth=EXCHANGER, **extra: str):
