@@ -168,8 +168,10 @@ def setup_logging(log_format: str | None = None, level: str | int = "INFO", stre
 
 
 class AccessLog:
-    """One preformatted line per request, written in batches to the log stream, in the
-    configured format (the same fields and shape as the formatters give)."""
+    """One line per request, written in batches to the log stream, in the configured
+    format (the same fields and shape as the formatters give). A request only appends its
+    fields; the lines are formatted together when the batch is written (every
+    `FLUSH_AFTER` seconds or `MAX_BATCH` requests, and at exit)."""
 
     FLUSH_AFTER = 0.1  # seconds a line may wait for its batch
     MAX_BATCH = 512
@@ -177,42 +179,19 @@ class AccessLog:
     def __init__(self, stream: TextIO, log_format: str) -> None:
         self.stream = stream
         self.json = log_format == "json"
-        self.pending: list[str] = []
+        self.pending: list[tuple[float, str | None, str, str, int, float, str | None]] = []
         self.timer: asyncio.TimerHandle | None = None
         self.pid = os.getpid()
         self._second = -1
         self._stamp = ""
-        self._routes: dict[str, str] = {}
-
-    def _time(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:  # formatted once a second, milliseconds added per line
-            self._second = second
-            if self.json:
-                self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            else:
-                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        millis = int((now - second) * 1000)
-        return f"{self._stamp}.{millis:03d}+00:00" if self.json else f"{self._stamp},{millis:03d}"
+        # The constant parts of a line per (method, route, status), JSON-escaped once: routes
+        # are route templates and methods HTTP tokens, so the set stays small (bounded anyway).
+        self._parts: dict[tuple[str, str, int], tuple[str, str]] = {}
 
     def write(self, method: str, route: str, status: int, seconds: float, remote: str | None) -> None:
-        now = time.time()
-        request_id = REQUEST_ID.get()  # accept_request_id admits only [A-Za-z0-9._:/+=-]
-        if self.json:
-            quoted = self._routes.get(route)
-            if quoted is None:
-                quoted = self._routes[route] = json.dumps(route)
-            millis = round(seconds * 1000, 2)
-            line = (f'{{"time": "{self._time(now)}", "level": "info", "logger": "engine.access", '
-                    f'"message": {json.dumps(f"{method} {route} {status} {seconds * 1000:.1f}ms")}, "pid": {self.pid}, '
-                    + (f'"request_id": "{request_id}", ' if request_id is not None else "")
-                    + f'"method": "{method}", "route": {quoted}, "status": {status}, "duration_ms": {millis}, '
-                    f'"remote": {json.dumps(remote)}}}\n')
-        else:
-            rid = f" [{request_id}]" if request_id else ""
-            line = f"{self._time(now)} INFO engine.access{rid}: {method} {route} {status} {seconds * 1000:.1f}ms\n"
-        self.pending.append(line)
-        if len(self.pending) >= self.MAX_BATCH:
+        pending = self.pending
+        pending.append((time.time(), REQUEST_ID.get(), method, route, status, seconds, remote))
+        if len(pending) >= self.MAX_BATCH:
             self.flush()
         elif self.timer is None:
             try:
@@ -225,14 +204,59 @@ class AccessLog:
             self.timer.cancel()
             self.timer = None
         if self.pending:
-            lines, self.pending = "".join(self.pending), []
+            batch, self.pending = self.pending, []
             try:
-                self.stream.write(lines)
+                self.stream.write(self.lines(batch))
                 self.stream.flush()
             except (OSError, ValueError):  # a closed stream must not fail the request
                 pass
 
+    def lines(self, batch: list[tuple[float, str | None, str, str, int, float, str | None]]) -> str:
+        """The batch's lines, one per request (request ids are admitted only in
+        [A-Za-z0-9._:/+=-], so they are written as they are)."""
+        out = []
+        parts_of, stamp_of = self._parts, self._stamp_of
+        json_format, pid = self.json, self.pid
+        for now, request_id, method, route, status, seconds, remote in batch:
+            second = int(now)
+            stamp = self._stamp if second == self._second else stamp_of(second)
+            millis = int((now - second) * 1000)
+            parts = parts_of.get((method, route, status)) or self._fragments(method, route, status)
+            if json_format:
+                duration = f"{seconds * 1000:.2f}"
+                out.append(f'{{"time": "{stamp}.{millis:03d}+00:00", {parts[0]}{duration}ms", "pid": {pid}, '
+                           + (f'"request_id": "{request_id}", ' if request_id is not None else "")
+                           + f'{parts[1]}{duration}, "remote": '
+                           + (f'"{remote}"}}\n' if remote is not None and _PLAIN.fullmatch(remote)
+                              else f"{json.dumps(remote)}}}\n"))
+            else:
+                rid = f" [{request_id}]" if request_id else ""
+                out.append(f"{stamp},{millis:03d} INFO engine.access{rid}: {parts[0]}{seconds * 1000:.2f}ms\n")
+        return "".join(out)
 
+    def _stamp_of(self, second: int) -> str:
+        self._second = second
+        if self.json:
+            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        else:
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        return self._stamp
+
+    def _fragments(self, method: str, route: str, status: int) -> tuple[str, str]:
+        if len(self._parts) >= 4096:
+            self._parts.clear()
+        if self.json:
+            message = json.dumps(f"{method} {route} {status} ")[:-1]  # the line adds "<ms>ms" and the quote
+            head = f'"level": "info", "logger": "engine.access", "message": {message}'
+            tail = f'"method": {json.dumps(method)}, "route": {json.dumps(route)}, "status": {status}, "duration_ms": '
+            parts = (head, tail)
+        else:
+            parts = (f"{method} {route} {status} ", "")
+        self._parts[(method, route, status)] = parts
+        return parts
+
+
+_PLAIN = re.compile(r"[0-9A-Za-z.:%\[\]-]*")  # an address as the transport gives it: no JSON escaping needed
 _access: AccessLog | None = None
 
 

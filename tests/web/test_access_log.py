@@ -56,7 +56,7 @@ def test_the_preformatted_line_has_the_formatters_fields():
     token = logs.REQUEST_ID.set("rid-1")
     try:
         writer.write("POST", "/realms/{realm}/token", 200, 0.00123, "203.0.113.9")
-        record = logging.LogRecord("engine.access", logging.INFO, "", 0, "%s %s %d %.1fms",
+        record = logging.LogRecord("engine.access", logging.INFO, "", 0, "%s %s %d %.2fms",
                                    ("POST", "/realms/{realm}/token", 200, 1.23), None)
         for key, value in {"method": "POST", "route": "/realms/{realm}/token", "status": 200,
                            "duration_ms": 1.23, "remote": "203.0.113.9", "request_id": "rid-1"}.items():
@@ -69,3 +69,21 @@ def test_the_preformatted_line_has_the_formatters_fields():
     assert set(fast) == set(slow)
     assert {k: v for k, v in fast.items() if k not in ("time", "pid")} == \
         {k: v for k, v in slow.items() if k not in ("time", "pid")}
+
+
+def test_lines_formatted_in_the_batch_keep_each_requests_own_fields():
+    """Lines are formatted when the batch is written: each keeps the request id current at
+    its request, and an address that is not a plain IP literal is still escaped as JSON."""
+    stream = io.StringIO()
+    writer = logs.AccessLog(stream, "json")
+    for rid, remote in (("rid-a", "198.51.100.7"), ("rid-b", 'x"\\y'), (None, None), ("rid-c", "2001:db8::1")):
+        token = logs.REQUEST_ID.set(rid)
+        try:
+            writer.write("GET", "/healthz", 200, 0.0005, remote)
+        finally:
+            logs.REQUEST_ID.reset(token)
+    writer.flush()
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r.get("request_id") for r in records] == ["rid-a", "rid-b", None, "rid-c"]
+    assert [r["remote"] for r in records] == ["198.51.100.7", 'x"\\y', None, "2001:db8::1"]
+    assert all(r["duration_ms"] == 0.5 and r["message"] == "GET /healthz 200 0.50ms" for r in records)

@@ -152,7 +152,7 @@ def record_request(app: web.Application, method: str, route: str, status: int, s
             writer.write(method, route, status, seconds, remote)
             return
         access_log.info(
-            "%s %s %d %.1fms", method, route, status, seconds * 1000,
+            "%s %s %d %.2fms", method, route, status, seconds * 1000,
             extra={"method": method, "route": route, "status": status,
                    "duration_ms": round(seconds * 1000, 2), "remote": remote},
         )
