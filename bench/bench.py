@@ -58,6 +58,7 @@ PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN", "postgresql://postgres@127.0.0
 PG_DB, PG_DB_MANY = "tessera_bench", "tessera_bench_many"
 REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_DB_MANY = "127.0.0.1", 6379, 13, 12
 TESSERA_PORT, MANY_PORT, NODE_PORT, BARE_PORT, FLOOR_PORT, AIOHTTP_FLOOR_PORT = 4100, 4101, 4200, 4300, 4301, 4302
+QUIET_PORT = 4102  # the same deployment, `--no-access-log` (4e: what the access log costs)
 # node: 4200 and 4201
 CLIENT_SECRET = "bench-" + "9f3c1e7a5b2d4f6081a3c5e7b9d1f3a5"  # high entropy, SHA-256 in the realm file
 RESOURCE = "https://api.bench.example"
@@ -398,10 +399,12 @@ def tessera_env() -> dict[str, str]:
     return {"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")}
 
 
-def start_tessera(directory: Path, env: dict[str, str], port: int, name: str = "tessera") -> tuple[Server, float]:
+def start_tessera(directory: Path, env: dict[str, str], port: int, name: str = "tessera",
+                  *extra: str) -> tuple[Server, float]:
     # As `idp serve` starts by default (issue 17): with the access log, one line per
     # request, written to a file (the server's stdout and stderr), not to a pipe nobody reads.
-    server = Server(name, [IDP, "serve", "-c", str(directory / "idp.yaml")], env=env, cwd=directory,
+    command = [IDP, "serve", "-c", str(directory / "idp.yaml"), *(("--port", str(port)) if extra else ()), *extra]
+    server = Server(name, command, env=env, cwd=directory,
                     log_path=directory / f"{name}.log", port=port)
     ready = server.wait_ready(f"http://127.0.0.1:{port}/readyz")
     return server, ready
@@ -607,6 +610,8 @@ def measure_all(settings: Settings, wrk: Wrk, workdir: Path, only: set[str]) -> 
             results["tessera"].update(ready_s=ready, idle_rss_mb=server.rss_mb())
             log(f"one realm: ready in {ready:.2f} s, idle RSS {results['tessera']['idle_rss_mb']:.1f} MB")
             pid = server.pid
+            quiet, _ = start_tessera(directory, env, QUIET_PORT, "tessera-no-access-log", "--no-access-log")
+            servers.append(quiet)
 
         # Group 1: client_credentials, next to the RS256 sign ceiling and the peer.
         cc = "grant_type=client_credentials"
@@ -688,6 +693,8 @@ def measure_all(settings: Settings, wrk: Wrk, workdir: Path, only: set[str]) -> 
             cases["discovery"] = WrkCase("tessera discovery", wrk, f"{issuer}/.well-known/openid-configuration",
                                          profile=("discovery", pid))
             cases["jwks"] = WrkCase("tessera jwks", wrk, f"{issuer}/.well-known/jwks.json", profile=("jwks", pid))
+            cases["discovery_quiet"] = WrkCase("tessera discovery, --no-access-log", wrk,
+                                               f"http://127.0.0.1:{QUIET_PORT}/realms/bench/.well-known/openid-configuration")
         group = in_turns(cases, settings) if cases else {}
         results["bare"] = {"get": group.get("bare_get")}
         for key in ("discovery", "jwks"):
@@ -697,6 +704,8 @@ def measure_all(settings: Settings, wrk: Wrk, workdir: Path, only: set[str]) -> 
         results["paired"]["4b"] = paired(group.get("node_jwks"), group.get("jwks"))
         results["paired"]["4c"] = paired(group.get("bare_get"), group.get("discovery"))
         results["paired"]["4d"] = paired(group.get("bare_get"), group.get("jwks"))
+        results["tessera"]["discovery_quiet"] = group.get("discovery_quiet")
+        results["paired"]["4e"] = paired(group.get("discovery_quiet"), group.get("discovery"))
 
         if tessera:
             # Group 4: password logins next to the raw argon2id verify rate.
@@ -972,6 +981,9 @@ def targets(r: dict[str, Any]) -> list[Check]:
          ratio(rps(t, "discovery"), (bare or {}).get("rps")), ">= 0.70", lambda x: x >= 0.7),
         ("4d", "JWKS vs bare aiohttp JSON endpoint", vs(rps(t, "jwks"), (bare or {}).get("rps")),
          ratio(rps(t, "jwks"), (bare or {}).get("rps")), ">= 0.70", lambda x: x >= 0.7),
+        ("4e", "discovery with the access log (default) vs `--no-access-log`",
+         vs(rps(t, "discovery"), rps(t, "discovery_quiet")),
+         ratio(rps(t, "discovery"), rps(t, "discovery_quiet")), ">= 0.90", lambda x: x >= 0.9),
     ]
     refresh = t.get("refresh", {})
     rows += [
