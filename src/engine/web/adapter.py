@@ -69,6 +69,9 @@ async def read_body(request: web.Request) -> bytes:
     """The whole body, within the server's `http.body_timeout` (a client that trickles a
     body cannot hold a handler and its connection for ever), and no more than one byte
     past `MAX_BODY` (the core refuses a longer body: engine.oauth.params)."""
+    content = request.content
+    if content.is_eof():  # the whole body came with the head (every small form): nothing to wait for
+        return content.read_nowait(MAX_BODY + 1)
     timeout = request.app[SERVICES].runtime.config.server.http.body_timeout.total_seconds()
     try:
         async with asyncio.timeout(timeout):
