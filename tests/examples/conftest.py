@@ -329,6 +329,17 @@ def start_example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
             print(tail(example.log))
 
 
+@pytest.fixture
+def python_videos_api(examples_idp: ExamplesIdp, start_example) -> ExampleProcess:
+    """examples/resource-server-python on the port standing in for 8082 (`.port`). No pause
+    between JWKS refetches on an unknown kid, so a rotation test sees that path taken."""
+    port = examples_idp.port(8082)
+    server = EXAMPLES / "resource-server-python" / "server.py"
+    return start_example("resource-server-python", [sys.executable, str(server)],
+                         env={"ISSUER": examples_idp.issuer, "PORT": str(port), "JWKS_REFETCH_INTERVAL": "0"},
+                         port=port)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
