@@ -26,6 +26,7 @@ is marked `examples` (`make examples-test`).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -390,6 +392,32 @@ def jwt_header(token: str) -> dict:
     """The (unverified) JOSE header of a compact JWT."""
     head = token.split(".")[0]
     return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+
+
+def user_tokens(page, idp: ExamplesIdp, client_id: str = "bff", scope: str = "openid profile videos.read videos.write",
+                redirect_port: int = 8081) -> dict:
+    """A user's tokens for a confidential client of the realm (the BFF's by default): the
+    authorization code flow with PKCE in the browser (nothing needs to listen on the redirect
+    URI: the browser's request to it is caught), the code exchanged here."""
+    redirect = idp.url(redirect_port, "/callback")
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    state = secrets.token_urlsafe(16)
+    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect, "scope": scope,
+                       "state": state, "code_challenge": challenge, "code_challenge_method": "S256"})
+    caught: list[str] = []
+    page.route(f"{redirect}*", lambda route: (caught.append(route.request.url), route.fulfill(body="ok")))
+    page.goto(f"{idp.issuer}/authorize?{query}")
+    if page.locator("input[name=password]").count():
+        sign_in(page, idp)
+    page.wait_for_url(f"{redirect}*")
+    params = parse_qs(urlsplit(caught[-1]).query)
+    assert params.get("state") == [state], caught[-1]
+    response = httpx.post(f"{idp.issuer}/token", auth=(client_id, idp.secret(client_id)), timeout=10, data={
+        "grant_type": "authorization_code", "code": params["code"][0], "redirect_uri": redirect,
+        "code_verifier": verifier})
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def sign_in(page, idp: ExamplesIdp, email: str | None = None, password: str | None = None) -> None:
