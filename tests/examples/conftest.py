@@ -71,6 +71,7 @@ REQUIRE = os.environ.get("TESSERA_REQUIRE_PRODUCTION_STORES") == "1"
 USER_PASSWORD = "velvet lantern orchard 42"
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
