@@ -1,7 +1,7 @@
 """The examples harness (issue 21): the runnable examples in examples/ driven end to end
 against a real `idp serve`, on both store pairs, in one real Chromium.
 
-- `examples_idp` (session, parametrised `embedded` / `production`): `idp serve --config
+- `examples_idp` (package: once per store pair for tests/examples, parametrised `embedded` / `production`): `idp serve --config
   examples/idp.yaml` as a subprocess on a free port, with the shipped examples realm whose
   fixed developer ports (3000, 5173, 8081-8085) are rewritten to free ones. Stores: SQLite +
   memory, or a fresh PostgreSQL database + Redis under a unique key prefix. The shipped
@@ -11,7 +11,7 @@ against a real `idp serve`, on both store pairs, in one real Chromium.
   (`examples_idp.user`) is created with `idp users add`. `examples_idp.port(8081)` is the
   port a test gives the example that defaults to 8081; `examples_idp.cli(...)` runs any
   other `idp` command (`keys rotate`, `users add`) against the same stores.
-- `browser` (session): one Playwright (sync API) Chromium for every example test, Debian's
+- `browser` (package): one Playwright (sync API) Chromium for every example test, Debian's
   /usr/bin/chromium (TESSERA_CHROMIUM moves it); skipped locally, a failure in CI
   (TESSERA_REQUIRE_PRODUCTION_STORES=1) when missing. `page`: a fresh context (own cookies)
   and page per test, screenshotted to test-artifacts/examples/ on the way out.
@@ -19,7 +19,10 @@ against a real `idp serve`, on both store pairs, in one real Chromium.
   its port (or returns at once), stops it (its own process group) after the test.
 
 Example tests are plain (sync) functions: Playwright's sync API cannot run inside an
-event loop. For async helpers use tests.conftest.run_in_thread. Every test in this folder
+event loop, and while it runs its own loop counts as running in this thread, so the
+browser (and the IdP) are package-scoped: they end with the last test of tests/examples,
+before any asyncio test of the rest of the suite. For async helpers use
+tests.conftest.run_in_thread. Every test in this folder
 is marked `examples` (`make examples-test`).
 """
 
@@ -234,7 +237,7 @@ def _realm_text(ports: Mapping[int, int]) -> str:
     return text
 
 
-@pytest.fixture(scope="session", params=[
+@pytest.fixture(scope="package", params=[
     pytest.param("embedded", id="embedded"),
     pytest.param("production", id="production", marks=pytest.mark.production),
 ])
@@ -354,7 +357,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 # --------------------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """One headless Chromium (Debian's) for every example test."""
     try:
