@@ -1,8 +1,8 @@
 """The examples harness (issue 21): the runnable examples in examples/ driven end to end
 against a real `idp serve`, on both store pairs, in one real Chromium.
 
-- `examples_idp` (package: once per store pair for tests/examples, parametrised `embedded` / `production`): `idp serve --config
-  examples/idp.yaml` as a subprocess on a free port, with the shipped examples realm whose
+- `examples_idp` (package scope: once per store pair, `embedded` / `production`):
+  `idp serve --config examples/idp.yaml` as a subprocess on a free port, with the shipped examples realm whose
   fixed developer ports (3000, 5173, 8081-8085) are rewritten to free ones. Stores: SQLite +
   memory, or a fresh PostgreSQL database + Redis under a unique key prefix. The shipped
   idp.yaml is copied with one change, `keys.verifier_cache_ttl: 1s`, so two `idp keys rotate`

@@ -59,3 +59,23 @@ def test_device_login_in_the_browser_then_videos_then_logout(examples_idp: Examp
     refused = httpx.post(f"{examples_idp.issuer}/token", data={
         "grant_type": "refresh_token", "refresh_token": latest, "client_id": "cli"})
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+
+def test_a_denied_device_gets_no_token(examples_idp: ExamplesIdp, start_example, python_videos_api, page, tmp_path):
+    """RFC 8628 §3.5: after the user denies, polling answers access_denied and nothing is saved."""
+    credentials = tmp_path / "credentials.json"
+    env = {"ISSUER": examples_idp.issuer, "VIDEOS_CLI_CREDENTIALS": str(credentials)}
+    login = start_example("cli-login", [sys.executable, str(CLI), "login"], env=env)
+    deadline = time.monotonic() + 30
+    while not (match := re.search(r"\(or open (\S+)\)", login.output())):
+        assert time.monotonic() < deadline and login.process.poll() is None, login.output()
+        time.sleep(0.2)
+    page.goto(match.group(1))  # verification_uri_complete: the code is filled in
+    if page.locator("input[name=user_code]").count():
+        page.click("button[type=submit]")
+    if page.locator("input[name=password]").count():
+        sign_in(page, examples_idp)
+    page.click("button[value=deny]")
+    assert login.wait(60) == 1, login.output()
+    assert "sign-in failed: access_denied" in login.output()
+    assert not credentials.exists()
