@@ -121,11 +121,33 @@ const routes = {
     scope: "videos.read",
     handle: ({ claims }) => ({ videos: VIDEOS, sub: claims.sub, client_id: claims.client_id, scope: claims.scope }),
   },
+  "POST /videos": {
+    scope: "videos.write",
+    handle: ({ claims }, body) => {
+      const video = { id: `v${VIDEOS.length + 1}`, title: String(body?.title ?? "Untitled").slice(0, 200), owner: claims.sub };
+      VIDEOS.push(video);
+      return video;
+    },
+    status: 201,
+  },
   "GET /me": {
     scope: null,
     handle: ({ claims, kid }) => ({ sub: claims.sub, client_id: claims.client_id, scope: claims.scope, kid }),
   },
 };
+
+async function readJson(request) {
+  let text = "";
+  for await (const chunk of request) {
+    text += chunk;
+    if (text.length > 10_000) throw new Refusal(413, "invalid_request", "the body is too large");
+  }
+  try {
+    return text ? JSON.parse(text) : {};
+  } catch {
+    throw new Refusal(400, "invalid_request", "the body is not JSON");
+  }
+}
 
 const server = http.createServer(async (request, response) => {
   const allowed = cors(request, response);
@@ -133,8 +155,8 @@ const server = http.createServer(async (request, response) => {
   if (request.method === "OPTIONS") {
     if (!allowed) return send(response, 403, { error: "origin not allowed" });
     response.writeHead(204, {
-      "Access-Control-Allow-Methods": "GET",
-      "Access-Control-Allow-Headers": "Authorization",
+      "Access-Control-Allow-Methods": "GET, POST",
+      "Access-Control-Allow-Headers": "Authorization, Content-Type",
       "Access-Control-Max-Age": "600",
     });
     return response.end();
@@ -143,7 +165,9 @@ const server = http.createServer(async (request, response) => {
   const route = routes[`${request.method} ${path}`];
   if (!route) return send(response, 404, { error: "not_found" });
   try {
-    send(response, 200, route.handle(await verifyRequest(request, route.scope)));
+    const verified = await verifyRequest(request, route.scope);
+    const body = request.method === "POST" ? await readJson(request) : undefined;
+    send(response, route.status ?? 200, route.handle(verified, body));
   } catch (err) {
     if (err instanceof Refusal) return refuse(response, err);
     console.error(err);
