@@ -50,8 +50,8 @@ def refresh(idp: ExamplesIdp, refresh_token: str) -> httpx.Response:
 
 def test_sign_in_call_the_api_renew_and_log_out(examples_idp: ExamplesIdp, spa: str, page):
     page.clock.install()  # the page's timers and Date, so the automatic renewal can be fast-forwarded
-    authorize_requests: list[str] = []
-    page.on("request", lambda r: authorize_requests.append(r.url) if "/authorize?" in r.url else None)
+    seen: list[tuple[str, str]] = []  # (method, URL) of every request the page makes to Tessera
+    page.on("request", lambda r: seen.append((r.method, r.url)) if r.url.startswith(examples_idp.issuer) else None)
 
     # Sign in: the app redirects to Tessera with PKCE, the user signs in, the code comes back.
     page.goto(spa)
@@ -60,7 +60,7 @@ def test_sign_in_call_the_api_renew_and_log_out(examples_idp: ExamplesIdp, spa: 
     sign_in(page, examples_idp)
     page.wait_for_url(f"{spa}/")
     page.get_by_text(f"Signed in as {examples_idp.user}").wait_for()
-    query = parse_qs(urlsplit(authorize_requests[0]).query)
+    query = parse_qs(urlsplit(next(url for _, url in seen if "/authorize?" in url)).query)
     assert query["client_id"] == ["spa"] and query["code_challenge_method"] == ["S256"]
     assert query["redirect_uri"] == [f"{spa}/callback"] and "offline_access" in query["scope"][0].split()
     first = stored_user(page)
@@ -94,6 +94,9 @@ def test_sign_in_call_the_api_renew_and_log_out(examples_idp: ExamplesIdp, spa: 
     page.wait_for_url(f"{spa}/")
     page.get_by_text("Signed out").wait_for()
     assert page.evaluate(USER) is None
+    assert ("POST", f"{examples_idp.issuer}/revoke") in seen  # revokeTokensOnSignout
+    logout = parse_qs(urlsplit(next(url for _, url in seen if "/logout?" in url)).query)
+    assert logout["id_token_hint"] == [third["id_token"]] and logout["post_logout_redirect_uri"] == [f"{spa}/"]
 
     # The rotated-away refresh tokens and the last one are all dead now (RFC 6749 §6: invalid_grant).
     for token in (first["refresh_token"], second["refresh_token"], third["refresh_token"]):
