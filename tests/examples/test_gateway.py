@@ -86,3 +86,11 @@ def test_a_revoked_token_is_refused_at_the_gateway(examples_idp: ExamplesIdp, ga
         refused = get(f"{gateway}/api/videos", token)
     assert refused_by_the_gateway(refused), refused.text
     assert get(f"{node_api}/videos", token).status_code == 200
+
+
+def test_the_gateway_enforces_the_scope_of_each_method(examples_idp: ExamplesIdp, gateway: str):
+    """RFC 6750 §3.1: `reports` (videos.read) may GET but not POST; the 403 is NGINX's."""
+    token = examples_idp.client_token("reports")
+    upload = httpx.post(f"{gateway}/api/videos", json={"title": "x"}, headers={"Authorization": f"Bearer {token}"})
+    assert refused_by_the_gateway(upload, 403), upload.text
+    assert upload.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope", scope="videos.write"'
