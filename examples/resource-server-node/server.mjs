@@ -64,7 +64,7 @@ export async function verifyRequest(request, requiredScope) {
       audience: AUDIENCE,
       typ: "at+jwt",
       algorithms: ["RS256", "ES256", "EdDSA"],
-      requiredClaims: ["exp", "iat", "sub", "client_id"],
+      requiredClaims: ["exp", "iat", "sub", "client_id", "jti"], // RFC 9068 §2.2
     }));
   } catch (err) {
     throw new Refusal(401, "invalid_token", describe(err));
