@@ -43,7 +43,7 @@ const JWKS = createRemoteJWKSet(new URL(metadata.jwks_uri), {
   cooldownDuration: COOLDOWN_MS,
 });
 
-export class Refusal extends Error {
+class Refusal extends Error {
   constructor(status, error, description, scope) {
     super(description);
     this.status = status;
@@ -53,7 +53,7 @@ export class Refusal extends Error {
 }
 
 // The bearer token of a request (RFC 6750 §2.1), verified: its claims and signing key id.
-export async function verifyRequest(request, requiredScope) {
+async function verifyRequest(request, requiredScope) {
   const header = request.headers.authorization ?? "";
   const match = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
   if (!match) throw new Refusal(401, null, "a bearer token is required");
@@ -107,8 +107,7 @@ function refuse(response, refusal) {
   if (refusal.error) challenge += `, error="${refusal.error}", error_description="${refusal.message}"`;
   if (refusal.scope) challenge += `, scope="${refusal.scope}"`;
   const body = refusal.error ? { error: refusal.error, error_description: refusal.message } : { error_description: refusal.message };
-  send(response, refusal.status, body,
-    { "WWW-Authenticate": challenge });
+  send(response, refusal.status, body, { "WWW-Authenticate": challenge });
 }
 
 const VIDEOS = [
@@ -126,6 +125,7 @@ const routes = {
     handle: ({ claims }, body) => {
       const video = { id: `v${VIDEOS.length + 1}`, title: String(body?.title ?? "Untitled").slice(0, 200), owner: claims.sub };
       VIDEOS.push(video);
+      if (VIDEOS.length > 100) VIDEOS.splice(2, 1); // a demo: kept in memory, bounded
       return video;
     },
     status: 201,

@@ -15,6 +15,7 @@ import pytest
 from tests.examples.conftest import ExamplesIdp, skip_or_fail
 from tests.examples.node_examples import GATEWAY, installed, node, node_api_fixture  # noqa: F401 (fixture node_api)
 
+OTHER_REALM_SECRET = "change-me-other-reports-secret-0123456789"  # tests/examples/other-realm.yaml
 NGINX = os.environ.get("TESSERA_NGINX", "/usr/sbin/nginx")
 
 
@@ -65,6 +66,10 @@ def test_missing_and_invalid_tokens_are_refused(examples_idp: ExamplesIdp, gatew
     wrong_audience = get(f"{gateway}/api/videos", examples_idp.client_token("billing"))  # aud webhooks.shop
     assert refused_by_the_gateway(wrong_audience), wrong_audience.text
     assert "not for this API" in wrong_audience.headers["WWW-Authenticate"]
+
+    other_realm = examples_idp.client_token("reports", issuer=examples_idp.other_issuer, secret=OTHER_REALM_SECRET)
+    wrong_realm = get(f"{gateway}/api/videos", other_realm)  # RFC 7662 §2.2: of another realm, not active
+    assert refused_by_the_gateway(wrong_realm), wrong_realm.text
 
     assert get(f"{gateway}/elsewhere", examples_idp.client_token("reports")).status_code == 404
 
