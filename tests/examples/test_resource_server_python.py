@@ -5,7 +5,6 @@ challenges), caching the JWKS and refetching it on an unknown `kid` across `idp 
 from __future__ import annotations
 
 import importlib.util
-import sys
 import time
 
 import aiohttp
@@ -19,17 +18,13 @@ SERVER = EXAMPLES / "resource-server-python" / "server.py"
 
 
 @pytest.fixture
-def api_process(examples_idp: ExamplesIdp, start_example):
-    port = examples_idp.port(8082)
-    # No pause between refetches on an unknown kid: the rotation test sees that path taken.
-    return start_example("resource-server-python", [sys.executable, str(SERVER)],
-                         env={"ISSUER": examples_idp.issuer, "PORT": str(port), "JWKS_REFETCH_INTERVAL": "0"},
-                         port=port)
+def api_process(python_videos_api):
+    return python_videos_api
 
 
 @pytest.fixture
-def videos_api(api_process) -> str:
-    return f"http://127.0.0.1:{api_process.port}"
+def videos_api(python_videos_api) -> str:
+    return f"http://127.0.0.1:{python_videos_api.port}"
 
 
 def get(url: str, token: str | None) -> httpx.Response:
