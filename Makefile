@@ -37,6 +37,13 @@ EXAMPLES_NODE := $(dir $(wildcard examples/*/package-lock.json))
 examples-deps:
 	@for dir in $(EXAMPLES_NODE); do echo "npm ci in $$dir"; (cd $$dir && npm ci --no-audit --no-fund) || exit 1; done
 
+# examples-js: the SPA (examples/spa) is served from its production build (tsc, then vite
+# build); its tests build it again once per session, so they always serve the current source.
+examples-deps: examples-deps-js
+.PHONY: examples-deps-js
+examples-deps-js:
+	cd examples/spa && (test -d node_modules || npm ci --no-audit --no-fund) && npm run build
+
 examples-test: $(VENV)/.installed-test examples-deps
 	$(BIN)/python -m pytest -q -m examples tests/examples $(PYTEST_ARGS)
 
