@@ -242,3 +242,31 @@ async def test_discovery_lists_the_acr_values(idp):
     assert document["acr_values_supported"] == [mfa.ACR_SINGLE, mfa.ACR_MFA]
     assert document["claims_parameter_supported"] is True
     assert {"amr", "acr"} <= set(document["claims_supported"])
+
+
+async def test_a_multi_factor_first_factor_is_not_asked_a_second(required):
+    """A passkey with user verification (amr hwk/swk + user/pin + mfa) is two factors in
+    one: even a `required` realm asks nothing more of it (engine.accounts.passkeys)."""
+    from engine.exchange import Call
+    user = await required.add_user()
+    step, amr = await mfa.next_step(required.services, required.realm(), Call.of("GET"),
+                                    {"client_id": "strict"}, user.id, ["hwk", "user", "mfa"])
+    assert (step, amr) == ("none", ["hwk", "user", "mfa"])
+    step, _ = await mfa.next_step(required.services, required.realm(), Call.of("GET"), {"client_id": "spa"},
+                                  user.id, ["pwd"])
+    assert step == "enrol"
+
+
+async def test_second_factor_attempts_are_counted_by_method_and_result(required):
+    """`mfa_attempts_total{method,result}` (from the audit events)."""
+    idp = required
+    await idp.add_user()
+    resp, _ = await password_step(idp)
+    secret, codes, _ = await enrol_totp(idp, resp.headers["Location"])
+    idp.client.session.cookie_jar.clear()
+    resp, _ = await password_step(idp)
+    await second_factor(idp, resp.headers["Location"], "not-a-code", method="recovery_code")
+    await second_factor(idp, resp.headers["Location"], codes[1], method="recovery_code")
+    text = idp.services.metrics.render().decode()
+    assert 'mfa_attempts_total{method="recovery_code",realm="acme",result="failure"} 1.0' in text
+    assert 'mfa_attempts_total{method="recovery_code",realm="acme",result="success"} 1.0' in text
