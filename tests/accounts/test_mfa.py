@@ -270,3 +270,16 @@ async def test_second_factor_attempts_are_counted_by_method_and_result(required)
     text = idp.services.metrics.render().decode()
     assert 'mfa_attempts_total{method="recovery_code",realm="acme",result="failure"} 1.0' in text
     assert 'mfa_attempts_total{method="recovery_code",realm="acme",result="success"} 1.0' in text
+
+
+async def test_refreshed_id_tokens_keep_amr_and_acr(required):
+    """OIDC Core §12.2: an ID token from a refresh says how the user signed in then."""
+    idp = required
+    await idp.add_user()
+    resp, verifier = await password_step(idp)
+    _, _, done = await enrol_totp(idp, resp.headers["Location"])
+    tokens = await (await exchange(idp, query_of(done.headers["Location"])["code"], verifier)).json()
+    resp = await idp.client.post("/token", data={"grant_type": "refresh_token", "client_id": "spa",
+                                                 "refresh_token": tokens["refresh_token"]})
+    claims = jwt_parts((await resp.json())["id_token"])[1]
+    assert claims["amr"] == ["pwd", "otp", "mfa"] and claims["acr"] == mfa.ACR_MFA
