@@ -323,3 +323,17 @@ async def test_using_a_recovery_code_mails_the_user(required):
     outbox = idp.services.runtime.config.path.parent / "var" / "outbox"
     mails = [p.read_text() for p in outbox.glob("*.eml")]
     assert any("A recovery code was used to sign in" in m and "alice@example.com" in m for m in mails), mails
+
+
+async def test_a_failed_passkey_ceremony_is_shown_on_the_pages(required):
+    """engine.accounts.passkeys sends the browser back with ?error=passkey."""
+    idp = required
+    await idp.add_user()
+    resp, _ = await password_step(idp)
+    enrol = await idp.client.get(resp.headers["Location"] + "?error=passkey")
+    assert "The passkey could not be used" in await enrol.text()
+    await enrol_totp(idp, resp.headers["Location"])
+    idp.client.session.cookie_jar.clear()
+    resp, _ = await password_step(idp)
+    page = await idp.client.get(resp.headers["Location"] + "?error=passkey")
+    assert page.status == 200 and "The passkey could not be used" in await page.text()
