@@ -225,6 +225,13 @@ async def test_remembered_device_skips_the_second_factor(tmp_path, backend, aioh
     resp, verifier = await password_step(idp)
     claims = await id_token_of(idp, resp.headers["Location"], verifier)
     assert claims["amr"] == ["pwd", "mfa"] and claims["acr"] == mfa.ACR_MFA
+    # forgotten (what a reset of the factors, a removal or a password reset does): asked again
+    idp.clock.advance(1)
+    await mfa.forget_devices(idp.services, idp.realm(), (await idp.services.durable.get_user_by_email(
+        "acme", "alice@example.com")).id)
+    idp.client.session.cookie_jar.clear(lambda c: c.key == session_cookie)
+    resp, _ = await password_step(idp)
+    assert resp.headers["Location"].endswith("/mfa")
     # another browser is asked
     idp.client.session.cookie_jar.clear()
     resp, _ = await password_step(idp)
