@@ -113,10 +113,16 @@ def with_methods(first: list[str], method: list[str]) -> list[str]:
     return combined
 
 
+class Unmet(ValueError):
+    """An essential `acr` was asked for with values none of which this IdP knows (OIDC Core
+    §5.5.1.1: the requirement cannot be met)."""
+
+
 def acr_request(acr_values: str | None, claims: str | None) -> bool:
     """Whether an authorization request asks for the MFA level: `acr_values` (OIDC Core
     §3.1.2.1) names it, or `claims` (§5.5) asks for `acr` in the ID token with it among its
-    `value`/`values`. ValueError: `claims` is not a JSON object."""
+    `value`/`values`. ValueError: `claims` is not a JSON object; Unmet: it asks for an
+    essential `acr` of levels this IdP does not have."""
     wanted = set((acr_values or "").split())
     if claims:
         try:
@@ -129,10 +135,12 @@ def acr_request(acr_values: str | None, claims: str | None) -> bool:
             section = document.get(member)
             request = section.get("acr") if isinstance(section, dict) else None
             if isinstance(request, dict):
-                if isinstance(request.get("value"), str):
-                    wanted.add(request["value"])
+                asked = {request["value"]} if isinstance(request.get("value"), str) else set()
                 if isinstance(request.get("values"), list):
-                    wanted.update(v for v in request["values"] if isinstance(v, str))
+                    asked.update(v for v in request["values"] if isinstance(v, str))
+                if request.get("essential") is True and asked and not asked & set(ACR_VALUES):
+                    raise Unmet("none of the essential acr values asked for can be met")
+                wanted |= asked
     # The levels are ordered: asking for the higher one (alone or among others it accepts
     # less than) is met only by two factors when the lower one is not also accepted.
     return ACR_MFA in wanted and ACR_SINGLE not in wanted
