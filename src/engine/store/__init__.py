@@ -27,6 +27,7 @@ from engine.store.protocols import (
     SigningKey,
     StoreError,
     StoreUnavailable,
+    TotpFactor,
     User,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "AuditEvent",
     "Consent",
     "Credential",
+    "TotpFactor",
     "DurableStore",
     "EphemeralStore",
     "ExternalIdentity",
