@@ -136,3 +136,38 @@ async def test_behind_a_trusted_proxy_the_appended_hop_is_counted(tmp_path, back
     await token_request(client, "6.6.6.6, 198.51.100.7")  # the client wrote 6.6.6.6
     await token_request(client, "x" * 3000 + ", 198.51.100.7")
     assert await counted_as(services, clock) == ["198.51.100.7"]
+
+
+# --------------------------------------------------------------------------- IPv6 budgets
+
+
+def test_an_ipv6_caller_is_budgeted_as_its_64():
+    """RFC 6177: a subscriber gets at least a /64, so every address in it is one caller for
+    per-address budgets; IPv4 addresses and other subjects are kept as they are."""
+    from engine.oauth.ratelimit import rate_subject
+
+    assert rate_subject("2001:db8:1:2::1") == rate_subject("2001:db8:1:2:ffff:ffff:ffff:fffe") == "2001:db8:1:2::/64"
+    assert rate_subject("2001:db8:1:3::1") != rate_subject("2001:db8:1:2::1")
+    assert rate_subject("198.51.100.7") == "198.51.100.7"
+    for subject in ("web", "alice@example.com", "a:b", "unknown"):
+        assert rate_subject(subject) == subject
+
+
+async def test_rotating_addresses_within_a_64_shares_one_budget(tmp_path, backend, aiohttp_client):
+    """Through HTTP behind a trusted proxy: two addresses of one /64 hit the same per-IP
+    counter of the token endpoint; an address of another /64 has its own."""
+    client, services, clock = await app_client(tmp_path, backend, aiohttp_client, "trusted_proxies: [127.0.0.0/8]\n")
+    await token_request(client, "2001:db8:1:2::1")
+    await token_request(client, "2001:db8:1:2:abcd::9")
+    await token_request(client, "2001:db8:1:3::1")
+    now = clock.timestamp()
+    window = now - now % 60
+
+    def counted(subject: str) -> int:  # this instance's count (the store receives it in batches)
+        entry = services.rate_counters.windows.get(f"acme:rl:token:{subject}:{window}")
+        return 0 if entry is None else entry.shared + entry.inflight + entry.pending
+
+    assert counted("2001:db8:1:2::/64") == 2
+    assert counted("2001:db8:1:3::/64") == 1
+    assert counted("2001:db8:1:2::1") == 0
+    assert await services.ephemeral.incr(f"acme:rl:token:2001:db8:1:2::/64:{window}", 61) >= 2  # in the store too

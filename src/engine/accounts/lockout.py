@@ -53,6 +53,7 @@ from engine.accounts.emails import email_identity
 from engine.accounts.sessions import secure_cookies
 from engine.clock import FrozenClock
 from engine.config.models import LockoutPolicy
+from engine.oauth.ratelimit import rate_subject
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
 from engine.store.batch import WriteBatch
@@ -108,12 +109,14 @@ def delay_for(policy: LockoutPolicy, failures: int) -> float:
 
 def _keys(realm: Realm, kind: str, subject: str) -> tuple[str, str, str]:
     base = f"{realm.name}:bf:{kind}"
+    if kind == "ip":
+        subject = rate_subject(subject)  # an IPv6 caller is its /64
     return f"{base}:count:{subject}", f"{base}:lock:{subject}", f"{base}:lockouts:{subject}"
 
 
 def _ip_failures_key(realm: Realm, ip: str) -> str:
     """The IP's failure count as last seen, readable (a counter can only be incremented)."""
-    return f"{realm.name}:bf:ip:failures:{ip}"
+    return f"{realm.name}:bf:ip:failures:{rate_subject(ip)}"
 
 
 def _seconds(delta: Any) -> int:

@@ -255,12 +255,29 @@ def _counters(services: Services) -> LocalCounters:
     return counters
 
 
+@lru_cache(maxsize=4096)
+def _ipv6_network(subject: str) -> str:
+    try:
+        address = ipaddress.IPv6Address(subject)
+    except ValueError:
+        return subject
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
+def rate_subject(subject: str) -> str:
+    """What a per-address budget is keyed on: an IPv6 address counts as its /64, the
+    smallest network a subscriber is given (RFC 6177), so that rotating through one's own
+    prefix buys no fresh budget; IPv4 addresses and every other subject (client ids,
+    accounts) as they are."""
+    return _ipv6_network(subject) if ":" in subject else subject
+
+
 async def hit(services: Services, realm: Realm, bucket: str, subject: str, limit: RateLimit) -> int | None:
     """Count one request; return seconds to wait if over the limit, else None."""
     window = max(1, int(limit.per.total_seconds()))
     now = services.clock.timestamp()
     start = now - now % window
-    key = f"{realm.name}:rl:{bucket}:{subject}:{start}"
+    key = f"{realm.name}:rl:{bucket}:{rate_subject(subject)}:{start}"
     count = await _counters(services).hit(key, limit, window, start, now)
     if count > limit.requests:
         return start + window - now
@@ -278,7 +295,7 @@ def over_limit(services: Services, realm: Realm, bucket: str, subject: str, limi
     window = max(1, int(limit.per.total_seconds()))
     now = services.clock.timestamp()
     start = now - now % window
-    entry = counters.windows.get(f"{realm.name}:rl:{bucket}:{subject}:{start}")
+    entry = counters.windows.get(f"{realm.name}:rl:{bucket}:{rate_subject(subject)}:{start}")
     if entry is None or entry.shared + entry.inflight + entry.pending < limit.requests:
         return None  # the budget is not spent: `limit.requests` failures are allowed
     return start + window - now
