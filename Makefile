@@ -1,13 +1,14 @@
 # The two commands of the quick start: `make run` serves the IdP on the embedded default
 # (SQLite + in-memory store under ./var), `make test` runs the whole suite. Both create
 # the virtual environment and install what they need on first use (`run` only what
-# serving needs; `test` adds the test tools). `make demo`, in a second terminal, serves a
+# serving needs; `test` adds the test tools). `make examples-test` runs the examples of
+# examples/ end to end (they are left out of `make test`). `make demo`, in a second terminal, serves a
 # tiny application on http://localhost:3000 that signs in with the shipped client.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo test lint check schema clean
+.PHONY: run demo test lint check schema clean examples-deps examples-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +27,18 @@ demo: $(VENV)/.installed
 	$(BIN)/idp demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not examples" $(PYTEST_ARGS)
+
+# The runnable examples of examples/ (examples/README.md), each driven end to end against
+# `idp serve` on both store pairs in Debian's Chromium. Node examples install from their
+# committed lock files.
+EXAMPLES_NODE := $(dir $(wildcard examples/*/package-lock.json))
+
+examples-deps:
+	@for dir in $(EXAMPLES_NODE); do echo "npm ci in $$dir"; (cd $$dir && npm ci --no-audit --no-fund) || exit 1; done
+
+examples-test: $(VENV)/.installed-test examples-deps
+	$(BIN)/python -m pytest -q -m examples tests/examples $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests
