@@ -28,7 +28,7 @@ function secret(name: string, demoDefault: string): string {
 }
 
 export const clientSecret = () =>
-  secret("NEXTJS_CLIENT_SECRET", "change-me-nextjs-client-secret-0123456789");
+  secret("NEXTJS_CLIENT_SECRET", "change-me-nextjs-secret-0123456789abcdef");
 export const sessionSecret = () =>
   secret("NEXTAUTH_SECRET", "change-me-nextauth-session-secret-0123456789");
 
