@@ -65,8 +65,8 @@ def nextjs(examples_idp: ExamplesIdp, start_example, nextjs_build: Path):
     def start(**env: str) -> tuple[str, str]:
         port = examples_idp.port(3000)
         secret = secrets.token_urlsafe(32)
-        start_example("nextjs", ["npm", "start"], cwd=nextjs_build, port=port, env={
-            "PORT": str(port), "TESSERA_ISSUER": examples_idp.issuer, "NEXTAUTH_SECRET": secret,
+        start_example("nextjs", ["npm", "run", "serve"], cwd=nextjs_build, port=port, env={
+            "PORT": str(port), "ISSUER": examples_idp.issuer, "NEXTAUTH_SECRET": secret,
             "NEXT_TELEMETRY_DISABLED": "1", **env})
         return examples_idp.url(3000), secret
 
@@ -140,7 +140,7 @@ def test_sign_in_with_pkce_state_nonce_and_a_server_component_session(examples_i
 
 
 def test_refresh_happens_on_the_server_and_never_reaches_the_browser(examples_idp, nextjs, page):
-    app, secret = nextjs(TESSERA_REFRESH_BEFORE_EXPIRY=ALWAYS_REFRESH)
+    app, secret = nextjs(REFRESH_MARGIN=ALWAYS_REFRESH)
     bodies: list[str] = []
 
     def keep(response) -> None:
@@ -182,7 +182,7 @@ def test_refresh_happens_on_the_server_and_never_reaches_the_browser(examples_id
 def test_a_refresh_tessera_refuses_ends_the_session(examples_idp, nextjs, page):
     """Revoked at the IdP (`idp users revoke-sessions`): the next refresh fails with
     invalid_grant and the page says the session ended, instead of showing stale data."""
-    app, _ = nextjs(TESSERA_REFRESH_BEFORE_EXPIRY=ALWAYS_REFRESH)
+    app, _ = nextjs(REFRESH_MARGIN=ALWAYS_REFRESH)
     email = f"nextjs-{secrets.token_hex(4)}@example.com"
     examples_idp.add_user(email, "Revoked Example")
     sign_in_through_app(page, examples_idp, app, email=email)
@@ -229,9 +229,9 @@ def test_the_demo_secrets_are_refused_off_loopback(examples_idp, start_example, 
     """The `change-me` defaults serve a loopback NEXTAUTH_URL only (the realm's own rule for
     its demo secrets): on a public URL without NEXTAUTH_SECRET the app answers no page."""
     port = examples_idp.port(3000)
-    env = {"PORT": str(port), "TESSERA_ISSUER": examples_idp.issuer, "NEXT_TELEMETRY_DISABLED": "1",
+    env = {"PORT": str(port), "ISSUER": examples_idp.issuer, "NEXT_TELEMETRY_DISABLED": "1",
            "NEXTAUTH_URL": "https://videos.example.com", "NEXTAUTH_SECRET": "", "NEXTJS_CLIENT_SECRET": ""}
-    app = start_example("nextjs", ["npm", "start"], cwd=nextjs_build, port=port, env=env)
+    app = start_example("nextjs", ["npm", "run", "serve"], cwd=nextjs_build, port=port, env=env)
     response = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
     assert response.status_code == 500
     assert "NEXTAUTH_SECRET must be set" in app.output()

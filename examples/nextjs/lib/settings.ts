@@ -7,13 +7,13 @@ function env(name: string, fallback: string): string {
   return value === undefined || value === "" ? fallback : value;
 }
 
-export const issuer = env("TESSERA_ISSUER", "http://localhost:4000/realms/examples");
-export const clientId = env("NEXTJS_CLIENT_ID", "nextjs");
+export const issuer = env("ISSUER", "http://localhost:4000/realms/examples");
+export const clientId = env("CLIENT_ID", "nextjs");
 export const appUrl = env("NEXTAUTH_URL", `http://localhost:${env("PORT", "3000")}`);
 // NextAuth builds its callback URL (the redirect URI registered at Tessera) from NEXTAUTH_URL.
 process.env.NEXTAUTH_URL = appUrl;
 // Refresh the access token on the server when it has less than this many seconds left.
-export const refreshBeforeExpiry = Number(env("TESSERA_REFRESH_BEFORE_EXPIRY", "60"));
+export const refreshMargin = Number(env("REFRESH_MARGIN", "60"));
 export const scope = "openid profile email offline_access";
 
 const onLoopback = LOOPBACK_HOSTS.has(new URL(appUrl).hostname);

@@ -3,7 +3,7 @@
 // RP-initiated logout URL.
 import { Issuer, type BaseClient, type TokenSet } from "openid-client";
 import type { JWT } from "next-auth/jwt";
-import { clientId, clientSecret, issuer, refreshBeforeExpiry } from "./settings";
+import { clientId, clientSecret, issuer, refreshMargin } from "./settings";
 
 let client: Promise<BaseClient> | undefined;
 
@@ -38,7 +38,7 @@ export function fromTokenSet(token: JWT, tokens: TokenSet | Record<string, unkno
 
 export function needsRefresh(token: JWT): boolean {
   const expiresAt = Number(token.expiresAt ?? 0);
-  return Boolean(token.refreshToken) && expiresAt - refreshBeforeExpiry <= Date.now() / 1000;
+  return Boolean(token.refreshToken) && expiresAt - refreshMargin <= Date.now() / 1000;
 }
 
 /** One refresh_token grant (RFC 6749 §6); on failure the session keeps only an error. */
