@@ -4,7 +4,10 @@ against a real `idp serve`, on both store pairs, in one real Chromium.
 - `examples_idp` (session, parametrised `embedded` / `production`): `idp serve --config
   examples/idp.yaml` as a subprocess on a free port, with the shipped examples realm whose
   fixed developer ports (3000, 5173, 8081-8085) are rewritten to free ones. Stores: SQLite +
-  memory, or a fresh PostgreSQL database + Redis under a unique key prefix. A user
+  memory, or a fresh PostgreSQL database + Redis under a unique key prefix. The shipped
+  idp.yaml is copied with one change, `keys.verifier_cache_ttl: 1s`, so two `idp keys rotate`
+  a second apart activate a new signing key (the server reads its keys every 30 s). A second
+  realm, `other` (tests/examples/other-realm.yaml), serves tokens of another issuer. A user
   (`examples_idp.user`) is created with `idp users add`. `examples_idp.port(8081)` is the
   port a test gives the example that defaults to 8081; `examples_idp.cli(...)` runs any
   other `idp` command (`keys rotate`, `users add`) against the same stores.
@@ -22,7 +25,10 @@ is marked `examples` (`make examples-test`).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -51,6 +57,8 @@ EXAMPLES = REPO / "examples"
 IDP_CONFIG = EXAMPLES / "idp.yaml"
 REALM_FILE = EXAMPLES / "realms" / "examples.yaml"
 REALM = "examples"
+OTHER_REALM_FILE = Path(__file__).parent / "other-realm.yaml"
+SHIPPED_KEYS_LINE = 'keys: {data_dir: "${IDP_DATA_DIR:-var}"}'
 # The fixed developer ports of the examples (examples/README.md), rewritten per session.
 DEVELOPER_PORTS = (3000, 5173, 8081, 8082, 8083, 8084, 8085)
 ARTIFACTS = REPO / "test-artifacts" / "examples"
@@ -152,6 +160,7 @@ class ExamplesIdp:
     ports: dict[int, int]
     env: dict[str, str]  # IDP_* variables every `idp` command of this IdP needs
     workdir: Path
+    config: Path  # the idp.yaml it serves (the shipped one, keys.verifier_cache_ttl shortened)
     log: Path
     user: str = "alice@example.com"
     password: str = USER_PASSWORD
@@ -161,6 +170,11 @@ class ExamplesIdp:
     def issuer(self) -> str:
         return f"{self.base_url}/realms/{REALM}"
 
+    @property
+    def other_issuer(self) -> str:
+        """A second realm of the same server (wrong-realm tokens)."""
+        return f"{self.base_url}/realms/other"
+
     def port(self, developer_port: int) -> int:
         """The free port standing in for an example's fixed developer port."""
         return self.ports[developer_port]
@@ -169,19 +183,45 @@ class ExamplesIdp:
         return f"http://localhost:{self.ports[developer_port]}{path}"
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        """`idp <args> --config examples/idp.yaml` against this IdP's stores."""
-        command = [sys.executable, "-m", "engine.cli", *args, "--config", str(IDP_CONFIG)]
+        """`idp <args> --config <its idp.yaml>` against this IdP's stores."""
+        command = [sys.executable, "-m", "engine.cli", *args, "--config", str(self.config)]
         result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=120,
                                 env={**os.environ, **self.env}, cwd=REPO)
         if check and result.returncode != 0:
             raise AssertionError(f"idp {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
         return result
 
+    def secret(self, client_id: str) -> str:
+        """The demo secret of a confidential client of the examples realm (its `${VAR:-default}`)."""
+        return DEMO_SECRETS[client_id]
+
+    def client_token(self, client_id: str, issuer: str | None = None, secret: str | None = None,
+                     **params: str) -> str:
+        """An access token by client credentials (RFC 6749 §4.4), e.g. resource="videos-api"."""
+        response = httpx.post(f"{issuer or self.issuer}/token", auth=(client_id, secret or self.secret(client_id)),
+                              data={"grant_type": "client_credentials", **params}, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
     def add_user(self, email: str, name: str = "Example User", password: str = USER_PASSWORD) -> None:
         self.cli("users", "add", "--realm", REALM, "--email", email, "--name", name, input=password + "\n")
 
     def log_tail(self) -> str:
         return tail(self.log)
+
+
+def _demo_secrets() -> dict[str, str]:
+    found: dict[str, str] = {}
+    client = None
+    for line in REALM_FILE.read_text().splitlines():
+        if match := re.match(r"\s*- client_id: (\S+)", line):
+            client = match.group(1)
+        elif (match := re.match(r"\s*secret: \$\{\w+:-([^}]+)\}", line)) and client:
+            found[client] = match.group(1)
+    return found
+
+
+DEMO_SECRETS = _demo_secrets()
 
 
 def _realm_text(ports: Mapping[int, int]) -> str:
@@ -204,6 +244,11 @@ def examples_idp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     realms = workdir / "realms"
     realms.mkdir()
     (realms / "examples.yaml").write_text(_realm_text(ports))
+    (realms / "other.yaml").write_text(OTHER_REALM_FILE.read_text())
+    shipped = IDP_CONFIG.read_text()
+    assert SHIPPED_KEYS_LINE in shipped, "examples/idp.yaml changed: update SHIPPED_KEYS_LINE"
+    config = workdir / "idp.yaml"  # every path in it comes from the IDP_* variables below
+    config.write_text(shipped.replace(SHIPPED_KEYS_LINE, SHIPPED_KEYS_LINE[:-1] + ", verifier_cache_ttl: 1s}"))
     base_url = f"http://localhost:{port}"
     env = {"IDP_BASE_URL": base_url, "IDP_REALMS_DIR": str(realms), "IDP_DATA_DIR": str(workdir / "var"),
            "IDP_OUTBOX_DIR": str(workdir / "var" / "outbox")}
@@ -219,10 +264,10 @@ def examples_idp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         prefix = f"tessera-examples-{secrets.token_hex(6)}:"
         env |= {"IDP_DURABLE_URL": database, "IDP_EPHEMERAL_URL": redis_url, "IDP_EPHEMERAL_PREFIX": prefix}
     log = workdir / "idp.log"
-    idp = ExamplesIdp(backend, base_url, ports, env, workdir, log)
+    idp = ExamplesIdp(backend, base_url, ports, env, workdir, config, log)
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "serve", "--config", str(IDP_CONFIG), "--port", str(port),
+            [sys.executable, "-m", "engine.cli", "serve", "--config", str(config), "--port", str(port),
              "--log-format", "text"],
             env={**os.environ, **env}, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     idp.process = process
@@ -284,6 +329,17 @@ def start_example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
             print(tail(example.log))
 
 
+@pytest.fixture
+def python_videos_api(examples_idp: ExamplesIdp, start_example) -> ExampleProcess:
+    """examples/resource-server-python on the port standing in for 8082 (`.port`). No pause
+    between JWKS refetches on an unknown kid, so a rotation test sees that path taken."""
+    port = examples_idp.port(8082)
+    server = EXAMPLES / "resource-server-python" / "server.py"
+    return start_example("resource-server-python", [sys.executable, str(server)],
+                         env={"ISSUER": examples_idp.issuer, "PORT": str(port), "JWKS_REFETCH_INTERVAL": "0"},
+                         port=port)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -328,6 +384,12 @@ def page(browser, request: pytest.FixtureRequest):
         except Exception:  # a crashed page has no screenshot; the test's own failure says why
             pass
         context.close()
+
+
+def jwt_header(token: str) -> dict:
+    """The (unverified) JOSE header of a compact JWT."""
+    head = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
 
 
 def sign_in(page, idp: ExamplesIdp, email: str | None = None, password: str | None = None) -> None:
