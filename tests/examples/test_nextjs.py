@@ -7,7 +7,8 @@ to it by the harness). What is checked:
 
 - OpenID Connect Core 1.0 §3.1.2.1 + RFC 7636 §4.3: the authorization request carries
   state, nonce and an S256 code_challenge (NextAuth `checks: ["pkce", "state", "nonce"]`);
-  the server component shows the signed-in user and userinfo fetched with the access token.
+  the server component shows the signed-in user, and userinfo and the videos API
+  (examples/resource-server-python) called on the server with the access token.
 - RFC 6749 §6 + the seed's golden rule 3: the access token is refreshed on the server
   (proxy.ts), the rotated refresh token is kept (a lost one would trip reuse detection on
   the next refresh, OAuth 2.0 Security BCP §4.14.2), and no refresh token reaches the
@@ -67,7 +68,7 @@ def nextjs(examples_idp: ExamplesIdp, start_example, nextjs_build: Path):
         secret = secrets.token_urlsafe(32)
         start_example("nextjs", ["npm", "run", "serve"], cwd=nextjs_build, port=port, env={
             "PORT": str(port), "ISSUER": examples_idp.issuer, "NEXTAUTH_SECRET": secret,
-            "NEXT_TELEMETRY_DISABLED": "1", **env})
+            "API_URL": f"http://127.0.0.1:{examples_idp.port(8082)}", "NEXT_TELEMETRY_DISABLED": "1", **env})
         return examples_idp.url(3000), secret
 
     return start
@@ -109,7 +110,13 @@ def text_of(page, testid: str) -> str:
     return page.get_by_test_id(testid).inner_text()
 
 
-def test_sign_in_with_pkce_state_nonce_and_a_server_component_session(examples_idp, nextjs, page):
+def videos_caller(page) -> dict:
+    """The videos API's answer shown by the page (it names the token's subject and client)."""
+    return json.loads(text_of(page, "videos"))["caller"]
+
+
+def test_sign_in_with_pkce_state_nonce_and_a_server_component_session(examples_idp, nextjs, python_videos_api,
+                                                                        page):
     app, secret = nextjs()
     query = sign_in_through_app(page, examples_idp, app)
 
@@ -124,6 +131,8 @@ def test_sign_in_with_pkce_state_nonce_and_a_server_component_session(examples_i
     userinfo = json.loads(text_of(page, "userinfo"))  # fetched on the server with the access token
     assert userinfo["email"] == examples_idp.user and userinfo["sub"] == text_of(page, "sub")
     assert text_of(page, "refreshes") == "0"  # a fresh 10-minute token is not refreshed
+    assert videos_caller(page) == {"sub": userinfo["sub"], "client_id": CLIENT_ID, "act": None,
+                                   "scope": "openid profile email offline_access videos.read"}
 
     # The session is NextAuth's encrypted, HttpOnly cookie, holding the tokens of this sign-in.
     cookie = next(c for c in page.context.cookies() if c["name"].startswith(SESSION_COOKIE))
@@ -139,7 +148,7 @@ def test_sign_in_with_pkce_state_nonce_and_a_server_component_session(examples_i
     assert not {"accessToken", "refreshToken", "idToken"} & set(session), session
 
 
-def test_refresh_happens_on_the_server_and_never_reaches_the_browser(examples_idp, nextjs, page):
+def test_refresh_happens_on_the_server_and_never_reaches_the_browser(examples_idp, nextjs, python_videos_api, page):
     app, secret = nextjs(REFRESH_MARGIN=ALWAYS_REFRESH)
     bodies: list[str] = []
 
@@ -164,6 +173,7 @@ def test_refresh_happens_on_the_server_and_never_reaches_the_browser(examples_id
         refresh_tokens.append(token["refreshToken"])
         access_tokens.append(token["accessToken"])
         assert json.loads(text_of(page, "userinfo"))["email"] == examples_idp.user
+        assert videos_caller(page)["client_id"] == CLIENT_ID  # the new access token is accepted
 
     # Tessera rotated them: only the newest refresh token is alive (RFC 6749 §6, §10.4).
     assert introspect(examples_idp, refresh_tokens[-1])["active"] is True
@@ -191,7 +201,7 @@ def test_a_refresh_tessera_refuses_ends_the_session(examples_idp, nextjs, page):
     examples_idp.cli("users", "revoke-sessions", "--realm", "examples", "--user", email)
     page.reload()
     assert "RefreshAccessTokenError" in text_of(page, "session-error")
-    assert page.get_by_test_id("userinfo").count() == 0
+    assert page.get_by_test_id("userinfo").count() == 0 and page.get_by_test_id("videos").count() == 0
 
 
 def test_rp_initiated_logout_ends_both_sessions_and_revokes_the_refresh_token(examples_idp, nextjs, page):

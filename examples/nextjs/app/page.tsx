@@ -1,8 +1,9 @@
-// A server component: the session, and a call to Tessera's userinfo endpoint made on the
+// A server component: the session, Tessera's userinfo and the videos API, both called on the
 // server with the access token (which, like the refresh token, never reaches the browser).
 import { getServerSession } from "next-auth";
 import { authOptions } from "@/lib/auth";
 import { serverToken } from "@/lib/server-token";
+import { apiUrl } from "@/lib/settings";
 import { tesseraClient } from "@/lib/tessera";
 import { SignInButton } from "./sign-in-button";
 
@@ -14,6 +15,20 @@ async function userinfo(accessToken: string): Promise<string> {
     return JSON.stringify(claims, null, 2);
   } catch (error) {
     return `userinfo failed: ${(error as Error).message}`;
+  }
+}
+
+async function videos(accessToken: string): Promise<string> {
+  try {
+    const response = await fetch(`${apiUrl}/videos`, {
+      headers: { Authorization: `Bearer ${accessToken}` },
+      cache: "no-store",
+    });
+    const body = await response.text();
+    if (!response.ok) return `${response.status}: ${response.headers.get("www-authenticate") ?? body}`;
+    return JSON.stringify(JSON.parse(body), null, 2);
+  } catch (error) {
+    return `the videos API at ${apiUrl} did not answer (${(error as Error).message})`;
   }
 }
 
@@ -61,6 +76,10 @@ export default async function Home() {
       </p>
       <h2>Userinfo, fetched on the server</h2>
       <pre data-testid="userinfo">{await userinfo(token.accessToken as string)}</pre>
+      <h2>
+        <code>GET {apiUrl}/videos</code>, called on the server
+      </h2>
+      <pre data-testid="videos">{await videos(token.accessToken as string)}</pre>
       {signOut}
     </main>
   );

@@ -14,7 +14,9 @@ export const appUrl = env("NEXTAUTH_URL", `http://localhost:${env("PORT", "3000"
 process.env.NEXTAUTH_URL = appUrl;
 // Refresh the access token on the server when it has less than this many seconds left.
 export const refreshMargin = Number(env("REFRESH_MARGIN", "60"));
-export const scope = "openid profile email offline_access";
+// The videos API (examples/resource-server-python or -node) the page calls on the server.
+export const apiUrl = env("API_URL", "http://localhost:8082");
+export const scope = "openid profile email offline_access videos.read";
 
 const onLoopback = LOOPBACK_HOSTS.has(new URL(appUrl).hostname);
 
