@@ -211,6 +211,10 @@ def test_rp_initiated_logout_ends_both_sessions_and_revokes_the_refresh_token(ex
     idp_cookies = {c["name"] for c in page.context.cookies() if c["name"].startswith("tessera_session")}
     assert idp_cookies, "no Tessera session cookie after sign-in"
 
+    # A sign-out posted from another site's page is refused (and carries no SameSite=Lax cookie).
+    refused = httpx.post(f"{app}/api/logout", headers={"Origin": "https://attacker.example"})
+    assert refused.status_code == 403
+
     end_session: list[str] = []
     page.on("request", lambda r: end_session.append(r.url) if r.url.startswith(f"{examples_idp.issuer}/logout")
             else None)

@@ -1,7 +1,7 @@
 // The OpenID Connect client for Tessera, from openid-client (the library NextAuth itself
 // uses for the code exchange): discovery, refresh with ID token validation, and the
 // RP-initiated logout URL.
-import { Issuer, type BaseClient, type TokenSet } from "openid-client";
+import { errors, Issuer, type BaseClient, type TokenSet } from "openid-client";
 import type { JWT } from "next-auth/jwt";
 import { clientId, clientSecret, issuer, refreshMargin } from "./settings";
 
@@ -41,13 +41,19 @@ export function needsRefresh(token: JWT): boolean {
   return Boolean(token.refreshToken) && expiresAt - refreshMargin <= Date.now() / 1000;
 }
 
-/** One refresh_token grant (RFC 6749 §6); on failure the session keeps only an error. */
+/**
+ * One refresh_token grant (RFC 6749 §6). When Tessera answers invalid_grant (§5.2: the
+ * refresh token was revoked, expired or reused), the session keeps only an error and the user
+ * signs in again; on any other failure (Tessera unreachable, say) the session is left as it
+ * is and the next request tries again.
+ */
 export async function refreshed(token: JWT): Promise<JWT> {
   try {
     const tokens = await (await tesseraClient()).refresh(token.refreshToken as string);
     return { ...fromTokenSet(token, tokens), refreshes: Number(token.refreshes ?? 0) + 1 };
   } catch (error) {
     console.warn("refreshing the access token failed:", (error as Error).message);
+    if (!(error instanceof errors.OPError && error.error === "invalid_grant")) return token;
     const { accessToken, refreshToken, expiresAt, ...rest } = token;
     void accessToken; void refreshToken; void expiresAt;
     return { ...rest, error: "RefreshAccessTokenError" };

@@ -19,16 +19,21 @@ export async function POST(request: NextRequest) {
   const token = await getToken({ req: request, secret: sessionSecret(), secureCookie: secureCookies });
   let target = home;
   if (token?.idToken) {
-    const client = await tesseraClient();
-    if (token.refreshToken) {
-      await client.revoke(token.refreshToken as string, "refresh_token").catch((error: Error) => {
-        console.warn("revoking the refresh token failed:", error.message);
+    try {
+      const client = await tesseraClient();
+      if (token.refreshToken) {
+        await client.revoke(token.refreshToken as string, "refresh_token").catch((error: Error) => {
+          console.warn("revoking the refresh token failed:", error.message);
+        });
+      }
+      target = client.endSessionUrl({
+        id_token_hint: token.idToken as string,
+        post_logout_redirect_uri: home,
       });
+    } catch (error) {
+      // Tessera unreachable: this application's session still ends.
+      console.warn("RP-initiated logout is unavailable:", (error as Error).message);
     }
-    target = client.endSessionUrl({
-      id_token_hint: token.idToken as string,
-      post_logout_redirect_uri: home,
-    });
   }
   const response = NextResponse.redirect(target, 303);
   for (const name of sessionCookieNames(request)) {
