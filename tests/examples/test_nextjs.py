@@ -42,6 +42,7 @@ APP = EXAMPLES / "nextjs"
 CLIENT_ID = "nextjs"
 CLIENT_SECRET = "change-me-nextjs-secret-0123456789abcdef"  # the realm's loopback demo default
 SESSION_COOKIE = "next-auth.session-token"
+NODE_REQUIRED = (20, 9)  # next@16: engines.node >= 20.9.0
 # Refresh whenever a page renders: the realm's access tokens live 10 minutes.
 ALWAYS_REFRESH = str(10**6)
 
@@ -49,8 +50,11 @@ ALWAYS_REFRESH = str(10**6)
 @pytest.fixture(scope="session")
 def nextjs_build() -> Path:
     """`next build` once per test session, from the dependencies `make examples-deps` installed."""
-    if shutil.which("npm") is None:
-        skip_or_fail("npm is not installed (apt-get install nodejs npm)")
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        skip_or_fail("Node.js and npm are not installed (apt-get install nodejs npm)")
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    if tuple(int(part) for part in version.lstrip("v").split(".")[:2]) < NODE_REQUIRED:
+        skip_or_fail(f"Next.js 16 needs Node.js >= 20.9, found {version}")
     if not (APP / "node_modules" / ".bin" / "next").exists():
         skip_or_fail(f"{APP}/node_modules is missing: run `make examples-deps` (npm ci from the lock file)")
     result = subprocess.run(["npm", "run", "build"], cwd=APP, capture_output=True, text=True, timeout=600,
