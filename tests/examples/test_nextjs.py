@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -150,6 +151,46 @@ def test_sign_in_with_pkce_state_nonce_and_a_server_component_session(examples_i
     session = page.evaluate("fetch('/api/auth/session').then(r => r.json())")
     assert session["user"]["email"] == examples_idp.user
     assert not {"accessToken", "refreshToken", "idToken"} & set(session), session
+
+
+def test_a_code_carried_to_another_browser_does_not_sign_in(examples_idp, nextjs, page):
+    """RFC 9700 §4.5 (authorization code injection), RFC 7636 §1, OIDC Core §15.5.2: the
+    callback needs the state, PKCE verifier and nonce cookies of the browser that started
+    the sign-in; the same, unused code opens a session in that browser only."""
+    app, _ = nextjs()
+    held: list[str] = []
+    login = re.compile(re.escape(f"{examples_idp.issuer}/login/"))
+
+    def hold(route) -> None:
+        """The sign-in form's answer: keep the redirect back to the app instead of following it."""
+        answer = route.fetch(max_redirects=0)
+        location = answer.headers.get("location", "")
+        if "/api/auth/callback/tessera?" not in location:
+            route.fulfill(response=answer)
+            return
+        held.append(location)
+        route.fulfill(status=200, content_type="text/plain", body="held")
+
+    page.route(login, hold)
+    page.goto(f"{app}/")
+    page.get_by_role("button", name="Sign in with Tessera").click()
+    page.wait_for_url(f"{examples_idp.issuer}/login**")
+    sign_in(page, examples_idp)
+    page.get_by_text("held").wait_for()
+    assert held, "Tessera never redirected back to the callback"
+
+    other = page.context.browser.new_context()
+    try:
+        stranger = other.new_page()
+        stranger.goto(held[0])
+        assert "error=OAuthCallback" in stranger.url
+        assert not any(c["name"].startswith(SESSION_COOKIE) for c in other.cookies())
+    finally:
+        other.close()
+
+    page.goto(held[0])
+    page.wait_for_url(f"{app}/")
+    assert text_of(page, "email") == examples_idp.user
 
 
 def test_refresh_happens_on_the_server_and_never_reaches_the_browser(examples_idp, nextjs, python_videos_api, page):
