@@ -27,6 +27,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,7 +38,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwe
 from joserfc.jwk import OctKey
 
-from tests.examples.conftest import EXAMPLES, ExamplesIdp, sign_in, skip_or_fail
+from tests.examples.conftest import EXAMPLES, ExamplesIdp, jwt_header, sign_in, skip_or_fail
 
 APP = EXAMPLES / "nextjs"
 CLIENT_ID = "nextjs"
@@ -73,7 +74,8 @@ def nextjs(examples_idp: ExamplesIdp, start_example, nextjs_build: Path):
         secret = secrets.token_urlsafe(32)
         start_example("nextjs", ["npm", "run", "serve"], cwd=nextjs_build, port=port, env={
             "PORT": str(port), "ISSUER": examples_idp.issuer, "NEXTAUTH_SECRET": secret,
-            "API_URL": f"http://127.0.0.1:{examples_idp.port(8082)}", "NEXT_TELEMETRY_DISABLED": "1", **env})
+            "API_URL": f"http://127.0.0.1:{examples_idp.port(8082)}", "NEXT_TELEMETRY_DISABLED": "1",
+            "JWKS_MAX_AGE": "1", **env})  # the harness's IdP: keys.verifier_cache_ttl 1s
         return examples_idp.url(3000), secret
 
     return start
@@ -232,6 +234,31 @@ def test_refresh_happens_on_the_server_and_never_reaches_the_browser(examples_id
         assert not any(secret_token in text for text in readable), "a token in a cookie or the page"
         assert not any(secret_token in body for body in bodies), "a token in a response of the app"
     assert "refresh" not in page.evaluate("document.cookie")
+
+
+def test_refresh_keeps_working_across_a_key_rotation(examples_idp, nextjs, page):
+    """`idp keys rotate` twice (a `next` key, then active): the ID tokens of later refreshes
+    are signed by a key the app has not seen, and openid-client validates them (OIDC Core
+    §10.1.1: refetch the JWKS on an unknown kid) without a restart of the app."""
+    app, secret = nextjs(REFRESH_MARGIN=ALWAYS_REFRESH)
+    sign_in_through_app(page, examples_idp, app)
+    old_kid = jwt_header(session_token(page, secret)["idToken"])["kid"]
+
+    examples_idp.cli("keys", "rotate", "--realm", "examples")
+    time.sleep(1.5)
+    examples_idp.cli("keys", "rotate", "--realm", "examples")
+    deadline = time.monotonic() + 45  # the server re-reads its keys every 30 s
+    kid = old_kid
+    while kid == old_kid and time.monotonic() < deadline:
+        time.sleep(1)
+        page.reload()
+        assert page.get_by_test_id("session-error").count() == 0, text_of(page, "session-error")
+        kid = jwt_header(session_token(page, secret)["idToken"])["kid"]
+    assert kid != old_kid, "Tessera never signed with the rotated key"
+    refreshes = int(text_of(page, "refreshes"))
+    page.reload()
+    assert int(text_of(page, "refreshes")) == refreshes + 1
+    assert json.loads(text_of(page, "userinfo"))["email"] == examples_idp.user
 
 
 def test_a_refresh_tessera_refuses_ends_the_session(examples_idp, nextjs, page):

@@ -14,6 +14,8 @@ export const appUrl = env("NEXTAUTH_URL", `http://localhost:${env("PORT", "3000"
 process.env.NEXTAUTH_URL = appUrl;
 // Refresh the access token on the server when it has less than this many seconds left.
 export const refreshMargin = Number(env("REFRESH_MARGIN", "60"));
+// Fetch the realm's JWKS again when the copy is this old (Tessera's verifier_cache_ttl).
+export const jwksMaxAge = Number(env("JWKS_MAX_AGE", "900"));
 // The videos API (examples/resource-server-python or -node) the page calls on the server.
 export const apiUrl = env("API_URL", "http://localhost:8082");
 export const scope = "openid profile email offline_access videos.read";

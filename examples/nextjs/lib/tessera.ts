@@ -3,23 +3,38 @@
 // RP-initiated logout URL.
 import { errors, Issuer, type BaseClient, type TokenSet } from "openid-client";
 import type { JWT } from "next-auth/jwt";
-import { clientId, clientSecret, issuer, refreshMargin } from "./settings";
+import { clientId, clientSecret, issuer, jwksMaxAge, refreshMargin } from "./settings";
 
-let client: Promise<BaseClient> | undefined;
+let discovery: Promise<Issuer<BaseClient>> | undefined;
+let current: { client: BaseClient; since: number } | undefined;
 
-export function tesseraClient(): Promise<BaseClient> {
-  client ??= Issuer.discover(issuer).then(
-    (found) =>
-      new found.Client({
-        client_id: clientId,
-        client_secret: clientSecret(),
-        token_endpoint_auth_method: "client_secret_basic",
-      }),
-  );
-  client.catch(() => {
-    client = undefined; // try discovery again on the next request
-  });
-  return client;
+async function discovered(): Promise<Issuer<BaseClient>> {
+  discovery ??= Issuer.discover(issuer);
+  try {
+    return await discovery;
+  } catch (error) {
+    discovery = undefined; // try again on the next request
+    throw error;
+  }
+}
+
+/**
+ * The client, renewed every JWKS_MAX_AGE seconds: a new Issuer starts with an empty copy of
+ * the realm's JWKS. Tessera publishes a signing key `verifier_cache_ttl` (15 min by default)
+ * before it signs with it, so a copy younger than that knows every key in use.
+ */
+export async function tesseraClient(): Promise<BaseClient> {
+  const now = Date.now();
+  if (!current || now - current.since >= jwksMaxAge * 1000) {
+    const realm = new Issuer((await discovered()).metadata);
+    const client = new realm.Client({
+      client_id: clientId,
+      client_secret: clientSecret(),
+      token_endpoint_auth_method: "client_secret_basic",
+    });
+    current = { client, since: now };
+  }
+  return current.client;
 }
 
 /** The token fields this example keeps in NextAuth's encrypted session cookie. */
@@ -42,10 +57,11 @@ export function needsRefresh(token: JWT): boolean {
 }
 
 /**
- * One refresh_token grant (RFC 6749 §6). When Tessera answers invalid_grant (§5.2: the
- * refresh token was revoked, expired or reused), the session keeps only an error and the user
- * signs in again; on any other failure (Tessera unreachable, say) the session is left as it
- * is and the next request tries again.
+ * One refresh_token grant (RFC 6749 §6), the new ID token validated (OIDC Core §12.2).
+ * When Tessera answers invalid_grant (§5.2: the refresh token was revoked, expired or reused)
+ * or answers tokens this client cannot accept (RPError: the refresh token is spent all the
+ * same), the session keeps only an error and the user signs in again; on any other failure
+ * (Tessera unreachable, say) the session is left as it is and the next request tries again.
  */
 export async function refreshed(token: JWT): Promise<JWT> {
   try {
@@ -53,7 +69,10 @@ export async function refreshed(token: JWT): Promise<JWT> {
     return { ...fromTokenSet(token, tokens), refreshes: Number(token.refreshes ?? 0) + 1 };
   } catch (error) {
     console.warn("refreshing the access token failed:", (error as Error).message);
-    if (!(error instanceof errors.OPError && error.error === "invalid_grant")) return token;
+    const spent =
+      error instanceof errors.RPError ||
+      (error instanceof errors.OPError && error.error === "invalid_grant");
+    if (!spent) return token;
     const { accessToken, refreshToken, expiresAt, ...rest } = token;
     void accessToken; void refreshToken; void expiresAt;
     return { ...rest, error: "RefreshAccessTokenError" };
