@@ -41,7 +41,7 @@ examples-test: $(VENV)/.installed-test examples-deps
 	$(BIN)/python -m pytest -q -m examples tests/examples $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples
 
 check: $(VENV)/.installed
 	$(BIN)/idp check

@@ -50,6 +50,7 @@ class Session:
     pending: dict[str, str] = field(default_factory=dict)  # state, nonce, code_verifier of a sign-in
     token: dict[str, Any] | None = None  # access, refresh and ID tokens, expires_at
     user: dict[str, Any] | None = None  # the verified ID token's claims
+    created: float = field(default_factory=time.monotonic)
 
 
 class Bff:
@@ -143,6 +144,8 @@ document.getElementById("load").onclick = async () => {{
 
 async def login(request: web.Request) -> web.Response:
     bff = request.app[BFF]
+    for old in [k for k, v in bff.sessions.items() if v.user is None and time.monotonic() - v.created > 600]:
+        del bff.sessions[old]  # sign-ins started and never finished
     sid = secrets.token_urlsafe(32)
     session = Session()
     code_verifier = secrets.token_urlsafe(48)

@@ -10,6 +10,7 @@ JWKS_REFETCH_INTERVAL (10 s).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -30,7 +31,7 @@ def _challenge(status: type[web.HTTPException], error: str, description: str) ->
     """RFC 6750 §3: the Bearer challenge with the error code."""
     return status(
         headers={"WWW-Authenticate": f'Bearer realm="{AUDIENCE}", error="{error}", error_description="{description}"'},
-        text=f'{{"error": "{error}", "error_description": "{description}"}}', content_type="application/json")
+        text=json.dumps({"error": error, "error_description": description}), content_type="application/json")
 
 
 def require(scope: str):

@@ -1,8 +1,8 @@
 """The examples harness (issue 21): the runnable examples in examples/ driven end to end
 against a real `idp serve`, on both store pairs, in one real Chromium.
 
-- `examples_idp` (session, parametrised `embedded` / `production`): `idp serve --config
-  examples/idp.yaml` as a subprocess on a free port, with the shipped examples realm whose
+- `examples_idp` (package scope: once per store pair, `embedded` / `production`):
+  `idp serve --config examples/idp.yaml` as a subprocess on a free port, with the shipped examples realm whose
   fixed developer ports (3000, 5173, 8081-8085) are rewritten to free ones. Stores: SQLite +
   memory, or a fresh PostgreSQL database + Redis under a unique key prefix. The shipped
   idp.yaml is copied with one change, `keys.verifier_cache_ttl: 1s`, so two `idp keys rotate`
@@ -11,7 +11,7 @@ against a real `idp serve`, on both store pairs, in one real Chromium.
   (`examples_idp.user`) is created with `idp users add`. `examples_idp.port(8081)` is the
   port a test gives the example that defaults to 8081; `examples_idp.cli(...)` runs any
   other `idp` command (`keys rotate`, `users add`) against the same stores.
-- `browser` (session): one Playwright (sync API) Chromium for every example test, Debian's
+- `browser` (package): one Playwright (sync API) Chromium for every example test, Debian's
   /usr/bin/chromium (TESSERA_CHROMIUM moves it); skipped locally, a failure in CI
   (TESSERA_REQUIRE_PRODUCTION_STORES=1) when missing. `page`: a fresh context (own cookies)
   and page per test, screenshotted to test-artifacts/examples/ on the way out.
@@ -19,13 +19,17 @@ against a real `idp serve`, on both store pairs, in one real Chromium.
   its port (or returns at once), stops it (its own process group) after the test.
 
 Example tests are plain (sync) functions: Playwright's sync API cannot run inside an
-event loop. For async helpers use tests.conftest.run_in_thread. Every test in this folder
+event loop, and while it runs its own loop counts as running in this thread, so the
+browser (and the IdP) are package-scoped: they end with the last test of tests/examples,
+before any asyncio test of the rest of the suite. For async helpers use
+tests.conftest.run_in_thread. Every test in this folder
 is marked `examples` (`make examples-test`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -39,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -69,6 +74,7 @@ REQUIRE = os.environ.get("TESSERA_REQUIRE_PRODUCTION_STORES") == "1"
 USER_PASSWORD = "velvet lantern orchard 42"
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
@@ -231,7 +237,7 @@ def _realm_text(ports: Mapping[int, int]) -> str:
     return text
 
 
-@pytest.fixture(scope="session", params=[
+@pytest.fixture(scope="package", params=[
     pytest.param("embedded", id="embedded"),
     pytest.param("production", id="production", marks=pytest.mark.production),
 ])
@@ -351,7 +357,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 # --------------------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """One headless Chromium (Debian's) for every example test."""
     try:
@@ -390,6 +396,32 @@ def jwt_header(token: str) -> dict:
     """The (unverified) JOSE header of a compact JWT."""
     head = token.split(".")[0]
     return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+
+
+def user_tokens(page, idp: ExamplesIdp, client_id: str = "bff", scope: str = "openid profile videos.read videos.write",
+                redirect_port: int = 8081) -> dict:
+    """A user's tokens for a confidential client of the realm (the BFF's by default): the
+    authorization code flow with PKCE in the browser (nothing needs to listen on the redirect
+    URI: the browser's request to it is caught), the code exchanged here."""
+    redirect = idp.url(redirect_port, "/callback")
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    state = secrets.token_urlsafe(16)
+    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect, "scope": scope,
+                       "state": state, "code_challenge": challenge, "code_challenge_method": "S256"})
+    caught: list[str] = []
+    page.route(f"{redirect}*", lambda route: (caught.append(route.request.url), route.fulfill(body="ok")))
+    page.goto(f"{idp.issuer}/authorize?{query}")
+    if page.locator("input[name=password]").count():
+        sign_in(page, idp)
+    page.wait_for_url(f"{redirect}*")
+    params = parse_qs(urlsplit(caught[-1]).query)
+    assert params.get("state") == [state], caught[-1]
+    response = httpx.post(f"{idp.issuer}/token", auth=(client_id, idp.secret(client_id)), timeout=10, data={
+        "grant_type": "authorization_code", "code": params["code"][0], "redirect_uri": redirect,
+        "code_verifier": verifier})
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def sign_in(page, idp: ExamplesIdp, email: str | None = None, password: str | None = None) -> None:

@@ -5,6 +5,7 @@ proxied with a refreshed, rotated token, and sign-out through RP-initiated logou
 from __future__ import annotations
 
 import re
+import secrets
 import sys
 
 from tests.examples.conftest import EXAMPLES, ExamplesIdp, sign_in
@@ -65,4 +66,23 @@ def test_a_forged_callback_is_refused(examples_idp: ExamplesIdp, start_example, 
     page.goto(examples_idp.url(8081, "/callback?code=stolen&state=forged"))
     assert "was not started here" in page.content()
     page.goto(examples_idp.url(8081, "/"))
+    assert page.locator("#sign-in").is_visible()
+
+
+def test_a_session_ended_at_the_idp_signs_the_bff_out(examples_idp: ExamplesIdp, start_example, python_videos_api,
+                                                      page):
+    """RFC 9700 §4.14: once the user's tokens are revoked at the IdP (`idp users
+    revoke-sessions`), the BFF's next refresh fails and it answers 401 instead of serving."""
+    email = f"bob-{secrets.token_hex(4)}@example.com"
+    examples_idp.add_user(email, "Bob Example")
+    start_bff(examples_idp, start_example, python_videos_api, REFRESH_MARGIN="601")
+    home = examples_idp.url(8081, "/")
+    page.goto(home)
+    page.click("#sign-in")
+    sign_in(page, examples_idp, email=email)
+    page.wait_for_url(home)
+    assert page.evaluate("fetch('/api/videos').then(r => r.status)") == 200
+    examples_idp.cli("users", "revoke-sessions", "--realm", "examples", "--user", email)
+    assert page.evaluate("fetch('/api/videos').then(r => r.status)") == 401
+    page.reload()
     assert page.locator("#sign-in").is_visible()

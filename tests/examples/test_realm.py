@@ -50,3 +50,23 @@ def test_the_examples_user_signs_in_in_the_browser(examples_idp: ExamplesIdp, pa
     assert params["state"] == [state]
     assert params["iss"] == [examples_idp.issuer]
     assert params["code"][0]
+
+
+def test_every_python_example_pins_what_the_suite_runs():
+    """Issue 21, "Rules": each example pins its dependencies (exact versions), and the pins
+    are the versions these tests run the examples with."""
+    from importlib.metadata import version
+
+    from tests.examples.conftest import EXAMPLES
+
+    files = sorted(EXAMPLES.glob("*/requirements.txt"))
+    assert {f.parent.name for f in files} >= {"bff", "resource-server-python", "service-to-service", "webhook",
+                                              "worker", "cli-device"}
+    for file in files:
+        assert (file.parent / "README.md").exists(), file.parent
+        for line in file.read_text().splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            name, sep, pinned = line.partition("==")
+            assert sep and pinned, f"{file}: {line!r} is not pinned to an exact version"
+            assert version(name) == pinned, f"{file}: {name} {pinned} pinned, {version(name)} installed"
