@@ -13,6 +13,8 @@ to it by the harness). What is checked:
   (proxy.ts), the rotated refresh token is kept (a lost one would trip reuse detection on
   the next refresh, OAuth 2.0 Security BCP §4.14.2), and no refresh token reaches the
   browser in anything it can read: cookies in clear, page HTML, scripts, JSON, RSC payloads.
+- RFC 9700 §4.5: an authorization code carried to another browser does not sign in there.
+- OIDC Core §10.1.1: refreshed ID tokens signed by a key of `idp keys rotate` still validate.
 - OpenID Connect RP-Initiated Logout 1.0 §2: sign-out goes to end_session_endpoint with
   id_token_hint and post_logout_redirect_uri, ends the Tessera session and the app's, and
   the refresh token is revoked (RFC 7009 §2.2, seen through introspection, RFC 7662 §2.2).
