@@ -10,7 +10,8 @@ import { continueWithSession } from "@/lib/session-cookie";
 export async function proxy(request: NextRequest) {
   const token = await getToken({ req: request, secret: sessionSecret(), secureCookie: secureCookies });
   if (!token || !needsRefresh(token)) return NextResponse.next();
-  return continueWithSession(await refreshed(token), request);
+  const next = await refreshed(token);
+  return next === token ? NextResponse.next() : continueWithSession(next, request);
 }
 
 export const config = {

@@ -73,8 +73,8 @@ export async function refreshed(token: JWT): Promise<JWT> {
       error instanceof errors.RPError ||
       (error instanceof errors.OPError && error.error === "invalid_grant");
     if (!spent) return token;
-    const { accessToken, refreshToken, expiresAt, ...rest } = token;
-    void accessToken; void refreshToken; void expiresAt;
-    return { ...rest, error: "RefreshAccessTokenError" };
+    // Who signed in, and the ID token for the logout's id_token_hint; no usable token.
+    const { name, email, picture, sub, idToken } = token;
+    return { name, email, picture, sub, idToken, error: "RefreshAccessTokenError" };
   }
 }
