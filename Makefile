@@ -64,3 +64,11 @@ clean:
 .PHONY: bench
 bench: $(VENV)/.installed-test
 	bench/run $(BENCH_ARGS)
+
+# examples-next: the Next.js example (examples/nextjs) is tested from its production build
+# (next build, then next start); its tests build it again once per session, so they always
+# serve the current source.
+examples-deps: examples-deps-next
+.PHONY: examples-deps-next
+examples-deps-next:
+	cd examples/nextjs && (test -d node_modules || npm ci --no-audit --no-fund) && NEXT_TELEMETRY_DISABLED=1 npm run build
