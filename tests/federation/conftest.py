@@ -30,9 +30,13 @@ KEK = base64.urlsafe_b64encode(b"k" * 32).decode()
 
 
 def realm_yaml(google_issuer: str, github_url: str, *, google_extra: str = "", github_extra: str = "",
-               password_extra: str = "", realm_extra: str = "") -> str:
+               password_extra: str = "", realm_extra: str = "", google_links_by_email: bool | None = True) -> str:
     """The realm: password, google and github providers; `*_extra` are more settings
-    (YAML lines) for that provider, `realm_extra` for the realm."""
+    (YAML lines) for that provider, `realm_extra` for the realm. The fake Google stands for
+    Google, whose verified emails link (the default only for Google's own issuer: a loopback
+    issuer says so explicitly unless `google_links_by_email` is None)."""
+    if google_links_by_email is not None and "link_by_verified_email" not in google_extra:
+        google_extra = f"link_by_verified_email: {str(google_links_by_email).lower()}\n{textwrap.dedent(google_extra)}"
     google_extra = textwrap.indent(textwrap.dedent(google_extra), " " * 4)
     github_extra = textwrap.indent(textwrap.dedent(github_extra), " " * 4)
     password_extra = textwrap.indent(textwrap.dedent(password_extra), " " * 4)

@@ -79,6 +79,28 @@ async def test_link_by_verified_email_can_be_turned_off(make_fed):
     assert await fed.services.durable.find_identity("acme", fed.google.issuer, "google-1001") is None
 
 
+async def test_an_issuer_other_than_google_links_by_email_only_when_told(make_fed):
+    """An OpenID provider other than Google (here the fake on loopback, as a tenant's own
+    issuer would be) does not link by email unless `link_by_verified_email: true` is
+    written: its `email_verified` may be whatever a tenant or user asserted ("nOAuth")."""
+    fed = await make_fed(google_links_by_email=None)
+    owner = await fed.idp.add_user("gail@example.com", verified=True)
+    resp = await refused_login(fed)
+    assert resp.status == 403 and "could not be signed in" in await resp.text()
+    assert await fed.services.durable.list_identities("acme", owner.id) == []
+
+
+def test_link_by_email_defaults_true_for_google_only():
+    from plugins.google import GOOGLE_ISSUER, GoogleSettings
+
+    base = {"id": "g", "type": "google", "client_id": "c", "client_secret": "s"}
+    assert GoogleSettings.model_validate(base).link_by_verified_email is True
+    assert GoogleSettings.model_validate({**base, "issuer": GOOGLE_ISSUER}).link_by_verified_email is True
+    other = {**base, "issuer": "https://login.example.net/tenant"}
+    assert GoogleSettings.model_validate(other).link_by_verified_email is False
+    assert GoogleSettings.model_validate({**other, "link_by_verified_email": True}).link_by_verified_email is True
+
+
 async def test_refusal_page_offers_the_way_back(make_fed):
     """The pending request survives a refusal: the page links back to the login page."""
     fed = await make_fed(google_extra="unverified_email: refuse")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from engine import ENV, SECRET, Duration, RedirectProviderSettings, hookimpl, secure_url_problem
 from plugins.google.provider import GOOGLE_ENDPOINT_ORIGINS, GOOGLE_ISSUER, OidcProvider
@@ -63,6 +63,18 @@ class GoogleSettings(RedirectProviderSettings):
     userinfo: bool = Field(False, description="also read claims from the upstream's userinfo endpoint")
     cache_ttl: Duration = Field(timedelta(hours=1), description="how long discovery and JWKS are cached")
 
+
+    @model_validator(mode="before")
+    @classmethod
+    def _link_by_email_only_where_asked(cls, data: object) -> object:
+        """Linking by email trusts the upstream's `email_verified`. Google's is trusted by
+        default; any other OpenID provider links only when the realm says so (an issuer that
+        lets its tenants or users assert any address, "nOAuth", could otherwise sign in to
+        the local account that owns it)."""
+        if isinstance(data, dict) and "link_by_verified_email" not in data \
+                and data.get("issuer", GOOGLE_ISSUER) != GOOGLE_ISSUER:
+            return {**data, "link_by_verified_email": False}
+        return data
 
     @field_validator("issuer")
     @classmethod
