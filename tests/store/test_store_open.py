@@ -17,7 +17,8 @@ from engine.store.sql.migrate import load_migrations, split_statements
 from engine.store.sql.postgres import PostgresDurableStore
 from engine.store.sql.sqlite import SqliteDurableStore
 
-ALL_MIGRATIONS = ["0001_init", "0002_family_resources_user_origin", "0003_logout_deliveries"]
+ALL_MIGRATIONS = ["0001_init", "0002_family_resources_user_origin", "0003_logout_deliveries",
+                  "0005_webauthn_credentials"]
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from engine.store.protocols import (
     StoreError,
     StoreUnavailable,
     User,
+    WebAuthnCredential,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "User",
+    "WebAuthnCredential",
     "open_durable",
     "open_ephemeral",
     "sqlite_path",
