@@ -1,0 +1,174 @@
+"""Passkeys on the account security pages (issue 20): list a user's passkeys (named, with
+created and last-used dates), add one (the WebAuthn registration ceremony of
+engine.accounts.passkeys), rename one, remove one.
+
+Behind the browser's SSO session; adding or removing a key needs a recent sign-in
+(`REAUTH_SECONDS`, as the account security page), and every form carries the account
+pages' CSRF token (engine.accounts.csrf). The options are fetched by the realm's script
+(`/static/passkeys.js`) as JSON; the answer of the authenticator is then posted in a plain
+form, so the browser lands on a page whatever happens.
+
+    GET  {issuer}/account/security/passkeys            the list and the forms
+    POST {issuer}/account/security/passkeys/options    registration options (JSON)
+    POST {issuer}/account/security/passkeys            the new passkey (ceremony, credential, name)
+    POST {issuer}/account/security/passkeys/rename     credential_id, name
+    POST {issuer}/account/security/passkeys/remove     credential_id
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from engine.accounts import csrf, passkeys
+from engine.accounts.pages import page
+from engine.accounts.sessions import BrowserSession, current_session
+from engine.errors import InvalidRequest, NotFound, OAuthError, RateLimited
+from engine.exchange import Answer, Call
+from engine.oauth.flows import realm_base
+from engine.oauth.params import form_params
+from engine.oauth.ratelimit import hit
+from engine.realm import Realm
+
+if TYPE_CHECKING:
+    from engine.services import Services
+    from engine.store import User
+
+log = logging.getLogger(__name__)
+
+PATH = "/account/security/passkeys"
+REAUTH_SECONDS = 300  # a sign-in older than this is asked again before keys change
+NOTICES = {"added": "Your passkey was added.", "renamed": "Your passkey was renamed.",
+           "removed": "Your passkey was removed."}
+
+
+class SignInRequired(OAuthError):
+    error = "login_required"
+    status = 401
+
+
+class ReauthenticationRequired(OAuthError):
+    error = "login_required"
+    status = 403
+
+
+async def _signed_in(services: Services, realm: Realm, call: Call) -> tuple[BrowserSession, User]:
+    if not passkeys.enabled(realm):
+        raise NotFound("passkeys are not offered in this realm")
+    session = await current_session(call.cookies, services, realm)
+    user = None if session is None else await services.accounts.get(realm.name, session.user_id)
+    if session is None or user is None or user.disabled:
+        raise SignInRequired("sign in to the application first, then come back to this page")
+    return session, user
+
+
+def _fresh(services: Services, session: BrowserSession) -> bool:
+    return services.clock.timestamp() - session.auth_time < REAUTH_SECONDS
+
+
+def _require_fresh(services: Services, session: BrowserSession) -> None:
+    if not _fresh(services, session):
+        raise ReauthenticationRequired("your sign-in is more than 5 minutes old: sign in again to change your"
+                                       " passkeys")
+
+
+async def _form(services: Services, realm: Realm, call: Call) -> dict[str, str]:
+    params = await form_params(call)
+    csrf.check(call.cookies, realm, params)
+    return params
+
+
+async def section_context(services: Services, realm: Realm, call: Call, user_id: str) -> dict:
+    """What `passkeys_manage.html` needs (for any page that includes it)."""
+    return {"passkeys": await services.durable.list_webauthn_credentials(realm.name, user_id),
+            "passkeys_path": f"{realm_base(call, realm)}{PATH}"}
+
+
+async def _list_page(services: Services, realm: Realm, call: Call, session: BrowserSession, user: User, *,
+                     error: str | None = None, status: int = 200) -> Answer:
+    notice = NOTICES.get(call.query.get("done", ""))
+    return page(call, services, realm, "account_passkeys.html", status=status, user=user, error=error,
+                notice=notice, fresh=_fresh(services, session),
+                **await section_context(services, realm, call, user.id))
+
+
+async def passkeys_page(services: Services, realm: Realm, call: Call) -> Answer:
+    session, user = await _signed_in(services, realm, call)
+    return await _list_page(services, realm, call, session, user)
+
+
+async def registration_options(services: Services, realm: Realm, call: Call) -> Answer:
+    """JSON options for `navigator.credentials.create()` (WebAuthn §5.4)."""
+    session, user = await _signed_in(services, realm, call)
+    await _form(services, realm, call)
+    _require_fresh(services, session)
+    wait = await hit(services, realm, "passkey_options", user.id, realm.config.rate_limits.login_per_account)
+    if wait is not None:
+        raise RateLimited(wait, "too many passkey requests; wait a moment and try again")
+    existing = await services.durable.list_webauthn_credentials(realm.name, user.id)
+    return Answer.no_store_json(await passkeys.registration_options(services, realm, user, existing,
+                                                                    bound_to=session.key))
+
+
+async def add_passkey(services: Services, realm: Realm, call: Call) -> Answer:
+    session, user = await _signed_in(services, realm, call)
+    params = await _form(services, realm, call)
+    _require_fresh(services, session)
+    try:
+        added = await passkeys.register(services, realm, user.id, params.get("ceremony", ""),
+                                        params.get("credential", ""), params.get("name", ""), bound_to=session.key)
+    except passkeys.PasskeyFailed as failed:
+        log.info("passkey registration refused: %s", failed.reason)
+        await services.audit(realm.name, "passkey_failed", user_id=user.id, ip=call.ip, stage="registration",
+                             reason=failed.reason.split(":")[0])
+        return await _list_page(services, realm, call, session, user, error=failed.description, status=400)
+    await services.audit(realm.name, "passkey_added", user_id=user.id, ip=call.ip, name=added.name,
+                         aaguid=added.aaguid)
+    return Answer.see_other(f"{realm_base(call, realm)}{PATH}?done=added")
+
+
+async def rename_passkey(services: Services, realm: Realm, call: Call) -> Answer:
+    session, user = await _signed_in(services, realm, call)
+    params = await _form(services, realm, call)
+    name = passkeys.clean_name(params.get("name", ""))
+    if not name:
+        return await _list_page(services, realm, call, session, user, error="Give the passkey a name.", status=400)
+    if not await services.durable.rename_webauthn_credential(realm.name, user.id, params.get("credential_id", ""),
+                                                             name):
+        raise InvalidRequest("no such passkey")
+    await services.audit(realm.name, "passkey_renamed", user_id=user.id, ip=call.ip, name=name)
+    return Answer.see_other(f"{realm_base(call, realm)}{PATH}?done=renamed")
+
+
+async def remove_passkey(services: Services, realm: Realm, call: Call) -> Answer:
+    session, user = await _signed_in(services, realm, call)
+    params = await _form(services, realm, call)
+    _require_fresh(services, session)
+    credential_id = params.get("credential_id", "")
+    refusal = await last_factor_refusal(services, realm, user.id, credential_id)
+    if refusal:
+        return await _list_page(services, realm, call, session, user, error=refusal, status=409)
+    if not await services.durable.delete_webauthn_credential(realm.name, user.id, credential_id):
+        raise InvalidRequest("no such passkey")
+    await services.audit(realm.name, "passkey_removed", user_id=user.id, ip=call.ip)
+    return Answer.see_other(f"{realm_base(call, realm)}{PATH}?done=removed")
+
+
+async def last_factor_refusal(services: Services, realm: Realm, user_id: str, credential_id: str) -> str | None:
+    """Why this passkey may not be removed (None: it may): in a realm that requires a
+    second factor, the user's last one stays."""
+    policy = getattr(realm.config, "mfa", None)
+    if policy is None or not policy.required:
+        return None
+    remaining = [c for c in await services.durable.list_webauthn_credentials(realm.name, user_id)
+                 if c.credential_id != credential_id]
+    totp = getattr(services.durable, "get_totp", None)
+    has_totp = False
+    if totp is not None:
+        record = await totp(realm.name, user_id)
+        has_totp = record is not None and getattr(record, "confirmed", True)
+    if remaining or has_totp:
+        return None
+    return "This realm requires a second factor: add another passkey or an authenticator app before removing" \
+           " your last one."
+
