@@ -19,7 +19,7 @@ async def test_enrol_a_passkey_on_the_account_page(tmp_path, backend, aiohttp_se
         assert await world.page.locator(".passkey-name").all_inner_texts() == ["Work laptop"]
         on_device = await world.authenticator_credentials()
         assert len(on_device) == 1 and on_device[0]["isResidentCredential"] is True
-        stored = await world.services.durable.list_webauthn_credentials("acme", user.id)
+        stored = await world.services.durable.list_passkeys("acme", user.id)
         assert [(c.name, c.credential_id) for c in stored] == [
             ("Work laptop", cdp_id_to_base64url(on_device[0]["credentialId"]))]
         assert stored[0].last_used_at is None

@@ -80,7 +80,7 @@ async def _form(services: Services, realm: Realm, call: Call) -> dict[str, str]:
 
 async def section_context(services: Services, realm: Realm, call: Call, user_id: str) -> dict:
     """What `passkeys_manage.html` needs (for any page that includes it)."""
-    return {"passkeys": await services.durable.list_webauthn_credentials(realm.name, user_id),
+    return {"passkeys": await services.durable.list_passkeys(realm.name, user_id),
             "passkeys_path": f"{realm_base(call, realm)}{PATH}"}
 
 
@@ -105,7 +105,7 @@ async def registration_options(services: Services, realm: Realm, call: Call) -> 
     wait = await hit(services, realm, "passkey_options", user.id, realm.config.rate_limits.login_per_account)
     if wait is not None:
         raise RateLimited(wait, "too many passkey requests; wait a moment and try again")
-    existing = await services.durable.list_webauthn_credentials(realm.name, user.id)
+    existing = await services.durable.list_passkeys(realm.name, user.id)
     return Answer.no_store_json(await passkeys.registration_options(services, realm, user, existing,
                                                                     bound_to=session.key))
 
@@ -133,7 +133,7 @@ async def rename_passkey(services: Services, realm: Realm, call: Call) -> Answer
     name = passkeys.clean_name(params.get("name", ""))
     if not name:
         return await _list_page(services, realm, call, session, user, error="Give the passkey a name.", status=400)
-    if not await services.durable.rename_webauthn_credential(realm.name, user.id, params.get("credential_id", ""),
+    if not await services.durable.rename_passkey(realm.name, user.id, params.get("credential_id", ""),
                                                              name):
         raise InvalidRequest("no such passkey")
     await services.audit(realm.name, "passkey_renamed", user_id=user.id, ip=call.ip, name=name)
@@ -148,7 +148,7 @@ async def remove_passkey(services: Services, realm: Realm, call: Call) -> Answer
     refusal = await last_factor_refusal(services, realm, user.id, credential_id)
     if refusal:
         return await _list_page(services, realm, call, session, user, error=refusal, status=409)
-    if not await services.durable.delete_webauthn_credential(realm.name, user.id, credential_id):
+    if not await services.durable.delete_passkey(realm.name, user.id, credential_id):
         raise InvalidRequest("no such passkey")
     await services.audit(realm.name, "passkey_removed", user_id=user.id, ip=call.ip)
     return Answer.see_other(f"{realm_base(call, realm)}{PATH}?done=removed")
@@ -160,7 +160,7 @@ async def last_factor_refusal(services: Services, realm: Realm, user_id: str, cr
     policy = getattr(realm.config, "mfa", None)
     if policy is None or not policy.required:
         return None
-    remaining = [c for c in await services.durable.list_webauthn_credentials(realm.name, user_id)
+    remaining = [c for c in await services.durable.list_passkeys(realm.name, user_id)
                  if c.credential_id != credential_id]
     totp = getattr(services.durable, "get_totp", None)
     has_totp = False

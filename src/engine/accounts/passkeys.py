@@ -183,7 +183,7 @@ async def register(services: Services, realm: Realm, user_id: str, ceremony: str
         transports=tuple(t for t in transports if isinstance(t, str) and t in _TRANSPORTS),
         aaguid=verified.aaguid, name=clean_name(name) or "Passkey", created_at=services.clock.now())
     try:
-        await services.durable.add_webauthn_credential(passkey)
+        await services.durable.add_passkey(passkey)
     except AlreadyExists:
         raise PasskeyFailed("duplicate", "this passkey is registered already") from None
     return passkey
@@ -216,7 +216,7 @@ async def authenticate(services: Services, realm: Realm, ceremony: str, credenti
     credential_id = credential.get("rawId") or credential.get("id")
     if not isinstance(credential_id, str) or len(credential_id) > 1400:
         raise PasskeyFailed("malformed")
-    stored = await services.durable.find_webauthn_credential(realm.name, credential_id)
+    stored = await services.durable.find_passkey(realm.name, credential_id)
     if stored is None or (user_id is not None and stored.user_id != user_id):
         raise PasskeyFailed("unknown_credential", "this passkey is not registered here (or was removed)")
     handle = (credential.get("response") or {}).get("userHandle")
@@ -231,7 +231,7 @@ async def authenticate(services: Services, realm: Realm, ceremony: str, credenti
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
         reason = "sign_count" if "sign count" in str(exc).lower() else "assertion"
         raise PasskeyFailed(f"{reason}: {exc}") from None
-    recorded = await services.durable.use_webauthn_credential(
+    recorded = await services.durable.use_passkey(
         realm.name, stored.credential_id, expect_sign_count=stored.sign_count,
         sign_count=verified.new_sign_count, now=services.clock.now())
     if not recorded:  # another sign-in with this counter got there first: one of them is a clone

@@ -372,29 +372,29 @@ class DurableStore(Protocol):
 
 
     # passkeys (issue 20: WebAuthn credentials)
-    async def add_webauthn_credential(self, credential: WebAuthnCredential) -> None:
+    async def add_passkey(self, credential: WebAuthnCredential) -> None:
         """AlreadyExists if (realm, credential_id) is registered already (to anyone)."""
 
-    async def list_webauthn_credentials(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
+    async def list_passkeys(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
         """The user's passkeys, oldest first."""
 
-    async def find_webauthn_credential(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
+    async def find_passkey(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
         """The passkey with this credential id (a sign-in names no user: discoverable credentials)."""
 
-    async def use_webauthn_credential(
+    async def use_passkey(
         self, realm: str, credential_id: str, *, expect_sign_count: int, sign_count: int, now: datetime
     ) -> bool:
         """Record a verified sign-in: the new counter and `last_used_at`, only if the stored
         counter is still `expect_sign_count` (compare-and-set: of two sign-ins with the same
         counter, one wins). False: unknown, or the counter moved meanwhile."""
 
-    async def rename_webauthn_credential(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
+    async def rename_passkey(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
         """Rename one of the user's passkeys; False if the user has no such passkey."""
 
-    async def delete_webauthn_credential(self, realm: str, user_id: str, credential_id: str) -> bool:
+    async def delete_passkey(self, realm: str, user_id: str, credential_id: str) -> bool:
         """Remove one of the user's passkeys; False if the user has no such passkey."""
 
-    async def delete_webauthn_credentials(self, realm: str, user_id: str) -> int:
+    async def delete_passkeys(self, realm: str, user_id: str) -> int:
         """Remove all of the user's passkeys; how many there were."""
 
 

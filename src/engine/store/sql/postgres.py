@@ -661,7 +661,7 @@ class PostgresDurableStore:
 
     # passkeys (issue 20: WebAuthn credentials)
 
-    async def add_webauthn_credential(self, credential: WebAuthnCredential) -> None:
+    async def add_passkey(self, credential: WebAuthnCredential) -> None:
         c = credential
         await self._execute(
             "INSERT INTO webauthn_credentials (realm, credential_id, user_id, public_key, sign_count, transports,"
@@ -670,18 +670,18 @@ class PostgresDurableStore:
             c.aaguid, c.name, utc(c.created_at), utc_or_none(c.last_used_at),
         )
 
-    async def list_webauthn_credentials(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
+    async def list_passkeys(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
         rows = await self._fetch(
             "SELECT * FROM webauthn_credentials WHERE realm = $1 AND user_id = $2 ORDER BY created_at, credential_id",
             realm, user_id)
         return [ROWS.webauthn(r) for r in rows]
 
-    async def find_webauthn_credential(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
+    async def find_passkey(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
         row = await self._fetchrow(
             "SELECT * FROM webauthn_credentials WHERE realm = $1 AND credential_id = $2", realm, credential_id)
         return None if row is None else ROWS.webauthn(row)
 
-    async def use_webauthn_credential(
+    async def use_passkey(
         self, realm: str, credential_id: str, *, expect_sign_count: int, sign_count: int, now: datetime
     ) -> bool:
         changed = await self._execute(
@@ -690,18 +690,18 @@ class PostgresDurableStore:
             realm, credential_id, int(sign_count), utc(now), int(expect_sign_count))
         return changed == 1
 
-    async def rename_webauthn_credential(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
+    async def rename_passkey(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
         changed = await self._execute(
             "UPDATE webauthn_credentials SET name = $4 WHERE realm = $1 AND user_id = $2 AND credential_id = $3",
             realm, user_id, credential_id, name)
         return changed == 1
 
-    async def delete_webauthn_credential(self, realm: str, user_id: str, credential_id: str) -> bool:
+    async def delete_passkey(self, realm: str, user_id: str, credential_id: str) -> bool:
         removed = await self._execute(
             "DELETE FROM webauthn_credentials WHERE realm = $1 AND user_id = $2 AND credential_id = $3",
             realm, user_id, credential_id)
         return removed == 1
 
-    async def delete_webauthn_credentials(self, realm: str, user_id: str) -> int:
+    async def delete_passkeys(self, realm: str, user_id: str) -> int:
         return await self._execute(
             "DELETE FROM webauthn_credentials WHERE realm = $1 AND user_id = $2", realm, user_id)

@@ -565,7 +565,7 @@ class SqliteDurableStore:
 
     # passkeys (issue 20: WebAuthn credentials)
 
-    async def add_webauthn_credential(self, credential: WebAuthnCredential) -> None:
+    async def add_passkey(self, credential: WebAuthnCredential) -> None:
         c = credential
         await self._exec(
             "INSERT INTO webauthn_credentials (realm, credential_id, user_id, public_key, sign_count, transports,"
@@ -574,18 +574,18 @@ class SqliteDurableStore:
             c.aaguid, c.name, _ts(c.created_at), _ts(c.last_used_at),
         )
 
-    async def list_webauthn_credentials(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
+    async def list_passkeys(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
         rows = await self._rows(
             "SELECT * FROM webauthn_credentials WHERE realm = ? AND user_id = ? ORDER BY created_at, credential_id",
             realm, user_id)
         return [ROWS.webauthn(r) for r in rows]
 
-    async def find_webauthn_credential(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
+    async def find_passkey(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
         row = await self._row(
             "SELECT * FROM webauthn_credentials WHERE realm = ? AND credential_id = ?", realm, credential_id)
         return None if row is None else ROWS.webauthn(row)
 
-    async def use_webauthn_credential(
+    async def use_passkey(
         self, realm: str, credential_id: str, *, expect_sign_count: int, sign_count: int, now: datetime
     ) -> bool:
         changed = await self._exec(
@@ -594,17 +594,17 @@ class SqliteDurableStore:
             int(sign_count), _ts(now), realm, credential_id, int(expect_sign_count))
         return changed == 1
 
-    async def rename_webauthn_credential(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
+    async def rename_passkey(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
         changed = await self._exec(
             "UPDATE webauthn_credentials SET name = ? WHERE realm = ? AND user_id = ? AND credential_id = ?",
             name, realm, user_id, credential_id)
         return changed == 1
 
-    async def delete_webauthn_credential(self, realm: str, user_id: str, credential_id: str) -> bool:
+    async def delete_passkey(self, realm: str, user_id: str, credential_id: str) -> bool:
         removed = await self._exec(
             "DELETE FROM webauthn_credentials WHERE realm = ? AND user_id = ? AND credential_id = ?",
             realm, user_id, credential_id)
         return removed == 1
 
-    async def delete_webauthn_credentials(self, realm: str, user_id: str) -> int:
+    async def delete_passkeys(self, realm: str, user_id: str) -> int:
         return await self._exec("DELETE FROM webauthn_credentials WHERE realm = ? AND user_id = ?", realm, user_id)
