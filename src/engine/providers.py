@@ -64,6 +64,8 @@ class ExternalIdentity:
     # The local user as the provider has just read it (through `context.accounts`), if it
     # did: the engine checks it (not disabled) instead of reading it again.
     user: User | None = None
+    # RFC 8176 authentication methods the upstream reports (its ID token's `amr`), if any.
+    amr: tuple[str, ...] = ()
 
 
 class ProviderAccounts(Protocol):
@@ -157,6 +159,10 @@ class RedirectProviderSettings(ProviderSettings):
         "no_email",
         description="an upstream identity whose email the upstream has not verified: no_email = the"
                     " account is made without an email (and never linked by email); refuse = no sign-in",
+    )
+    trust_upstream_mfa: bool = Field(
+        False, description="an upstream sign-in whose `amr` says it was multi-factor counts as both"
+                           " factors (no second factor asked here); otherwise it is the first factor only",
     )
 
 

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine import errors, events
 from engine.accounts.linking import FEDERATION_REFUSED, LinkRefused, user_for_identity
-from engine.accounts.sessions import current_session, start_session
+from engine.accounts.mfa import finish_first_factor
+from engine.accounts.sessions import current_session
 from engine.errors import AccessDenied as ClientAccessDenied
 from engine.errors import InvalidRequest, NotFound, OAuthError
 from engine.exchange import Answer, Call, CookieJar
@@ -42,13 +43,12 @@ from engine.oauth.authorize import (
     continue_flow,
     validate_request,
 )
-from engine.oauth.flows import Flow, finish_flow, load_flow, note_login, realm_base, start_flow
+from engine.oauth.flows import Flow, finish_flow, load_flow, realm_base, start_flow
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import enforce
 from engine.providers import AccessDenied, ProviderError
 from engine.realm import Realm
 from engine.secrets_util import random_token, sha256_hex
-from engine.store.batch import WriteBatch
 from engine.templates import render
 
 if TYPE_CHECKING:
@@ -197,16 +197,15 @@ async def federated_callback(services: Services, realm: Realm, call: Call) -> An
     if user.disabled:
         return await _deny(services, realm, flow, redirect, "this account is disabled")
 
-    cookies = CookieJar()
-    previous = await current_session(call.cookies, services, realm)
-    writes = WriteBatch(services.ephemeral)  # stored with the code, in one round trip
-    session = await start_session(cookies, services, realm, user_id=user.id, amr=["fed"],
-                                  provider=provider_id, previous=previous, writes=writes)
     await services.audit(realm.name, events.LOGIN, user_id=user.id, ip=ip, client_id=client_id,
                          provider=provider_id)
-    note_login(flow, session.auth_time)
-    return await continue_flow(call, services, realm, flow.data, session, flow=flow, cookies=cookies, writes=writes,
-                               user=user)
+    # The upstream is the first factor; it counts as both only when the provider is
+    # trusted for it and the upstream says it was multi-factor (RFC 8176 `mfa`).
+    amr = ["fed"]
+    if getattr(provider.settings, "trust_upstream_mfa", False) and "mfa" in identity.amr:
+        amr.append("mfa")
+    return await finish_first_factor(services, realm, call, flow, user.id, amr=amr, provider=provider_id,
+                                     user=user)
 
 
 def _check_pending(services: Services, pending: dict[str, Any] | None, provider_id: str) -> None:

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING
 
 from engine import events
 from engine.accounts import lockout
+from engine.accounts.mfa import finish_first_factor
 from engine.accounts.recovery import send_reset_link
-from engine.accounts.sessions import current_session, start_session
 from engine.errors import NotFound, RateLimited
 from engine.exchange import Answer, Call, CookieJar
 from engine.hookspecs import PasswordCapability
-from engine.oauth.authorize import continue_flow
-from engine.oauth.flows import load_flow, note_login, realm_base, save_flow
+from engine.oauth.flows import load_flow, realm_base, save_flow
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.providers import LoginFailed
@@ -134,11 +133,8 @@ async def credentials_login(services: Services, realm: Realm, call: Call) -> Ans
     cookies = CookieJar()
     lockout.set_device_cookie(cookies, services, realm, lockout.trust_browser(
         services, realm, device_cookie, email, writes, replaces=attempt.device))
-    previous = await current_session(call.cookies, services, realm)
-    session = await start_session(cookies, services, realm, user_id=identity.user_id, amr=["pwd"],
-                                  provider=provider_id, previous=previous, writes=writes)
     await services.audit(realm.name, events.LOGIN, user_id=identity.user_id, ip=ip,
                          client_id=client_id, provider=provider_id)
-    note_login(flow, session.auth_time)
-    return await continue_flow(call, services, realm, flow.data, session, flow=flow, cookies=cookies, writes=writes,
-                               user=identity.user)
+    # The session starts now, or after a second factor (engine.accounts.mfa).
+    return await finish_first_factor(services, realm, call, flow, identity.user_id, amr=["pwd"],
+                                     provider=provider_id, writes=writes, cookies=cookies, user=identity.user)

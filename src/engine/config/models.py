@@ -417,6 +417,9 @@ class Client(Strict):
         None, description="OIDC Back-Channel Logout 1.0: where a logout token is POSTed when a browser"
         " session in which this client got tokens ends (https; http on loopback only)")
     backchannel_logout_session_required: bool = True
+    require_mfa: bool = Field(
+        False, description="every sign-in for this client needs a second factor (the realm's MFA acr),"
+        " whatever the client asks (engine.accounts.mfa)")
 
     @field_validator("backchannel_logout_uri")
     @classmethod
@@ -453,6 +456,34 @@ class Client(Strict):
         return values
 
 
+FactorPolicy = Literal["off", "optional", "required"]
+
+
+class MfaPolicy(Strict):
+    """Strong sign-in of the realm (issue 20; engine.accounts.mfa). `off` (the default: a
+    realm turns strong sign-in on in its file): the factor is not offered nor asked;
+    `optional`: users may enrol it, and a user who did is asked for a second factor after a
+    password or an upstream; `required`: a user without it enrols it right after the first
+    factor, before any code is issued."""
+
+    totp: FactorPolicy = Field("off", description="time-based one-time passwords (RFC 6238)")
+    passkeys: FactorPolicy = Field("off", description="WebAuthn passkeys (discoverable credentials)")
+    remember_device: Duration = Field(
+        timedelta(0), description="the second factor is not asked again on this browser for this long"
+        " after it was given (0 = asked at every sign-in)")
+    recovery_codes: int = Field(10, ge=0, le=50, description="single-use recovery codes made at enrolment")
+
+    @property
+    def required(self) -> bool:
+        """Every user must have a second factor."""
+        return "required" in (self.totp, self.passkeys)
+
+    @property
+    def available(self) -> bool:
+        """Some second factor can be enrolled in this realm."""
+        return self.totp != "off" or self.passkeys != "off"
+
+
 class ProviderSettings(Strict):
     """Base of every provider's settings; a plugin subclasses it with `type: Literal[...]`."""
 
@@ -474,6 +505,7 @@ class RealmBase(Strict):
     rate_limits: RateLimits = RateLimits()
     lockout: Lockout = Lockout()
     mail: RealmMail = RealmMail()
+    mfa: MfaPolicy = MfaPolicy()
     refresh_requires_verified_email: bool = True
     refresh_requires_offline_access: bool = False
     max_sessions_per_user: int = Field(

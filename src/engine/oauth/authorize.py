@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
 from engine import errors
+from engine.accounts import mfa
 from engine.accounts.sessions import BrowserSession, current_session
 from engine.config import Client
 from engine.errors import InvalidRequest, OAuthError, description_text
@@ -170,6 +171,10 @@ def validate_request(realm: Realm, redirect: Redirect, params: dict[str, str]) -
     resource = params.get("resource")
     if resource is not None and resource not in client.audience:
         raise ClientError(errors.INVALID_TARGET, "resource is not one of this client's audiences")
+    try:  # OIDC Core §3.1.2.1 acr_values, §5.5.1.1 an `acr` asked for through claims
+        acr_mfa = mfa.acr_request(params.get("acr_values"), params.get("claims"))
+    except ValueError as exc:
+        raise ClientError(errors.INVALID_REQUEST, str(exc)) from None
     return {
         "client_id": client.client_id,
         "redirect_uri": redirect.redirect_uri,
@@ -182,6 +187,7 @@ def validate_request(realm: Realm, redirect: Redirect, params: dict[str, str]) -
         "max_age": int(max_age) if max_age is not None else None,
         "login_hint": params.get("login_hint"),
         "resource": resource,
+        "acr_mfa": acr_mfa,
     }
 
 
@@ -250,6 +256,12 @@ async def _next_step(call: Call, services: Services, realm: Realm, authz: dict[s
             return redirect.error(ClientError(errors.LOGIN_REQUIRED, "the user is not signed in"))
         return await _interact(call, services, realm, authz, flow, "login", cookies)
 
+    if not mfa.is_multi_factor(session.amr) and (mfa.mfa_demanded(realm, authz) or realm.config.mfa.required):
+        # Step-up (issue 20): the client needs two factors and this session has one.
+        if "none" in prompt:
+            return redirect.error(ClientError(mfa.UNMET, "the session does not meet the requested authentication"))
+        return await mfa.step_up(services, realm, call, authz, flow, session, cookies)
+
     if not user.email_verified and user.email is not None:
         # `require_verified_email` (the session's provider): no code until the address is
         # proven; a page offers the verification mail instead (issue 16 item 16).
@@ -286,6 +298,8 @@ async def _next_step(call: Call, services: Services, realm: Realm, authz: dict[s
         "code_challenge": authz["code_challenge"],
         "session_id": session.sid,
         "resource": authz["resource"],
+        "amr": session.amr,
+        "acr": mfa.acr_of(session.amr),
     }, writes)
     if flow is not None:
         await finish_flow(services, realm, flow, writes)

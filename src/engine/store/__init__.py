@@ -27,6 +27,7 @@ from engine.store.protocols import (
     SigningKey,
     StoreError,
     StoreUnavailable,
+    TotpFactor,
     User,
     WebAuthnCredential,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "AuditEvent",
     "Consent",
     "Credential",
+    "TotpFactor",
     "DurableStore",
     "EphemeralStore",
     "ExternalIdentity",

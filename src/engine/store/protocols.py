@@ -198,6 +198,18 @@ class WebAuthnCredential:
     last_used_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TotpFactor:
+    """A user's TOTP second factor (RFC 6238). `secret` is encrypted under the
+    key-encryption key (opaque bytes here); `last_step` is the time step of the last code
+    accepted (None: none yet): a code of that step or an earlier one is never accepted again."""
+
+    user_id: str
+    secret: bytes
+    created_at: datetime
+    last_step: int | None = None
+
+
 class DurableStore(Protocol):
     """Users, credentials, identities, refresh families, consents, keys, audit events."""
 
@@ -369,6 +381,33 @@ class DurableStore(Protocol):
         self, realm: str, since: datetime | None = None, limit: int = 1000
     ) -> list[AuditEvent]:
         """Oldest first."""
+
+    # --- second factors: TOTP and recovery codes (issue 20, engine.accounts.mfa) ---
+    async def set_totp(self, realm: str, factor: TotpFactor) -> None:
+        """Insert or replace the user's TOTP factor."""
+
+    async def get_totp(self, realm: str, user_id: str) -> TotpFactor | None: ...
+
+    async def use_totp_step(self, realm: str, user_id: str, step: int) -> bool:
+        """Record that a code of time step `step` was accepted, atomically and only if no code
+        of this step or a later one was (True); False if one was, or there is no factor.
+        Of concurrent uses of one code exactly one gets True."""
+
+    async def delete_totp(self, realm: str, user_id: str) -> bool:
+        """Remove the user's TOTP factor; True if there was one."""
+
+    async def set_recovery_codes(self, realm: str, user_id: str, code_hashes: list[str], now: datetime) -> None:
+        """Replace every recovery code of the user by these (SHA-256 hex), in one transaction."""
+
+    async def use_recovery_code(self, realm: str, user_id: str, code_hash: str) -> bool:
+        """Spend the code: delete it atomically; True if it was there (unused). Of concurrent
+        uses of one code exactly one gets True."""
+
+    async def count_recovery_codes(self, realm: str, user_id: str) -> int:
+        """Unused recovery codes of the user."""
+
+    async def delete_recovery_codes(self, realm: str, user_id: str) -> int:
+        """Remove every recovery code of the user; how many there were."""
 
 
     # passkeys (issue 20: WebAuthn credentials)

@@ -176,7 +176,10 @@ class TokenService:
         nonce: str | None = None,
         access_token: str | None = None,
         session_id: str | None = None,
+        amr: list[str] | None = None,
+        acr: str | None = None,
     ) -> Minted:
+        """OIDC Core §2: `amr` (RFC 8176 values) and `acr` say how the user signed in."""
         now = self.services.clock.timestamp()
         alg, kid, key = await self._signer(realm, client.id_token_alg)
         claims: dict[str, Any] = {
@@ -194,6 +197,10 @@ class TokenService:
             claims["at_hash"] = half_hash(access_token, alg)
         if session_id is not None:
             claims["sid"] = session_id
+        if amr:
+            claims["amr"] = list(amr)
+        if acr is not None:
+            claims["acr"] = acr
         claims.update(scope_claims(realm, user, scopes))
         return Minted(jwt.sign(claims, key, kid, alg), claims)
 

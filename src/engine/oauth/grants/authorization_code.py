@@ -14,6 +14,7 @@ from engine.oauth import pkce
 from engine.oauth.backchannel import record_session_client
 from engine.oauth.codes import code_key, used_code_key
 from engine.oauth.grants.common import (
+    authentication_of,
     granted_resources,
     live_user,
     mint_user_tokens,
@@ -69,12 +70,14 @@ class AuthorizationCodeGrant:
             refresh_token, family = await services.refresh.start_family(
                 realm, client, user_id=user.id, scope=grant["scope"], auth_time=grant["auth_time"],
                 session_id=grant.get("session_id"), resources=granted,
+                data=authentication_of(grant),
             )
             family_id = family.id
         minted, id_token = await mint_user_tokens(
             services, realm, client, user, scope=grant["scope"], auth_time=grant["auth_time"],
             audience=audience,
             nonce=grant.get("nonce"), session_id=grant.get("session_id"), grant_id=family_id,
+            **authentication_of(grant),
         )
         await record_session_client(services, realm, client, user.id, grant.get("session_id"))
         issued = {"client_id": client.client_id, "family_id": family_id,

@@ -95,6 +95,12 @@ def token_response(access_token: str, expires_in: int, scope: str, **extra: Any)
     return body
 
 
+def authentication_of(grant: dict[str, Any]) -> dict[str, Any]:
+    """How the user signed in, as a code, a device grant or a refresh family keeps it:
+    `amr` (RFC 8176) and `acr` (engine.accounts.mfa), for the ID tokens issued from it."""
+    return {name: grant[name] for name in ("amr", "acr") if grant.get(name) is not None}
+
+
 def require_live(user: User | None) -> User:
     if user is None or user.disabled:
         raise InvalidGrant("the user no longer exists or is disabled")
@@ -126,6 +132,8 @@ async def mint_user_tokens(
     nonce: str | None = None,
     session_id: str | None = None,
     grant_id: str | None = None,
+    amr: list[str] | None = None,
+    acr: str | None = None,
 ) -> tuple[Any, str | None]:
     """The access token, and the ID token when `openid` was granted (OIDC Core §3.1.3.3,
     §12.2), that the user-facing grants issue."""
@@ -138,6 +146,6 @@ async def mint_user_tokens(
     if "openid" in scopes:
         id_token = (await services.tokens.id_token(
             realm, client, user, scopes=scopes, auth_time=auth_time, nonce=nonce,
-            access_token=minted.token, session_id=session_id,
+            access_token=minted.token, session_id=session_id, amr=amr, acr=acr,
         )).token
     return minted, id_token

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.errors import InvalidRequest
 from engine.oauth.grants.common import (
+    authentication_of,
     mint_user_tokens,
     narrow_resources,
     narrow_scope,
@@ -43,7 +44,7 @@ class RefreshTokenGrant:
         minted, id_token = await mint_user_tokens(
             services, realm, client, user, scope=scope, auth_time=int(family.auth_time.timestamp()),
             audience=audience,
-            session_id=family.session_id, grant_id=family.id,
+            session_id=family.session_id, grant_id=family.id, **authentication_of(family.data),
         )
         expires_in = minted.claims["exp"] - minted.claims["iat"]
         return token_response(minted.token, expires_in, scope, id_token=id_token,

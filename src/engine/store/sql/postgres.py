@@ -38,6 +38,7 @@ from engine.store.protocols import (
     RotateResult,
     SigningKey,
     StoreUnavailable,
+    TotpFactor,
     User,
     WebAuthnCredential,
 )
@@ -172,6 +173,9 @@ async def _delete_belongings(conn: asyncpg.Connection, realm: str, user_ids: lis
     # The tokens go with their families (ON DELETE CASCADE).
     await conn.execute("DELETE FROM refresh_families WHERE realm = $1 AND user_id = ANY($2::text[])",
                        realm, user_ids)
+    # second factors (issue 20, mfa)
+    for table in ("mfa_totp", "mfa_recovery_codes"):
+        await conn.execute(f"DELETE FROM {table} WHERE realm = $1 AND user_id = ANY($2::text[])", realm, user_ids)
 
 
 class PostgresDurableStore:
@@ -705,3 +709,51 @@ class PostgresDurableStore:
     async def delete_passkeys(self, realm: str, user_id: str) -> int:
         return await self._execute(
             "DELETE FROM webauthn_credentials WHERE realm = $1 AND user_id = $2", realm, user_id)
+
+    # --- second factors: TOTP and recovery codes (issue 20, engine.accounts.mfa) ---
+
+    async def set_totp(self, realm: str, factor: TotpFactor) -> None:
+        await self._execute(
+            "INSERT INTO mfa_totp (realm, user_id, secret, last_step, created_at) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (realm, user_id) DO UPDATE SET secret = excluded.secret,"
+            " last_step = excluded.last_step, created_at = excluded.created_at",
+            realm, factor.user_id, factor.secret, factor.last_step, utc(factor.created_at),
+        )
+
+    async def get_totp(self, realm: str, user_id: str) -> TotpFactor | None:
+        row = await self._fetchrow("SELECT * FROM mfa_totp WHERE realm = $1 AND user_id = $2", realm, user_id)
+        if row is None:
+            return None
+        return TotpFactor(user_id=row["user_id"], secret=bytes(row["secret"]), created_at=row["created_at"],
+                          last_step=row["last_step"])
+
+    async def use_totp_step(self, realm: str, user_id: str, step: int) -> bool:
+        changed = await self._execute(
+            "UPDATE mfa_totp SET last_step = $1 WHERE realm = $2 AND user_id = $3"
+            " AND (last_step IS NULL OR last_step < $1)", int(step), realm, user_id)
+        return changed == 1
+
+    async def delete_totp(self, realm: str, user_id: str) -> bool:
+        return await self._execute("DELETE FROM mfa_totp WHERE realm = $1 AND user_id = $2", realm, user_id) > 0
+
+    async def set_recovery_codes(self, realm: str, user_id: str, code_hashes: list[str], now: datetime) -> None:
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM mfa_recovery_codes WHERE realm = $1 AND user_id = $2", realm, user_id)
+            await conn.executemany(
+                "INSERT INTO mfa_recovery_codes (realm, user_id, code_hash, created_at) VALUES ($1, $2, $3, $4)",
+                [(realm, user_id, code_hash, utc(now)) for code_hash in dict.fromkeys(code_hashes)])
+
+    async def use_recovery_code(self, realm: str, user_id: str, code_hash: str) -> bool:
+        removed = await self._execute(
+            "DELETE FROM mfa_recovery_codes WHERE realm = $1 AND user_id = $2 AND code_hash = $3",
+            realm, user_id, code_hash)
+        return removed == 1
+
+    async def count_recovery_codes(self, realm: str, user_id: str) -> int:
+        row = await self._fetchrow("SELECT count(*) AS n FROM mfa_recovery_codes WHERE realm = $1 AND user_id = $2",
+                                   realm, user_id)
+        return int(row["n"])
+
+    async def delete_recovery_codes(self, realm: str, user_id: str) -> int:
+        return await self._execute("DELETE FROM mfa_recovery_codes WHERE realm = $1 AND user_id = $2",
+                                   realm, user_id)

@@ -36,6 +36,7 @@ from engine.store.protocols import (
     RotateResult,
     SigningKey,
     StoreUnavailable,
+    TotpFactor,
     User,
     WebAuthnCredential,
 )
@@ -150,6 +151,9 @@ async def _delete_belongings(tx: _Tx, realm: str, user_ids: list[str]) -> None:
         await tx.exec(f"DELETE FROM refresh_tokens WHERE realm = ? AND family_id IN (SELECT id FROM"
                       f" refresh_families WHERE realm = ? AND user_id IN ({marks}))", realm, realm, *chunk)
         await tx.exec(f"DELETE FROM refresh_families WHERE realm = ? AND user_id IN ({marks})", realm, *chunk)
+        # second factors (issue 20, mfa)
+        for table in ("mfa_totp", "mfa_recovery_codes"):
+            await tx.exec(f"DELETE FROM {table} WHERE realm = ? AND user_id IN ({marks})", realm, *chunk)
 
 
 class SqliteDurableStore:
@@ -608,3 +612,50 @@ class SqliteDurableStore:
 
     async def delete_passkeys(self, realm: str, user_id: str) -> int:
         return await self._exec("DELETE FROM webauthn_credentials WHERE realm = ? AND user_id = ?", realm, user_id)
+
+    # --- second factors: TOTP and recovery codes (issue 20, engine.accounts.mfa) ---
+
+    async def set_totp(self, realm: str, factor: TotpFactor) -> None:
+        await self._exec(
+            "INSERT INTO mfa_totp (realm, user_id, secret, last_step, created_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (realm, user_id) DO UPDATE SET secret = excluded.secret,"
+            " last_step = excluded.last_step, created_at = excluded.created_at",
+            realm, factor.user_id, factor.secret, factor.last_step, _ts(factor.created_at),
+        )
+
+    async def get_totp(self, realm: str, user_id: str) -> TotpFactor | None:
+        row = await self._row("SELECT * FROM mfa_totp WHERE realm = ? AND user_id = ?", realm, user_id)
+        if row is None:
+            return None
+        return TotpFactor(user_id=row["user_id"], secret=bytes(row["secret"]), created_at=_dt(row["created_at"]),
+                          last_step=row["last_step"])
+
+    async def use_totp_step(self, realm: str, user_id: str, step: int) -> bool:
+        changed = await self._exec(
+            "UPDATE mfa_totp SET last_step = ?1 WHERE realm = ?2 AND user_id = ?3"
+            " AND (last_step IS NULL OR last_step < ?1)", int(step), realm, user_id)
+        return changed == 1
+
+    async def delete_totp(self, realm: str, user_id: str) -> bool:
+        return await self._exec("DELETE FROM mfa_totp WHERE realm = ? AND user_id = ?", realm, user_id) > 0
+
+    async def set_recovery_codes(self, realm: str, user_id: str, code_hashes: list[str], now: datetime) -> None:
+        async with self._tx() as tx:
+            await tx.exec("DELETE FROM mfa_recovery_codes WHERE realm = ? AND user_id = ?", realm, user_id)
+            for code_hash in dict.fromkeys(code_hashes):
+                await tx.exec("INSERT INTO mfa_recovery_codes (realm, user_id, code_hash, created_at)"
+                              " VALUES (?, ?, ?, ?)", realm, user_id, code_hash, _ts(now))
+
+    async def use_recovery_code(self, realm: str, user_id: str, code_hash: str) -> bool:
+        removed = await self._exec(
+            "DELETE FROM mfa_recovery_codes WHERE realm = ? AND user_id = ? AND code_hash = ?",
+            realm, user_id, code_hash)
+        return removed == 1
+
+    async def count_recovery_codes(self, realm: str, user_id: str) -> int:
+        row = await self._row("SELECT count(*) FROM mfa_recovery_codes WHERE realm = ? AND user_id = ?",
+                              realm, user_id)
+        return int(row[0])
+
+    async def delete_recovery_codes(self, realm: str, user_id: str) -> int:
+        return await self._exec("DELETE FROM mfa_recovery_codes WHERE realm = ? AND user_id = ?", realm, user_id)
