@@ -29,7 +29,7 @@ AUTHENTICATOR = {"protocol": "ctap2", "transport": "internal", "hasResidentKey":
                  "hasUserVerification": True, "isUserVerified": True, "automaticPresenceSimulation": True}
 
 
-def realm_yaml(client_port: int, mfa: str = "") -> str:
+def realm_yaml(client_port: int, mfa: str = "mfa: {passkeys: optional}\n") -> str:
     return textwrap.dedent(f"""\
         name: acme
         display_name: ACME
@@ -91,7 +91,8 @@ def cdp_id_to_base64url(value: str) -> str:
 
 
 @asynccontextmanager
-async def passkey_world(tmp_path, backend, aiohttp_server, ports, *, mfa: str = "") -> AsyncIterator[PasskeyWorld]:
+async def passkey_world(tmp_path, backend, aiohttp_server, ports, *,
+                        mfa: str = "mfa: {passkeys: optional}\n") -> AsyncIterator[PasskeyWorld]:
     async_playwright = browser_or_skip()
     idp_port, client_port = ports(), ports()
     issuer = f"http://localhost:{idp_port}"
@@ -118,3 +119,21 @@ async def passkey_world(tmp_path, backend, aiohttp_server, ports, *, mfa: str = 
             yield PasskeyWorld(issuer, app, relying_party, page, cdp, added["authenticatorId"])
         finally:
             await browser.close()
+
+
+async def sign_in_with_passkey(world: PasskeyWorld) -> None:
+    """A new visit (no session) from the application, then "Sign in with a passkey": no
+    email typed, the authenticator picks the discoverable credential."""
+    page = world.page
+    await page.context.clear_cookies()
+    await page.goto(world.relying_party.base + "/")
+    await page.click("#signin")
+    await page.wait_for_url("**/login?flow=*")
+    await page.click("button:has-text('Sign in with a passkey')")
+
+
+def id_token_claims(world: PasskeyWorld) -> dict[str, Any]:
+    from tests.oauth.conftest import jwt_parts
+
+    assert world.relying_party.tokens is not None
+    return jwt_parts(world.relying_party.tokens["id_token"])[1]

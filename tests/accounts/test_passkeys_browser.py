@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from tests.accounts.passkey_browser import cdp_id_to_base64url, passkey_world
+from tests.accounts.passkey_browser import cdp_id_to_base64url, id_token_claims, passkey_world, sign_in_with_passkey
 
 
 async def test_enrol_a_passkey_on_the_account_page(tmp_path, backend, aiohttp_server, unused_tcp_port_factory):
@@ -25,3 +25,80 @@ async def test_enrol_a_passkey_on_the_account_page(tmp_path, backend, aiohttp_se
         assert stored[0].last_used_at is None
         events = [e.type for e in await world.services.durable.list_events("acme")]
         assert "passkey_added" in events
+
+
+async def test_passwordless_sign_in_with_a_discoverable_credential(tmp_path, backend, aiohttp_server,
+                                                                    unused_tcp_port_factory):
+    """"Sign in with a passkey" on the login page, no email typed (§5.5: an empty allow
+    list; the user handle names the account): the application gets an ID token whose amr
+    (RFC 8176) says a key and a verified user, which is multi-factor on its own, and the
+    passkey's counter and last use are recorded."""
+    async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory) as world:
+        user = await world.add_user()
+        await world.sign_in_with_password()
+        await world.page.wait_for_selector("#email")
+        await world.enrol_passkey("Phone")
+        world.relying_party.tokens = None
+
+        await sign_in_with_passkey(world)
+        await world.page.wait_for_selector("#email")
+        assert await world.page.inner_text("#email") == "ada@example.com"
+        claims = id_token_claims(world)
+        assert claims["sub"] == user.id
+        assert {"user", "mfa"} <= set(claims["amr"]) and {"hwk", "swk"} & set(claims["amr"])
+        assert "pwd" not in claims["amr"]
+        [stored] = await world.services.durable.list_passkeys("acme", user.id)
+        assert stored.last_used_at is not None
+        [on_device] = await world.authenticator_credentials()
+        assert stored.sign_count == on_device["signCount"]
+
+
+async def test_a_removed_passkey_no_longer_signs_in(tmp_path, backend, aiohttp_server, unused_tcp_port_factory):
+    """Removed on the account page, the key may stay on the device, but the server knows
+    it no more: the sign-in is refused with a readable message and no code is issued."""
+    async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory) as world:
+        user = await world.add_user()
+        await world.sign_in_with_password()
+        await world.page.wait_for_selector("#email")
+        await world.enrol_passkey("Old laptop")
+        await world.page.click("button:has-text('Remove Old laptop')")
+        await world.page.wait_for_selector("text=Your passkey was removed.")
+        assert await world.services.durable.list_passkeys("acme", user.id) == []
+        assert len(await world.authenticator_credentials()) == 1  # still on the device
+        world.relying_party.tokens = None
+
+        await sign_in_with_passkey(world)
+        await world.page.wait_for_selector("#form-error")
+        assert "not registered" in await world.page.inner_text("#form-error")
+        assert "/login" in world.page.url or "/passkeys/sign-in" in world.page.url
+        assert world.relying_party.tokens is None
+
+
+async def test_a_cloned_authenticator_is_refused_by_its_signature_counter(tmp_path, backend, aiohttp_server,
+                                                                          unused_tcp_port_factory):
+    """WebAuthn §6.1.1: a copy of the key taken before the last sign-in signs with a counter
+    no greater than the one stored; the sign-in is refused and the stored counter stays."""
+    async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory) as world:
+        user = await world.add_user()
+        await world.sign_in_with_password()
+        await world.page.wait_for_selector("#email")
+        await world.enrol_passkey("Security key")
+        [copy] = await world.authenticator_credentials()  # the clone: the private key and counter now
+
+        await sign_in_with_passkey(world)
+        await world.page.wait_for_selector("#email")
+        [stored] = await world.services.durable.list_passkeys("acme", user.id)
+        assert stored.sign_count > copy["signCount"]
+
+        # The clone replaces the original on the device, its counter behind the stored one.
+        await world.cdp.send("WebAuthn.clearCredentials", {"authenticatorId": world.authenticator_id})
+        await world.cdp.send("WebAuthn.addCredential", {"authenticatorId": world.authenticator_id,
+                                                         "credential": copy})
+        world.relying_party.tokens = None
+        await sign_in_with_passkey(world)
+        await world.page.wait_for_selector("#form-error")
+        assert world.relying_party.tokens is None
+        [after] = await world.services.durable.list_passkeys("acme", user.id)
+        assert after.sign_count == stored.sign_count
+        failures = [e.data for e in await world.services.durable.list_events("acme") if e.type == "login_failed"]
+        assert failures and failures[-1]["reason"] == "sign_count"

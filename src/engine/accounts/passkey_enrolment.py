@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from engine.accounts import csrf, passkeys
+from engine.accounts import csrf, mfa, passkeys
 from engine.accounts.pages import page
 from engine.accounts.sessions import BrowserSession, current_session
 from engine.errors import InvalidRequest, NotFound, OAuthError, RateLimited
@@ -115,8 +115,9 @@ async def add_passkey(services: Services, realm: Realm, call: Call) -> Answer:
     params = await _form(services, realm, call)
     _require_fresh(services, session)
     try:
-        added = await passkeys.register(services, realm, user.id, params.get("ceremony", ""),
-                                        params.get("credential", ""), params.get("name", ""), bound_to=session.key)
+        added, _ = await passkeys.register(services, realm, user.id, params.get("ceremony", ""),
+                                           params.get("credential", ""), params.get("name", ""),
+                                           bound_to=session.key)
     except passkeys.PasskeyFailed as failed:
         log.info("passkey registration refused: %s", failed.reason)
         await services.audit(realm.name, "passkey_failed", user_id=user.id, ip=call.ip, stage="registration",
@@ -157,18 +158,60 @@ async def remove_passkey(services: Services, realm: Realm, call: Call) -> Answer
 async def last_factor_refusal(services: Services, realm: Realm, user_id: str, credential_id: str) -> str | None:
     """Why this passkey may not be removed (None: it may): in a realm that requires a
     second factor, the user's last one stays."""
-    policy = getattr(realm.config, "mfa", None)
-    if policy is None or not policy.required:
+    if not realm.config.mfa.required:
         return None
-    remaining = [c for c in await services.durable.list_passkeys(realm.name, user_id)
-                 if c.credential_id != credential_id]
-    totp = getattr(services.durable, "get_totp", None)
-    has_totp = False
-    if totp is not None:
-        record = await totp(realm.name, user_id)
-        has_totp = record is not None and getattr(record, "confirmed", True)
-    if remaining or has_totp:
+    factors = await mfa.factors_of(services, realm, user_id)
+    if factors.totp or factors.passkeys > 1:
         return None
-    return "This realm requires a second factor: add another passkey or an authenticator app before removing" \
-           " your last one."
+    return ("This realm requires a second factor: add another passkey or an authenticator app before removing"
+            " your last one.")
 
+
+
+# enrolment inside an authorization flow (engine.accounts.mfa, stage "enrol": the realm or
+# the client requires a second factor the user has not got yet)
+
+
+async def _enrolling(services: Services, realm: Realm, call: Call):
+    if not passkeys.enabled(realm):
+        raise NotFound("passkeys are not offered in this realm")
+    params = await form_params(call)
+    pending = await mfa.pending_of(services, realm, call)
+    if pending is None or pending.stage != "enrol":
+        raise mfa.PendingExpired()
+    if not mfa.check_csrf(pending, params.get("csrf")):
+        raise InvalidRequest("the form was not submitted from this sign-in page; start again")
+    user = await services.accounts.get(realm.name, pending.user_id)
+    if user is None or user.disabled:
+        raise mfa.PendingExpired()
+    return pending, params, user
+
+
+async def flow_registration_options(services: Services, realm: Realm, call: Call) -> Answer:
+    pending, _, user = await _enrolling(services, realm, call)
+    wait = await hit(services, realm, "passkey_options", user.id, realm.config.rate_limits.login_per_account)
+    if wait is not None:
+        raise RateLimited(wait, "too many passkey requests; wait a moment and try again")
+    existing = await services.durable.list_passkeys(realm.name, user.id)
+    return Answer.no_store_json(await passkeys.registration_options(services, realm, user, existing,
+                                                                    bound_to=pending.key))
+
+
+async def flow_enrol(services: Services, realm: Realm, call: Call) -> Answer:
+    """The new passkey is the second factor of this sign-in: the session starts (amr: the
+    first factor's, the passkey's, `mfa`) and the authorization continues."""
+    pending, params, user = await _enrolling(services, realm, call)
+    try:
+        added, method_amr = await passkeys.register(services, realm, user.id, params.get("ceremony", ""),
+                                                    params.get("credential", ""), params.get("name", ""),
+                                                    bound_to=pending.key)
+    except passkeys.PasskeyFailed as failed:
+        log.info("passkey registration refused: %s", failed.reason)
+        await services.audit(realm.name, "passkey_failed", user_id=user.id, ip=call.ip, stage="enrolment",
+                             reason=failed.reason.split(":")[0])
+        return Answer.see_other(f"{realm_base(call, realm)}{mfa.ENROL_PATH}?error=passkey")
+    await services.audit(realm.name, "passkey_added", user_id=user.id, ip=call.ip, name=added.name,
+                         aaguid=added.aaguid)
+    # The registration proved possession with user verification (WebAuthn §7.1 step 15).
+    return await mfa.finish_second_factor(services, realm, call, pending,
+                                          method_amr=method_amr)

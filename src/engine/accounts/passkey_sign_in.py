@@ -27,7 +27,7 @@ from engine import events
 from engine.accounts import mfa, passkeys
 from engine.errors import InvalidRequest, NotFound, RateLimited
 from engine.exchange import Answer, Call
-from engine.oauth.flows import Flow, load_flow
+from engine.oauth.flows import Flow, load_flow, realm_base
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.realm import Realm
@@ -129,10 +129,4 @@ async def mfa_second_factor_failed(services: Services, realm: Realm, call: Call,
     """A failed passkey counts as a wrong code; the second-factor page again, with the error."""
     if not await mfa.count_failure(services, realm, pending):
         raise mfa.PendingExpired()
-    return Answer.see_other(f"{call_base(call, realm)}{mfa.SECOND_FACTOR_PATH}")
-
-
-def call_base(call: Call, realm: Realm) -> str:
-    from engine.oauth.flows import realm_base
-
-    return realm_base(call, realm)
+    return Answer.see_other(f"{realm_base(call, realm)}{mfa.SECOND_FACTOR_PATH}?error=passkey")

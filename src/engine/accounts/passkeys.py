@@ -163,8 +163,9 @@ async def registration_options(services: Services, realm: Realm, user: User,
 
 
 async def register(services: Services, realm: Realm, user_id: str, ceremony: str, credential_json: str,
-                   name: str, *, bound_to: str) -> WebAuthnCredential:
-    """Verify the authenticator's answer (§7.1) and store the new passkey under `name`."""
+                   name: str, *, bound_to: str) -> tuple[WebAuthnCredential, list[str]]:
+    """Verify the authenticator's answer (§7.1) and store the new passkey under `name`;
+    the passkey, and the RFC 8176 methods its registration proved (as `SignedIn.method_amr`)."""
     record = await _take(services, realm, ceremony, "register", bound_to)
     if record.get("user_id") != user_id:
         raise PasskeyFailed("ceremony_elsewhere")
@@ -186,7 +187,7 @@ async def register(services: Services, realm: Realm, user_id: str, ceremony: str
         await services.durable.add_passkey(passkey)
     except AlreadyExists:
         raise PasskeyFailed("duplicate", "this passkey is registered already") from None
-    return passkey
+    return passkey, [_key_amr(verified.credential_device_type), "user"]
 
 
 # authentication (§7.2)
@@ -239,8 +240,12 @@ async def authenticate(services: Services, realm: Realm, ceremony: str, credenti
     # RFC 8176: a device-bound key is hardware-held (hwk); a synced (backup-eligible) one
     # is not tied to one device (swk). "user": the authenticator verified its user (§6.2.3;
     # the UV flag does not say whether by PIN or biometrics, so nothing narrower is claimed).
-    device_bound = verified.credential_device_type == CredentialDeviceType.SINGLE_DEVICE
-    return SignedIn(credential=stored, user_id=stored.user_id, method_amr=["hwk" if device_bound else "swk", "user"])
+    return SignedIn(credential=stored, user_id=stored.user_id,
+                    method_amr=[_key_amr(verified.credential_device_type), "user"])
+
+
+def _key_amr(device_type: CredentialDeviceType) -> str:
+    return "hwk" if device_type == CredentialDeviceType.SINGLE_DEVICE else "swk"
 
 
 def _handle_of(value: str) -> str | None:

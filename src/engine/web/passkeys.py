@@ -9,7 +9,7 @@ from importlib.resources import files
 
 from aiohttp import web
 
-from engine.accounts import passkey_enrolment
+from engine.accounts import passkey_enrolment, passkey_sign_in
 from engine.realm import Realm
 from engine.web.adapter import adapt
 from engine.web.routing import add_realm_route
@@ -34,3 +34,11 @@ def add_passkey_routes(app: web.Application) -> None:
     add_realm_route(app, ["POST"], f"{path}/options", adapt(passkey_enrolment.registration_options))
     add_realm_route(app, ["POST"], f"{path}/rename", adapt(passkey_enrolment.rename_passkey), browser=True)
     add_realm_route(app, ["POST"], f"{path}/remove", adapt(passkey_enrolment.remove_passkey), browser=True)
+    # a sign-in: the first factor on the login page, the second on engine.accounts.mfa's page,
+    # a passkey enrolled as the second factor the realm or the client requires
+    add_realm_route(app, ["POST"], "/passkeys/sign-in/options", adapt(passkey_sign_in.sign_in_options))
+    add_realm_route(app, ["POST"], "/passkeys/sign-in", adapt(passkey_sign_in.sign_in), browser=True)
+    add_realm_route(app, ["POST"], "/passkeys/second-factor/options", adapt(passkey_sign_in.second_factor_options))
+    add_realm_route(app, ["POST"], "/passkeys/second-factor", adapt(passkey_sign_in.second_factor), browser=True)
+    add_realm_route(app, ["POST"], "/passkeys/enrol/options", adapt(passkey_enrolment.flow_registration_options))
+    add_realm_route(app, ["POST"], "/passkeys/enrol", adapt(passkey_enrolment.flow_enrol), browser=True)
