@@ -20,6 +20,16 @@ KEY_CREATED = "key_created"
 KEY_ROTATED = "key_rotated"
 CONFIG_RELOADED = "config_reloaded"
 TOKEN_EXCHANGED = "token_exchanged"
+# second factors (issue 20, engine.accounts.mfa)
+MFA_VERIFIED = "mfa_verified"  # data: method (totp, recovery_code, passkey)
+MFA_FAILED = "mfa_failed"  # data: method, reason
+TOTP_ENROLLED = "totp_enrolled"
+TOTP_REMOVED = "totp_removed"
+RECOVERY_CODES_GENERATED = "recovery_codes_generated"
+RECOVERY_CODE_USED = "recovery_code_used"
+MFA_RESET = "mfa_reset"  # every factor of a user removed by an operator
+MFA_TYPES = frozenset({MFA_VERIFIED, MFA_FAILED, TOTP_ENROLLED, TOTP_REMOVED, RECOVERY_CODES_GENERATED,
+                       RECOVERY_CODE_USED, MFA_RESET})
 
 # Every type the engine records (its modules name their own; tests/test_events.py checks
 # that each `audit(...)` call in the engine uses one of these). `idp audit --type` accepts
@@ -34,7 +44,7 @@ ENGINE_TYPES = frozenset({
     "device_approved", "device_denied",  # RFC 8628 §3.3 the user's answer on the confirmation page
     # passkeys (issue 20, engine.accounts.passkey_enrolment and passkey_sign_in)
     "passkey_added", "passkey_renamed", "passkey_removed", "passkey_failed",
-})
+}) | MFA_TYPES
 
 
 @dataclass(frozen=True)

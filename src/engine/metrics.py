@@ -92,6 +92,9 @@ class Metrics:
         self.logins = counter("logins", "Successful sign-ins.", ("realm", "provider"))
         self.login_failures = counter("login_failures", "Failed sign-ins.", ("realm", "provider"))
         self.lockouts = counter("lockouts", "Accounts locked out after repeated failures.", ("realm",))
+        self.mfa_attempts = counter(
+            "mfa_attempts", "Second-factor attempts, by method (totp, recovery_code, passkey) and result.",
+            ("realm", "method", "result"))
         self.config_reloads = counter(
             "config_reloads", "Configuration reloads, by result (applied or refused).", ("result",))
         self.audit_events = counter("audit_events", "Audit events recorded, by type.", ("realm", "type"))
@@ -168,6 +171,9 @@ class Metrics:
             self._child(self.login_failures, realm, str(data.get("provider", "unknown"))).inc()
         elif event.type == events.LOCKOUT:
             self._child(self.lockouts, realm).inc()
+        elif event.type in (events.MFA_VERIFIED, events.MFA_FAILED):
+            result = "success" if event.type == events.MFA_VERIFIED else "failure"
+            self._child(self.mfa_attempts, realm, str(data.get("method", "unknown")), result).inc()
         elif event.type == events.REFRESH_REUSE_DETECTED:
             self._child(self.refresh_reuse, realm).inc()
         elif event.type == events.REVOCATION:

@@ -129,10 +129,12 @@ class Standing:
     ip_failures: int
 
 
-async def check(services: Services, realm: Realm, *, email: str, ip: str, device: str | None = None) -> Standing:
+async def check(services: Services, realm: Realm, *, email: str, ip: str, device: str | None = None,
+                account: str | None = None) -> Standing:
     """Locked if the account or the IP is locked, or for a trusted attempt, its device
-    cookie (changes nothing; one round trip)."""
-    account = account_key(email)
+    cookie (changes nothing; one round trip). `account`: a counting key to use instead of
+    the email's (a user's second factor, engine.accounts.mfa_pages)."""
+    account = account or account_key(email)
     if device is not None:
         lock = (await services.ephemeral.get_many([_keys(realm, "device", device)[1]]))[0]
         _raise_if_locked(services, lock)
@@ -159,13 +161,16 @@ def _raise_if_locked(services: Services, lock: dict[str, Any] | None) -> None:
         raise Locked(lock["until"] - now)
 
 
-async def begin(services: Services, realm: Realm, *, email: str, ip: str, device: str | None = None) -> Attempt:
+async def begin(services: Services, realm: Realm, *, email: str, ip: str, device: str | None = None,
+                account: str | None = None) -> Attempt:
     """Before checking a password: Locked if the account or the IP is locked; else count
     the attempt (in the same round trip as the check), then Locked past the threshold, or
     wait the growing delay and go ahead. A trusted attempt (`device`, from
-    `trusted_device`) is checked and counted against its device cookie only."""
+    `trusted_device`) is checked and counted against its device cookie only. `account`: a
+    counting key to use instead of the email's (second-factor codes are counted per user
+    this way, engine.accounts.mfa_pages, with the same policy and the same IP counts)."""
     policies = realm.config.lockout
-    account = account_key(email)
+    account = account or account_key(email)
     if device is not None:
         return await _begin_trusted(services, realm, account, ip, device)
     count_key = _keys(realm, "account", account)[0]

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, create_model, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from engine.config.durations import Duration
@@ -456,7 +456,12 @@ class Client(Strict):
         return values
 
 
-FactorPolicy = Literal["off", "optional", "required"]
+def _off_is_off(value: Any) -> Any:
+    """YAML 1.1 reads a bare `off` as false: it means the policy `off`."""
+    return "off" if value is False else value
+
+
+FactorPolicy = Annotated[Literal["off", "optional", "required"], BeforeValidator(_off_is_off)]
 
 
 class MfaPolicy(Strict):

@@ -37,6 +37,7 @@ from engine.web.api import device_authorization, discovery, introspect, jwks, re
 from engine.web.appkeys import SERVICES
 from engine.web.browser import (
     add_federation_routes,
+    add_mfa_routes,
     authorize,
     consent_decision,
     consent_page,
@@ -194,6 +195,7 @@ def create_app(
     add_realm_route(app, ["GET"], "/reset-password", reset_page, browser=True)
     add_realm_route(app, ["POST"], "/reset-password", reset, browser=True)
     add_federation_routes(app)
+    add_mfa_routes(app)
     add_passkey_routes(app)
     for register in extra_routes:
         register(app)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.accounts import federation, login, recovery, registration, verification
+from engine.accounts import federation, login, mfa_pages, recovery, registration, verification
 from engine.oauth import authorize as authorize_core
 from engine.oauth import consent
 from engine.oauth.logout import logout as logout_core
@@ -35,6 +35,20 @@ reset = adapt(recovery.reset)
 federated_start = adapt(federation.federated_start)
 seed_start = adapt(federation.seed_start)
 federated_callback = adapt(federation.federated_callback)
+second_factor_page = adapt(mfa_pages.second_factor_page)
+second_factor = adapt(mfa_pages.second_factor)
+mfa_enrol_page = adapt(mfa_pages.enrol_page)
+mfa_enrol = adapt(mfa_pages.enrol)
+mfa_continue = adapt(mfa_pages.enrolled_continue)
+
+
+def add_mfa_routes(app: web.Application) -> None:
+    """The second-factor pages of a sign-in (issue 20)."""
+    add_realm_route(app, ["GET"], "/mfa", second_factor_page, browser=True)
+    add_realm_route(app, ["POST"], "/mfa", second_factor, browser=True)
+    add_realm_route(app, ["GET"], "/mfa/enrol", mfa_enrol_page, browser=True)
+    add_realm_route(app, ["POST"], "/mfa/enrol", mfa_enrol, browser=True)
+    add_realm_route(app, ["POST"], "/mfa/continue", mfa_continue, browser=True)
 
 
 def add_federation_routes(app: web.Application) -> None:
