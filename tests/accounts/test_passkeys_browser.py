@@ -102,3 +102,47 @@ async def test_a_cloned_authenticator_is_refused_by_its_signature_counter(tmp_pa
         assert after.sign_count == stored.sign_count
         failures = [e.data for e in await world.services.durable.list_events("acme") if e.type == "login_failed"]
         assert failures and failures[-1]["reason"] == "sign_count"
+
+
+async def test_password_then_passkey_as_the_second_factor(tmp_path, backend, aiohttp_server, unused_tcp_port_factory):
+    """A user with a passkey who signs in with a password is asked for a second factor
+    (engine.accounts.mfa's page): "Use a passkey" (§5.5 allowCredentials: the user's keys)
+    completes it; the ID token says password, key, verified user, mfa, at the MFA level."""
+    async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory) as world:
+        user = await world.add_user()
+        await world.sign_in_with_password()
+        await world.page.wait_for_selector("#email")
+        await world.enrol_passkey("Laptop")
+        world.relying_party.tokens = None
+
+        await world.page.context.clear_cookies()
+        await world.sign_in_with_password()
+        await world.page.wait_for_url("**/mfa")
+        await world.page.click("button:has-text('Use a passkey')")
+        await world.page.wait_for_selector("#email")
+        claims = id_token_claims(world)
+        assert claims["sub"] == user.id
+        assert claims["amr"][0] == "pwd" and {"user", "mfa"} <= set(claims["amr"])
+        assert {"hwk", "swk"} & set(claims["amr"])
+        assert claims["acr"] == "aal2"
+        verified = [e.data for e in await world.services.durable.list_events("acme") if e.type == "mfa_verified"]
+        assert [v["method"] for v in verified] == ["passkey"]
+
+
+async def test_a_required_passkey_is_enrolled_during_the_first_sign_in(tmp_path, backend, aiohttp_server,
+                                                                       unused_tcp_port_factory):
+    """`mfa: {passkeys: required}`: after the password, a user without a passkey adds one
+    on the enrolment page of the sign-in, before any code is issued; it is the second factor."""
+    async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory,
+                             mfa="mfa: {passkeys: required}\n") as world:
+        user = await world.add_user()
+        await world.sign_in_with_password()
+        await world.page.wait_for_url("**/mfa/enrol")
+        assert world.relying_party.tokens is None
+        await world.page.get_by_label("Name of the new passkey").fill("Laptop")
+        await world.page.click("button:has-text('Add a passkey')")
+        await world.page.wait_for_selector("#email")
+        [stored] = await world.services.durable.list_passkeys("acme", user.id)
+        assert stored.name == "Laptop"
+        claims = id_token_claims(world)
+        assert claims["amr"][0] == "pwd" and "mfa" in claims["amr"] and claims["acr"] == "aal2"

@@ -27,7 +27,7 @@ from engine import events
 from engine.accounts import mfa, passkeys
 from engine.errors import InvalidRequest, NotFound, RateLimited
 from engine.exchange import Answer, Call
-from engine.oauth.flows import Flow, load_flow, realm_base
+from engine.oauth.flows import Flow, load_flow
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.realm import Realm
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROVIDER = "passkey"  # the session's `provider` after a passkey sign-in
+METHOD = "passkey"  # the second-factor method in audit events and `mfa_attempts_total`
 
 
 def _offered(realm: Realm) -> None:
@@ -111,6 +112,8 @@ async def second_factor_options(services: Services, realm: Realm, call: Call) ->
 
 
 async def second_factor(services: Services, realm: Realm, call: Call) -> Answer:
+    from engine.accounts.mfa_pages import _second_factor_form
+
     pending, params = await _pending(services, realm, call)
     try:
         signed = await passkeys.authenticate(services, realm, params.get("ceremony", ""),
@@ -118,15 +121,11 @@ async def second_factor(services: Services, realm: Realm, call: Call) -> Answer:
                                              bound_to=pending.key, user_id=pending.user_id)
     except passkeys.PasskeyFailed as failed:
         log.info("passkey second factor refused: %s", failed.reason)
-        await services.audit(realm.name, "passkey_failed", user_id=pending.user_id, ip=call.ip,
-                             stage="second_factor", reason=failed.reason.split(":")[0])
-        return await mfa_second_factor_failed(services, realm, call, pending, failed.description)
+        await services.audit(realm.name, events.MFA_FAILED, user_id=pending.user_id, ip=call.ip, method=METHOD,
+                             reason=failed.reason.split(":")[0])
+        if not await mfa.count_failure(services, realm, pending):  # counted as a wrong code
+            raise mfa.PendingExpired() from None
+        return await _second_factor_form(call, services, realm, pending, error=failed.description, status=400,
+                                         method=METHOD)
+    await services.audit(realm.name, events.MFA_VERIFIED, user_id=pending.user_id, ip=call.ip, method=METHOD)
     return await mfa.finish_second_factor(services, realm, call, pending, method_amr=signed.method_amr)
-
-
-async def mfa_second_factor_failed(services: Services, realm: Realm, call: Call, pending: mfa.Pending,
-                                   message: str) -> Answer:
-    """A failed passkey counts as a wrong code; the second-factor page again, with the error."""
-    if not await mfa.count_failure(services, realm, pending):
-        raise mfa.PendingExpired()
-    return Answer.see_other(f"{realm_base(call, realm)}{mfa.SECOND_FACTOR_PATH}?error=passkey")
