@@ -311,3 +311,64 @@ async def test_the_last_factor_of_a_required_realm_stays(tmp_path, backend, aioh
     assert refused.status == 409
     assert "requires a second factor" in await refused.text()
     assert len(await idp.services.durable.list_passkeys("acme", user.id)) == 1
+
+
+# the second factor (engine.accounts.mfa's page)
+
+
+async def second_factor_form(idp) -> dict[str, str]:
+    """A password sign-in of a user with a passkey: the second-factor page's passkey form."""
+    idp.client.session.cookie_jar.clear()
+    resp, _ = await authorize(idp)
+    login = await idp.client.get(resp.headers["Location"])
+    html = await login.text()
+    action = re.search(r'<form method="post" action="([^"]+)"', html).group(1)
+    fields = form_fields(re.search(r'<form method="post" action="[^"]*/login/password".*?</form>', html, re.S)[0])
+    resp = await idp.client.post(action, data={**fields, "email": "alice@example.com",
+                                               "password": "correct horse battery"}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].endswith("/mfa"), resp.headers.get("Location")
+    page = await (await idp.client.get(resp.headers["Location"])).text()
+    form = re.search(r'<form method="post" action="[^"]*/passkeys/second-factor".*?</form>', page, re.S)
+    assert form, page
+    return form_fields(form.group(0))
+
+
+async def test_second_factor_lists_the_users_keys_and_counts_failures(idp):
+    """§5.5 allowCredentials: the user's own keys. A failed assertion is an `mfa_failed`
+    event (method passkey) and the page again with an error; then the right one passes
+    with amr pwd + hwk + user + mfa."""
+    user, auth = await enrolled(idp)
+    fields = await second_factor_form(idp)
+    assert (await idp.client.post("/passkeys/second-factor/options", data={"csrf": "forged"})).status == 400
+    options = await (await idp.client.post("/passkeys/second-factor/options", data={"csrf": fields["csrf"]})).json()
+    assert [c["id"] for c in options["publicKey"]["allowCredentials"]] == [b64u(auth.credential_id)]
+    bad = await idp.client.post("/passkeys/second-factor", data={
+        **fields, "ceremony": options["ceremony"], "credential": auth.get(options["publicKey"], verified=False)})
+    assert bad.status == 400 and 'role="alert"' in await bad.text()
+    options = await (await idp.client.post("/passkeys/second-factor/options", data={"csrf": fields["csrf"]})).json()
+    good = await idp.client.post("/passkeys/second-factor", data={
+        **fields, "ceremony": options["ceremony"], "credential": auth.get(options["publicKey"])},
+        allow_redirects=False)
+    assert good.status == 303 and good.headers["Location"].startswith(SPA_REDIRECT), await good.text()
+    outcomes = [(e.type, e.data.get("method")) for e in await idp.services.durable.list_events("acme")
+                if e.type in ("mfa_failed", "mfa_verified")]
+    assert outcomes == [("mfa_failed", "passkey"), ("mfa_verified", "passkey")]
+    [stored] = await idp.services.durable.list_passkeys("acme", user.id)
+    assert stored.sign_count == 2  # the refused assertion recorded nothing
+
+
+async def test_another_users_key_is_no_second_factor(idp):
+    """The assertion must come from a key of the user who gave the password (step 6)."""
+    _, auth = await enrolled(idp)
+    mallory = await idp.add_user("mallory@example.com")
+    other = authenticator(idp)
+    await idp.services.durable.add_passkey(WebAuthnCredential(
+        realm="acme", credential_id=b64u(other.credential_id), user_id=mallory.id, public_key=other._cose_key(),
+        sign_count=0, transports=(), aaguid="", name="Mallory's", created_at=datetime.now(UTC)))
+    other.user_handle = mallory.id.encode()
+    fields = await second_factor_form(idp)
+    options = await (await idp.client.post("/passkeys/second-factor/options", data={"csrf": fields["csrf"]})).json()
+    resp = await idp.client.post("/passkeys/second-factor", data={
+        **fields, "ceremony": options["ceremony"], "credential": other.get(options["publicKey"])},
+        allow_redirects=False)
+    assert resp.status == 400
