@@ -7,27 +7,42 @@ the same ceremonies in Chromium."""
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime
 
 import pytest
 
+from engine.clock import FrozenClock
 from engine.store import WebAuthnCredential
+from engine.web.app import create_app
+from engine.web.appkeys import SERVICES
 from tests.accounts.soft_authenticator import SoftAuthenticator, b64u
-from tests.oauth.conftest import ACME, SPA_REDIRECT, build_idp, jwt_parts, query_of
+from tests.oauth.conftest import ACME, OTHER, SPA_REDIRECT, Idp, build_idp, jwt_parts, query_of, write_config
 from tests.oauth.flow import authorize, exchange, form_fields, login_for_code
 
 PASSKEYS_ON = ACME + "mfa: {passkeys: optional}\n"
 PAGE = "/account/security/passkeys"
 
 
+async def passkey_idp(tmp_path, backend, aiohttp_client, port: int, acme: str = PASSKEYS_ON) -> Idp:
+    """The IdP with its base URL on `localhost` (a WebAuthn relying party id may not be an
+    IP address: `idp check` refuses it), reached over 127.0.0.1."""
+    config = write_config(tmp_path, backend, {"acme": acme, "other": OTHER}, f"http://localhost:{port}")
+    clock = FrozenClock()
+    app = create_app(config, clock=clock, ephemeral_prefix=backend.ephemeral_prefix,
+                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
+    client = await aiohttp_client(app, server_kwargs={"port": port})
+    return Idp(client=client, services=app[SERVICES], clock=clock)
+
+
 @pytest.fixture
 async def idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
-    return await build_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(), acme=PASSKEYS_ON)
+    return await passkey_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory())
 
 
 def authenticator(idp) -> SoftAuthenticator:
-    return SoftAuthenticator(idp.issuer, "127.0.0.1")
+    return SoftAuthenticator(idp.services.runtime.config.server.base_url, "localhost")
 
 
 async def signed_in(idp):
@@ -113,7 +128,7 @@ async def test_registration_options_ask_for_a_discoverable_credential_with_user_
     csrf = await page_csrf(idp)
     document = await (await idp.client.post(f"{PAGE}/options", data={"csrf": csrf})).json()
     options = document["publicKey"]
-    assert options["rp"]["id"] == "127.0.0.1"
+    assert options["rp"]["id"] == "localhost"
     assert options["authenticatorSelection"]["residentKey"] == "required"
     assert options["authenticatorSelection"]["userVerification"] == "required"
     assert options["user"]["id"] == b64u(user.id.encode())
@@ -296,8 +311,8 @@ async def test_passkeys_off_offers_nothing(tmp_path, backend, aiohttp_client, un
 
 async def test_the_last_factor_of_a_required_realm_stays(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
     """`mfa.passkeys: required`: removing the user's only second factor is refused."""
-    idp = await build_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(),
-                          acme=ACME + "mfa: {passkeys: required}\n")
+    idp = await passkey_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(),
+                            acme=ACME + "mfa: {passkeys: required}\n")
     user = await idp.add_user()
     auth = authenticator(idp)
     # Enrolled earlier (as the required enrolment would): the key as registration stores it.
