@@ -234,3 +234,11 @@ async def test_remembered_device_skips_the_second_factor(tmp_path, backend, aioh
 async def test_second_factor_page_without_a_pending_sign_in(idp):
     page = await idp.client.get("/mfa", allow_redirects=False)
     assert page.status == 400
+
+
+async def test_discovery_lists_the_acr_values(idp):
+    """OIDC Discovery 1.0 §3 `acr_values_supported`, `claims_parameter_supported`."""
+    document = await (await idp.client.get("/.well-known/openid-configuration")).json()
+    assert document["acr_values_supported"] == [mfa.ACR_SINGLE, mfa.ACR_MFA]
+    assert document["claims_parameter_supported"] is True
+    assert {"amr", "acr"} <= set(document["claims_supported"])

@@ -58,7 +58,8 @@ class Callback:
 
     async def callback(self, request: web.Request) -> web.Response:
         self.seen.append(str(request.url))
-        return web.Response(content_type="text/html", text="<!doctype html><title>Shop</title><h1>Back at the shop</h1>")
+        return web.Response(content_type="text/html",
+                            text="<!doctype html><title>Shop</title><h1>Back at the shop</h1>")
 
 
 class RelyingParty:

@@ -162,7 +162,7 @@ async def federated_callback(services: Services, realm: Realm, call: Call) -> An
     _check_pending(services, pending, provider_id)
     client_id = flow.data["client_id"]
     client = realm.client(client_id)
-    if client is None:  # removed by a config reload while the user was upstream
+    if client is None and not flow.data.get("account"):  # removed by a config reload while the user was upstream
         raise CallbackRefused("the application that sent you here is no longer registered")
     redirect = Redirect(client, flow.data["redirect_uri"], flow.data["state"], realm.issuer)
 

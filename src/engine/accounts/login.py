@@ -49,11 +49,12 @@ def max_password_length(provider: object) -> int:
 
 def _login_page(call: Call, services: Services, realm: Realm, flow, *, error: str | None = None, status: int = 200,
                 login_hint: str | None = None, notice: str | None = None) -> Answer:
-    client = realm.clients[flow.data["client_id"]]
+    client = realm.client(flow.data["client_id"])
+    client_name = (client.name or client.client_id) if client is not None else "your account settings"
     providers = list(realm.providers.values())
     return render(
         realm, services, "login.html", status=status, flow=flow, error=error, notice=notice,
-        base=realm_base(call, realm), client_name=client.name or client.client_id,
+        base=realm_base(call, realm), client_name=client_name,
         credentials_providers=[p for p in providers if getattr(p, "kind", "") == "credentials"],
         redirect_providers=[p for p in providers if getattr(p, "kind", "") == "redirect"],
         login_hint=login_hint if login_hint is not None else flow.data.get("login_hint"),

@@ -91,6 +91,8 @@ def realm_problems(realm: RealmBase, incomplete: frozenset[str] = frozenset()) -
         if provider.id in seen_providers:
             problems.append((("providers", i, "id"), f"duplicate provider id {provider.id!r}"))
         seen_providers.add(provider.id)
+    if "mfa" not in incomplete and "clients" not in incomplete:
+        problems += _mfa_problems(realm)
     if "providers" not in incomplete:  # (the realm-wide "no way" needs every client)
         problems += [p for p in _sign_in_problems(realm) if "clients" not in incomplete or p[0][0] == "clients"]
     return problems
@@ -114,6 +116,16 @@ def _claim_name_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
                 problems.append((("claims", scope, j), f"claim {name!r} is not an OpenID Connect standard claim"
                                  " (OIDC Core §5.1), and with only local providers no user can have it" + hint))
     return problems
+
+
+def _mfa_problems(realm: RealmBase) -> list[tuple[Loc, str]]:
+    """A client that needs a second factor in a realm that offers none could never sign
+    anybody in (every request would end in unmet_authentication_requirements)."""
+    if realm.mfa.available:
+        return []
+    return [(("clients", i, "require_mfa"), "require_mfa needs a second factor the realm offers:"
+             " set mfa.totp or mfa.passkeys to optional or required")
+            for i, client in enumerate(realm.clients) if client.require_mfa]
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

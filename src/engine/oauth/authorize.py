@@ -229,7 +229,7 @@ async def continue_flow(
 async def _next_step(call: Call, services: Services, realm: Realm, authz: dict[str, Any],
                      session: BrowserSession | None, flow: Flow | None, cookies: CookieJar | None,
                      writes: WriteBatch, user: User | None) -> Answer:
-    client = realm.clients[authz["client_id"]]
+    client = realm.client(authz["client_id"])  # None: a sign-in to the account pages (no client)
     redirect = Redirect(client, authz["redirect_uri"], authz["state"], realm.issuer)
     prompt = set(authz["prompt"])
     now = services.clock.timestamp()
@@ -270,6 +270,12 @@ async def _next_step(call: Call, services: Services, realm: Realm, authz: dict[s
             if "none" in prompt:
                 return redirect.error(ClientError(errors.INTERACTION_REQUIRED, "the email address is not verified"))
             return await verify_first(call, services, realm, authz, user, flow, cookies)
+
+    if authz.get("account"):
+        # A sign-in for the account pages (engine.accounts.security): back there, no code.
+        if flow is not None:
+            await finish_flow(services, realm, flow, writes)
+        return Answer.see_other(authz["account"], cookies or ())
 
     if authz.get("device"):
         # RFC 8628 §3.3: a device flow ends in its confirmation page (always shown: §5.4

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.accounts import federation, login, mfa_pages, recovery, registration, verification
+from engine.accounts import federation, login, mfa_pages, recovery, registration, security, verification
 from engine.oauth import authorize as authorize_core
 from engine.oauth import consent
 from engine.oauth.logout import logout as logout_core
@@ -40,6 +40,11 @@ second_factor = adapt(mfa_pages.second_factor)
 mfa_enrol_page = adapt(mfa_pages.enrol_page)
 mfa_enrol = adapt(mfa_pages.enrol)
 mfa_continue = adapt(mfa_pages.enrolled_continue)
+security_page = adapt(security.security_page)
+security_totp_page = adapt(security.totp_page)
+security_totp_enrol = adapt(security.totp_enrol)
+security_totp_remove = adapt(security.totp_remove)
+security_codes = adapt(security.regenerate_codes)
 
 
 def add_mfa_routes(app: web.Application) -> None:
@@ -49,6 +54,11 @@ def add_mfa_routes(app: web.Application) -> None:
     add_realm_route(app, ["GET"], "/mfa/enrol", mfa_enrol_page, browser=True)
     add_realm_route(app, ["POST"], "/mfa/enrol", mfa_enrol, browser=True)
     add_realm_route(app, ["POST"], "/mfa/continue", mfa_continue, browser=True)
+    add_realm_route(app, ["GET"], security.PATH, security_page, browser=True)
+    add_realm_route(app, ["GET"], f"{security.PATH}/totp", security_totp_page, browser=True)
+    add_realm_route(app, ["POST"], f"{security.PATH}/totp", security_totp_enrol, browser=True)
+    add_realm_route(app, ["POST"], f"{security.PATH}/totp/remove", security_totp_remove, browser=True)
+    add_realm_route(app, ["POST"], f"{security.PATH}/recovery-codes", security_codes, browser=True)
 
 
 def add_federation_routes(app: web.Application) -> None:
