@@ -156,14 +156,20 @@ async def test_registration_refused(idp, breakage):
 
 
 async def test_enrolment_needs_a_session_the_csrf_token_and_a_recent_sign_in(idp):
+    """As the account security page (engine.accounts.security): a sign-in older than 5
+    minutes (or none) is sent there to sign in again; the forms carry the CSRF token."""
     await signed_in(idp)
     csrf = await page_csrf(idp)
     assert (await idp.client.post(f"{PAGE}/options", data={"csrf": "forged"})).status == 400
     idp.clock.advance(301)  # the sign-in is now more than 5 minutes old
     stale = await idp.client.post(f"{PAGE}/options", data={"csrf": csrf})
     assert stale.status == 403 and (await stale.json())["error"] == "login_required"
+    for resp in (await idp.client.get(PAGE, allow_redirects=False),
+                 await idp.client.post(f"{PAGE}/remove", data={"csrf": csrf, "credential_id": "x"},
+                                       allow_redirects=False)):
+        assert resp.status == 303 and resp.headers["Location"] == "/account/security"
     idp.client.session.cookie_jar.clear()
-    assert (await idp.client.get(PAGE)).status == 401
+    assert (await idp.client.get(PAGE, allow_redirects=False)).headers["Location"] == "/account/security"
 
 
 # authentication (§7.2)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from engine.accounts import csrf, mfa, passkeys
+from engine.accounts import csrf, mfa, passkeys, security
 from engine.accounts.pages import page
 from engine.accounts.sessions import BrowserSession, current_session
 from engine.errors import InvalidRequest, NotFound, OAuthError, RateLimited
@@ -37,14 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATH = "/account/security/passkeys"
-REAUTH_SECONDS = 300  # a sign-in older than this is asked again before keys change
 NOTICES = {"added": "Your passkey was added.", "renamed": "Your passkey was renamed.",
            "removed": "Your passkey was removed."}
-
-
-class SignInRequired(OAuthError):
-    error = "login_required"
-    status = 401
 
 
 class ReauthenticationRequired(OAuthError):
@@ -52,24 +46,21 @@ class ReauthenticationRequired(OAuthError):
     status = 403
 
 
-async def _signed_in(services: Services, realm: Realm, call: Call) -> tuple[BrowserSession, User]:
+async def _signed_in(services: Services, realm: Realm, call: Call) -> tuple[BrowserSession, User] | None:
+    """The browser's session and its user, if signed in within the last 5 minutes (as the
+    account security page requires: engine.accounts.security); None otherwise."""
     if not passkeys.enabled(realm):
         raise NotFound("passkeys are not offered in this realm")
     session = await current_session(call.cookies, services, realm)
-    user = None if session is None else await services.accounts.get(realm.name, session.user_id)
-    if session is None or user is None or user.disabled:
-        raise SignInRequired("sign in to the application first, then come back to this page")
-    return session, user
+    if session is None or services.clock.timestamp() - session.auth_time > security.REAUTHENTICATE_AFTER:
+        return None
+    user = await services.accounts.get(realm.name, session.user_id)
+    return None if user is None or user.disabled else (session, user)
 
 
-def _fresh(services: Services, session: BrowserSession) -> bool:
-    return services.clock.timestamp() - session.auth_time < REAUTH_SECONDS
-
-
-def _require_fresh(services: Services, session: BrowserSession) -> None:
-    if not _fresh(services, session):
-        raise ReauthenticationRequired("your sign-in is more than 5 minutes old: sign in again to change your"
-                                       " passkeys")
+def _sign_in_again(call: Call, realm: Realm) -> Answer:
+    """To the account security page, which signs the browser in again and comes back."""
+    return Answer.see_other(f"{realm_base(call, realm)}{security.PATH}")
 
 
 async def _form(services: Services, realm: Realm, call: Call) -> dict[str, str]:
@@ -88,20 +79,24 @@ async def _list_page(services: Services, realm: Realm, call: Call, session: Brow
                      error: str | None = None, status: int = 200) -> Answer:
     notice = NOTICES.get(call.query.get("done", ""))
     return page(call, services, realm, "account_passkeys.html", status=status, user=user, error=error,
-                notice=notice, fresh=_fresh(services, session),
+                notice=notice,
                 **await section_context(services, realm, call, user.id))
 
 
 async def passkeys_page(services: Services, realm: Realm, call: Call) -> Answer:
-    session, user = await _signed_in(services, realm, call)
-    return await _list_page(services, realm, call, session, user)
+    signed_in = await _signed_in(services, realm, call)
+    if signed_in is None:
+        return _sign_in_again(call, realm)
+    return await _list_page(services, realm, call, *signed_in)
 
 
 async def registration_options(services: Services, realm: Realm, call: Call) -> Answer:
     """JSON options for `navigator.credentials.create()` (WebAuthn §5.4)."""
-    session, user = await _signed_in(services, realm, call)
+    signed_in = await _signed_in(services, realm, call)
     await _form(services, realm, call)
-    _require_fresh(services, session)
+    if signed_in is None:
+        raise ReauthenticationRequired("your sign-in is more than 5 minutes old: reload the page and sign in again")
+    session, user = signed_in
     wait = await hit(services, realm, "passkey_options", user.id, realm.config.rate_limits.login_per_account)
     if wait is not None:
         raise RateLimited(wait, "too many passkey requests; wait a moment and try again")
@@ -111,9 +106,11 @@ async def registration_options(services: Services, realm: Realm, call: Call) -> 
 
 
 async def add_passkey(services: Services, realm: Realm, call: Call) -> Answer:
-    session, user = await _signed_in(services, realm, call)
+    signed_in = await _signed_in(services, realm, call)
     params = await _form(services, realm, call)
-    _require_fresh(services, session)
+    if signed_in is None:
+        return _sign_in_again(call, realm)
+    session, user = signed_in
     try:
         added, _ = await passkeys.register(services, realm, user.id, params.get("ceremony", ""),
                                            params.get("credential", ""), params.get("name", ""),
@@ -129,8 +126,11 @@ async def add_passkey(services: Services, realm: Realm, call: Call) -> Answer:
 
 
 async def rename_passkey(services: Services, realm: Realm, call: Call) -> Answer:
-    session, user = await _signed_in(services, realm, call)
+    signed_in = await _signed_in(services, realm, call)
     params = await _form(services, realm, call)
+    if signed_in is None:
+        return _sign_in_again(call, realm)
+    session, user = signed_in
     name = passkeys.clean_name(params.get("name", ""))
     if not name:
         return await _list_page(services, realm, call, session, user, error="Give the passkey a name.", status=400)
@@ -142,9 +142,11 @@ async def rename_passkey(services: Services, realm: Realm, call: Call) -> Answer
 
 
 async def remove_passkey(services: Services, realm: Realm, call: Call) -> Answer:
-    session, user = await _signed_in(services, realm, call)
+    signed_in = await _signed_in(services, realm, call)
     params = await _form(services, realm, call)
-    _require_fresh(services, session)
+    if signed_in is None:
+        return _sign_in_again(call, realm)
+    session, user = signed_in
     credential_id = params.get("credential_id", "")
     refusal = await last_factor_refusal(services, realm, user.id, credential_id)
     if refusal:
@@ -157,11 +159,8 @@ async def remove_passkey(services: Services, realm: Realm, call: Call) -> Answer
 
 async def last_factor_refusal(services: Services, realm: Realm, user_id: str, credential_id: str) -> str | None:
     """Why this passkey may not be removed (None: it may): in a realm that requires a
-    second factor, the user's last one stays."""
-    if not realm.config.mfa.required:
-        return None
-    factors = await mfa.factors_of(services, realm, user_id)
-    if factors.totp or factors.passkeys > 1:
+    second factor, the user's last one stays (engine.accounts.security.may_remove)."""
+    if await security.may_remove(services, realm, user_id, passkeys=1):
         return None
     return ("This realm requires a second factor: add another passkey or an authenticator app before removing"
             " your last one.")
