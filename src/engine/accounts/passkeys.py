@@ -89,8 +89,7 @@ def expected_origin(services: Services) -> str:
 
 def enabled(realm: Realm) -> bool:
     """Passkeys are offered in this realm (`mfa.passkeys` is not `off`)."""
-    policy = getattr(realm.config, "mfa", None)
-    return policy is None or policy.passkeys != "off"
+    return realm.config.mfa.passkeys != "off"
 
 
 def _key(realm: Realm, ceremony: str) -> str:
