@@ -2,7 +2,8 @@
 
     idp users add --realm R --email E [--name N] [--unverified]   (password from a prompt or stdin)
     idp users list --realm R [--json]
-    idp users show|disable|enable|delete|reset-password|sessions|revoke-sessions --realm R --user ID-or-EMAIL [--json]
+    idp users show|disable|enable|delete|reset-password|sessions|revoke-sessions|reset-mfa --realm R --user ID-or-EMAIL
+      [--json]
     idp users prune --realm R
 
 Disabling, deleting and revoking end the user's sessions, access tokens and refresh
@@ -34,8 +35,9 @@ ACTIONS = {
     "sessions": "list the user's browser sessions (--user)",
     "revoke-sessions": "end the user's sessions, access tokens and refresh tokens (--user)",
     "prune": "remove self-registered accounts never verified in time",
+    "reset-mfa": "remove every second factor of the user: TOTP, recovery codes, passkeys (--user)",
 }
-ON_A_USER = {"show", "disable", "enable", "delete", "reset-password", "sessions", "revoke-sessions"}
+ON_A_USER = {"show", "disable", "enable", "delete", "reset-password", "sessions", "revoke-sessions", "reset-mfa"}
 
 
 def add_users_command(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -148,7 +150,7 @@ async def _list(args: argparse.Namespace, services: Services) -> int:
 
 
 async def _on_a_user(args: argparse.Namespace, services: Services) -> int:
-    from engine.accounts import admin
+    from engine.accounts import admin, mfa
 
     realm = services.runtime.realms[args.realm]
     user = await admin.find_user(services, realm, args.user)
@@ -162,6 +164,9 @@ async def _on_a_user(args: argparse.Namespace, services: Services) -> int:
         result["identities"] = [{"provider": link.provider_id, "issuer": link.issuer, "subject": link.subject}
                                 for link in await services.durable.list_identities(realm.name, user.id)]
         result["has_password"] = await services.accounts.password_hash(realm.name, user.id) is not None
+        result["second_factors"] = await mfa.describe_factors(services, realm, user.id)
+    elif action == "reset-mfa":
+        result = {"user": user.id, "removed": await mfa.reset(services, realm, user.id)}
     elif action in ("disable", "enable"):
         result = admin.describe(await admin.set_disabled(services, realm, user, action == "disable"))
     elif action == "delete":

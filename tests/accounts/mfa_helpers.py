@@ -35,10 +35,13 @@ clients:
 PASSWORD = "correct horse battery"
 
 
-async def mfa_idp(tmp_path, backend, aiohttp_client, port: int, *, totp: str = "optional", remember: str = "0"):
-    return await build_idp(tmp_path, backend, aiohttp_client, port,
-                           acme=MFA_ACME.replace("{totp}", totp).replace("{remember}", remember)
-                           .replace("{{", "{").replace("}}", "}"))
+async def mfa_idp(tmp_path, backend, aiohttp_client, port: int, *, totp: str = "optional", remember: str = "0",
+                  extra: str = ""):
+    """The IdP; `extra`: more realm settings (YAML lines)."""
+    acme = MFA_ACME.replace("{totp}", totp).replace("{remember}", remember).replace("{{", "{").replace("}}", "}")
+    if totp == "off":  # a client requiring MFA where none is offered is a configuration problem
+        acme = acme[:acme.index("  - client_id: strict")]
+    return await build_idp(tmp_path, backend, aiohttp_client, port, acme=acme + extra)
 
 
 def action_of(html: str, form_id: str | None = None) -> str:

@@ -242,3 +242,98 @@ async def test_discovery_lists_the_acr_values(idp):
     assert document["acr_values_supported"] == [mfa.ACR_SINGLE, mfa.ACR_MFA]
     assert document["claims_parameter_supported"] is True
     assert {"amr", "acr"} <= set(document["claims_supported"])
+
+
+async def test_a_multi_factor_first_factor_is_not_asked_a_second(required):
+    """A passkey with user verification (amr hwk/swk + user/pin + mfa) is two factors in
+    one: even a `required` realm asks nothing more of it (engine.accounts.passkeys)."""
+    from engine.exchange import Call
+    user = await required.add_user()
+    step, amr = await mfa.next_step(required.services, required.realm(), Call.of("GET"),
+                                    {"client_id": "strict"}, user.id, ["hwk", "user", "mfa"])
+    assert (step, amr) == ("none", ["hwk", "user", "mfa"])
+    step, _ = await mfa.next_step(required.services, required.realm(), Call.of("GET"), {"client_id": "spa"},
+                                  user.id, ["pwd"])
+    assert step == "enrol"
+
+
+async def test_second_factor_attempts_are_counted_by_method_and_result(required):
+    """`mfa_attempts_total{method,result}` (from the audit events)."""
+    idp = required
+    await idp.add_user()
+    resp, _ = await password_step(idp)
+    secret, codes, _ = await enrol_totp(idp, resp.headers["Location"])
+    idp.client.session.cookie_jar.clear()
+    resp, _ = await password_step(idp)
+    await second_factor(idp, resp.headers["Location"], "not-a-code", method="recovery_code")
+    await second_factor(idp, resp.headers["Location"], codes[1], method="recovery_code")
+    text = idp.services.metrics.render().decode()
+    assert 'mfa_attempts_total{method="recovery_code",realm="acme",result="failure"} 1.0' in text
+    assert 'mfa_attempts_total{method="recovery_code",realm="acme",result="success"} 1.0' in text
+
+
+async def test_refreshed_id_tokens_keep_amr_and_acr(required):
+    """OIDC Core §12.2: an ID token from a refresh says how the user signed in then."""
+    idp = required
+    await idp.add_user()
+    resp, verifier = await password_step(idp)
+    _, _, done = await enrol_totp(idp, resp.headers["Location"])
+    tokens = await (await exchange(idp, query_of(done.headers["Location"])["code"], verifier)).json()
+    resp = await idp.client.post("/token", data={"grant_type": "refresh_token", "client_id": "spa",
+                                                 "refresh_token": tokens["refresh_token"]})
+    claims = jwt_parts((await resp.json())["id_token"])[1]
+    assert claims["amr"] == ["pwd", "otp", "mfa"] and claims["acr"] == mfa.ACR_MFA
+
+
+async def test_the_lockout_pauses_second_factor_sign_in(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
+    """Wrong codes count against the user like wrong passwords (the realm's `lockout`
+    policy): at its threshold even the right code is refused for a while."""
+    idp = await mfa_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(), totp="required",
+                        extra="lockout: {account: {free_failures: 1, max_failures: 3}}\n")
+    await idp.add_user()
+    resp, _ = await password_step(idp)
+    secret, _, _ = await enrol_totp(idp, resp.headers["Location"])
+    idp.clock.advance(30)
+    idp.client.session.cookie_jar.clear()
+    resp, _ = await password_step(idp)
+    location = resp.headers["Location"]
+    wrong = "000000" if pyotp.TOTP(secret).at(idp.clock.timestamp()) != "000000" else "111111"
+    for _ in range(3):
+        assert (await _post_again(idp, location, wrong)).status == 400
+    answer = await _post_again(idp, location, pyotp.TOTP(secret).at(idp.clock.timestamp()))
+    assert answer.status == 429 and "paused" in await answer.text()
+    assert "Retry-After" in answer.headers
+    assert "lockout" in {e.type for e in await idp.services.durable.list_events("acme")}
+    idp.clock.advance(16 * 60)  # lockout_for (15 min) later, the right code works (a new sign-in:
+    idp.client.session.cookie_jar.clear()  # the pending one lived lifetimes.pending_flow, 10 min)
+    resp, _ = await password_step(idp)
+    answer = await second_factor(idp, resp.headers["Location"], pyotp.TOTP(secret).at(idp.clock.timestamp()))
+    assert answer.status == 303 and "code=" in answer.headers["Location"]
+
+
+async def test_using_a_recovery_code_mails_the_user(required):
+    idp = required
+    await idp.add_user()
+    resp, _ = await password_step(idp)
+    _, codes, _ = await enrol_totp(idp, resp.headers["Location"])
+    idp.client.session.cookie_jar.clear()
+    resp, _ = await password_step(idp)
+    assert (await second_factor(idp, resp.headers["Location"], codes[0], method="recovery_code")).status == 303
+    await idp.services.mail.drain()
+    outbox = idp.services.runtime.config.path.parent / "var" / "outbox"
+    mails = [p.read_text() for p in outbox.glob("*.eml")]
+    assert any("A recovery code was used to sign in" in m and "alice@example.com" in m for m in mails), mails
+
+
+async def test_a_failed_passkey_ceremony_is_shown_on_the_pages(required):
+    """engine.accounts.passkeys sends the browser back with ?error=passkey."""
+    idp = required
+    await idp.add_user()
+    resp, _ = await password_step(idp)
+    enrol = await idp.client.get(resp.headers["Location"] + "?error=passkey")
+    assert "The passkey could not be used" in await enrol.text()
+    await enrol_totp(idp, resp.headers["Location"])
+    idp.client.session.cookie_jar.clear()
+    resp, _ = await password_step(idp)
+    page = await idp.client.get(resp.headers["Location"] + "?error=passkey")
+    assert page.status == 200 and "The passkey could not be used" in await page.text()

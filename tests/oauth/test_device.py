@@ -116,6 +116,7 @@ async def test_approve_path_issues_tokens_exactly_once(idp):
     _, id_claims = jwt_parts(tokens["id_token"])
     assert id_claims["sub"] == user.id and id_claims["aud"] in ("tv", ["tv"])
     assert "sid" in id_claims  # the browser session the user approved in
+    assert id_claims["amr"] == ["pwd"] and id_claims["acr"] == "aal1"  # how (RFC 8176; issue 20)
 
     # Exactly once: a second poll after success is invalid_grant.
     idp.clock.advance(5)

@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine import errors
+from engine import errors, events
 from engine.accounts.sessions import current_session, secure_cookies, start_session
 from engine.exchange import Answer, Call, CookieJar
 from engine.oauth.flows import Flow, flow_lifetime, load_flow, note_login, realm_base
@@ -353,3 +353,26 @@ class PendingExpired(errors.OAuthError):
 
     def __init__(self) -> None:
         super().__init__("this sign-in has expired or was finished already; start again from the application")
+
+
+async def describe_factors(services: Services, realm: Realm, user_id: str) -> dict[str, Any]:
+    """What an operator sees of a user's second factors (`idp users show`), whatever the
+    realm's policy says now."""
+    totp = await services.durable.get_totp(realm.name, user_id)
+    lister = getattr(services.durable, "list_passkeys", None)
+    return {"totp": totp is not None,
+            "totp_enrolled_at": totp.created_at.isoformat() if totp is not None else None,
+            "recovery_codes_left": await services.durable.count_recovery_codes(realm.name, user_id),
+            "passkeys": len(await lister(realm.name, user_id)) if lister is not None else 0}
+
+
+async def reset(services: Services, realm: Realm, user_id: str) -> dict[str, Any]:
+    """Remove every second factor of the user (`idp users reset-mfa`: a user who lost them
+    all): TOTP, recovery codes, passkeys. In a `required` realm the user enrols again at the
+    next sign-in."""
+    removed = {"totp": await services.durable.delete_totp(realm.name, user_id),
+               "recovery_codes": await services.durable.delete_recovery_codes(realm.name, user_id)}
+    deleter = getattr(services.durable, "delete_passkeys", None)  # engine.accounts.passkeys' storage
+    removed["passkeys"] = await deleter(realm.name, user_id) if deleter is not None else 0
+    await services.audit(realm.name, events.MFA_RESET, user_id=user_id, via="admin", **removed)
+    return removed

@@ -39,6 +39,8 @@ WRONG_RECOVERY = "That recovery code is not correct or was used already."
 TOO_MANY = "Too many wrong codes. Sign in again to start over."
 LOCKED = "Too many wrong codes. For your security, second-factor sign-in is paused for about {minutes} minute{s}."
 ENROL_SECRET_TTL = 600
+# engine.accounts.passkeys sends the browser back with `?error=passkey` after a failed ceremony
+PASSKEY_FAILED = "The passkey could not be used. Try again, or use another way."
 
 
 async def _pending(services: Services, realm: Realm, call: Call) -> Pending:
@@ -68,7 +70,8 @@ async def second_factor_page(services: Services, realm: Realm, call: Call) -> An
     pending = await _pending(services, realm, call)
     if pending.stage != "verify":
         return Answer.see_other(f"{realm_base(call, realm)}{mfa.ENROL_PATH}")
-    return await _second_factor_form(call, services, realm, pending)
+    error = PASSKEY_FAILED if call.query.get("error") == "passkey" else None
+    return await _second_factor_form(call, services, realm, pending, error=error, method="passkey" if error else "totp")
 
 
 async def _second_factor_form(call: Call, services: Services, realm: Realm, pending: Pending, *,
@@ -159,7 +162,8 @@ async def enrol_page(services: Services, realm: Realm, call: Call) -> Answer:
     pending = await _pending(services, realm, call)
     if pending.stage == "verify":
         return Answer.see_other(f"{realm_base(call, realm)}{mfa.SECOND_FACTOR_PATH}")
-    return await _enrol_form(call, services, realm, pending)
+    error = PASSKEY_FAILED if call.query.get("error") == "passkey" else None
+    return await _enrol_form(call, services, realm, pending, error=error)
 
 
 async def _enrol_form(call: Call, services: Services, realm: Realm, pending: Pending, *, error: str | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from engine.accounts.mfa import acr_of
 from engine.errors import (
     AuthorizationPending,
     DeviceAccessDenied,
@@ -155,7 +156,7 @@ async def find_by_user_code(services: Services, realm: Realm, user_code: str) ->
 
 
 async def decide(services: Services, realm: Realm, device_hash: str, *, approved: bool,
-                 user_id: str, auth_time: int, session_id: str | None) -> bool:
+                 user_id: str, auth_time: int, session_id: str | None, amr: list[str] | None = None) -> bool:
     """The user's answer on the confirmation page; False if the request is gone, expired or
     already decided. The user code is spent either way (§3.3: one use)."""
     key = device_key(realm.name, device_hash)
@@ -166,6 +167,8 @@ async def decide(services: Services, realm: Realm, device_hash: str, *, approved
     await services.ephemeral.delete(user_code_key(realm.name, record["user_code"]))
     decided = {**record, "status": "approved" if approved else "denied",
                "user_id": user_id, "auth_time": auth_time, "session_id": session_id,
+               # how the user signed in (RFC 8176 amr, and its acr: engine.accounts.mfa)
+               "amr": amr or [], "acr": acr_of(amr or []),
                "decided_at": services.clock.now().timestamp()}  # a reset after it voids it
     await services.ephemeral.put(key, decided, max(1, record["exp"] - now) + GRACE)
     return True

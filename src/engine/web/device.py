@@ -112,7 +112,7 @@ async def confirm_decision(request: web.Request, realm: Realm) -> web.Response:
     session, user = await _signed_in(request, realm)
     approved = params.get("decision") == "approve"
     decided = await device.decide(services, realm, flow.data["device"], approved=approved, user_id=user.id,
-                                  auth_time=session.auth_time, session_id=session.sid)
+                                  auth_time=session.auth_time, session_id=session.sid, amr=session.amr)
     await finish_flow(services, realm, flow)
     if not decided:
         return _gone(request, realm)

@@ -219,6 +219,8 @@ class OidcProvider:
         return info
 
     def identity(self, claims: dict[str, Any]) -> ExternalIdentity:
+        """Who came back; `amr` only from the verified ID token's claims (they win over
+        userinfo's in `handle_callback`)."""
         mapped = {name: claims[name] for name in STANDARD_PROFILE_CLAIMS if name in claims}
         for local, upstream in self.settings.claims.items():
             if upstream in claims:
@@ -230,4 +232,15 @@ class OidcProvider:
             email=email if isinstance(email, str) and email else None,
             email_verified=isinstance(email, str) and is_true(claims.get("email_verified")),
             claims=mapped,
+            amr=upstream_amr(claims.get("amr")),
         )
+
+
+def upstream_amr(value: Any) -> tuple[str, ...]:
+    """The upstream ID token's `amr` (RFC 8176), kept only when plain: a list of at most
+    ten short strings of printable ASCII (anything else: none)."""
+    if not isinstance(value, list) or len(value) > 10:
+        return ()
+    if not all(isinstance(v, str) and 0 < len(v) <= 32 and v.isascii() and v.isprintable() for v in value):
+        return ()
+    return tuple(value)

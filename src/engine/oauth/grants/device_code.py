@@ -12,6 +12,7 @@ from engine.errors import InvalidTarget
 from engine.oauth import device
 from engine.oauth.backchannel import record_session_client
 from engine.oauth.grants.common import (
+    authentication_of,
     granted_resources,
     live_user,
     mint_user_tokens,
@@ -40,12 +41,12 @@ class DeviceCodeGrant:
         if refresh_allowed(realm, client, user, set(scope.split())):
             refresh_token, family = await services.refresh.start_family(
                 realm, client, user_id=user.id, scope=scope, auth_time=grant["auth_time"],
-                session_id=grant.get("session_id"), resources=granted,
+                session_id=grant.get("session_id"), resources=granted, data=authentication_of(grant),
             )
             family_id = family.id
         minted, id_token = await mint_user_tokens(
             services, realm, client, user, scope=scope, auth_time=grant["auth_time"], audience=audience,
-            session_id=grant.get("session_id"), grant_id=family_id,
+            session_id=grant.get("session_id"), grant_id=family_id, **authentication_of(grant),
         )
         await record_session_client(services, realm, client, user.id, grant.get("session_id"))  # back-channel logout
         await services.audit(realm.name, events.TOKEN_ISSUED, user_id=user.id, client_id=client.client_id,
