@@ -3,8 +3,9 @@ created and last-used dates), add one (the WebAuthn registration ceremony of
 engine.accounts.passkeys), rename one, remove one.
 
 Behind the browser's SSO session, signed in within the last 5 minutes as the account
-security page requires (engine.accounts.security: without one, the browser is sent there
-to sign in again); every form carries the account pages' CSRF token (engine.accounts.csrf). The options are fetched by the realm's script
+security page requires (engine.accounts.security: without one, the browser is sent
+there to sign in again); every form carries the account pages' CSRF token
+(engine.accounts.csrf). The options are fetched by the realm's script
 (`/static/passkeys.js`) as JSON; the answer of the authenticator is then posted in a plain
 form, so the browser lands on a page whatever happens.
 
