@@ -393,3 +393,39 @@ async def test_another_users_key_is_no_second_factor(idp):
         **fields, "ceremony": options["ceremony"], "credential": other.get(options["publicKey"])},
         allow_redirects=False)
     assert resp.status == 400
+
+
+async def test_an_expired_challenge_is_refused(idp):
+    """A challenge lives 5 minutes (engine.accounts.passkeys.CEREMONY_SECONDS), by the app's clock."""
+    _, auth = await enrolled(idp)
+    idp.client.session.cookie_jar.clear()
+    fields = await login_form(idp)
+    options = await sign_in_options(idp, fields)
+    idp.clock.advance(301)
+    resp = await finish_sign_in(idp, fields, options, auth.get(options["publicKey"]))
+    assert resp.status == 400
+    assert "expired" in await resp.text()
+
+
+async def test_a_disabled_account_cannot_sign_in_with_its_passkey(idp):
+    user, auth = await enrolled(idp)
+    await idp.services.durable.update_user("acme", user.id, disabled=True)
+    resp = await passkey_sign_in(idp, auth)
+    assert resp.status == 400
+    assert "cannot sign in" in await resp.text()
+
+
+async def test_a_passkey_signs_in_again_for_the_account_page(idp):
+    """The account security page asks for a fresh sign-in after 5 minutes: a passkey
+    gives it (no application: back to the account page)."""
+    _, auth = await enrolled(idp)
+    idp.clock.advance(400)
+    resp = await idp.client.get("/account/security", allow_redirects=False)
+    assert resp.status == 303 and "/login?flow=" in resp.headers["Location"]
+    html = await (await idp.client.get(resp.headers["Location"])).text()
+    fields = form_fields(re.search(r'<form method="post" action="[^"]*/passkeys/sign-in".*?</form>', html, re.S)[0])
+    options = await sign_in_options(idp, fields)
+    done = await finish_sign_in(idp, fields, options, auth.get(options["publicKey"]))
+    assert done.status == 303 and done.headers["Location"].endswith("/account/security"), done.headers.get("Location")
+    page = await idp.client.get("/account/security", allow_redirects=False)
+    assert page.status == 200 and "Laptop" in await page.text()

@@ -146,3 +146,39 @@ async def test_a_required_passkey_is_enrolled_during_the_first_sign_in(tmp_path,
         assert stored.name == "Laptop"
         claims = id_token_claims(world)
         assert claims["amr"][0] == "pwd" and "mfa" in claims["amr"] and claims["acr"] == "aal2"
+
+
+async def test_a_refused_ceremony_is_explained_on_the_page(tmp_path, backend, aiohttp_server, unused_tcp_port_factory):
+    """When the authenticator cannot verify its user (§6.2.3: required here), the browser
+    refuses the ceremony; the script says so on the page and nothing is posted."""
+    async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory) as world:
+        await world.add_user()
+        await world.sign_in_with_password()
+        await world.page.wait_for_selector("#email")
+        await world.enrol_passkey("Laptop")
+        await world.cdp.send("WebAuthn.setUserVerified", {"authenticatorId": world.authenticator_id,
+                                                          "isUserVerified": False})
+        world.relying_party.tokens = None
+        await sign_in_with_passkey(world)
+        error = world.page.locator(".passkey-sign-in [data-passkey-error]")
+        await error.wait_for(state="visible")
+        assert "cancelled or timed out" in await error.inner_text()
+        assert "/login?flow=" in world.page.url and world.relying_party.tokens is None
+
+
+async def test_without_javascript_no_passkey_button_and_the_password_still_works(tmp_path, backend, aiohttp_server,
+                                                                                 unused_tcp_port_factory):
+    """The pages work without JavaScript (issue 20): the passkey form stays hidden."""
+    async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory) as world:
+        await world.add_user()
+        context = await world.page.context.browser.new_context(java_script_enabled=False)
+        world.page = await context.new_page()
+        await world.sign_in_with_password()
+        await world.page.wait_for_selector("#email")
+        page = await context.new_page()
+        await page.goto(world.relying_party.base + "/")
+        await page.context.clear_cookies()
+        await page.goto(world.relying_party.base + "/")
+        await page.click("#signin")
+        await page.wait_for_url("**/login?flow=*")
+        assert not await page.locator("button:has-text('Sign in with a passkey')").is_visible()
