@@ -429,3 +429,33 @@ async def test_a_passkey_signs_in_again_for_the_account_page(idp):
     assert done.status == 303 and done.headers["Location"].endswith("/account/security"), done.headers.get("Location")
     page = await idp.client.get("/account/security", allow_redirects=False)
     assert page.status == 200 and "Laptop" in await page.text()
+
+
+
+async def test_enrolment_in_the_sign_in_then_the_second_factor_path_is_closed(tmp_path, backend, aiohttp_client,
+                                                                             unused_tcp_port_factory):
+    """`required`: after the password, the user without a passkey enrols one on the
+    enrolment page (stage "enrol"); asserting a key is not accepted there, registering
+    one is, and it completes the sign-in with amr pwd + hwk + user + mfa."""
+    idp = await passkey_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(),
+                            acme=ACME + "mfa: {passkeys: required}\n")
+    await idp.add_user()
+    resp, verifier = await authorize(idp)
+    html = await (await idp.client.get(resp.headers["Location"])).text()
+    fields = form_fields(re.search(r'<form method="post" action="[^"]*/login/password".*?</form>', html, re.S)[0])
+    resp = await idp.client.post("/login/password", data={**fields, "email": "alice@example.com",
+                                                          "password": "correct horse battery"}, allow_redirects=False)
+    assert resp.headers["Location"].endswith("/mfa/enrol")
+    page = await (await idp.client.get("/mfa/enrol")).text()
+    enrol_form = form_fields(re.search(r'<form method="post" action="[^"]*/passkeys/enrol".*?</form>', page,
+                                       re.S)[0])
+    assert (await idp.client.post("/passkeys/second-factor/options", data={"csrf": enrol_form["csrf"]})).status == 400
+    options = await (await idp.client.post("/passkeys/enrol/options", data={"csrf": enrol_form["csrf"]})).json()
+    auth = authenticator(idp)
+    done = await idp.client.post("/passkeys/enrol", data={**enrol_form, "ceremony": options["ceremony"],
+                                                          "name": "Laptop",
+                                                          "credential": auth.create(options["publicKey"])},
+                                 allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"].startswith(SPA_REDIRECT), await done.text()
+    tokens = await (await exchange(idp, query_of(done.headers["Location"])["code"], verifier)).json()
+    assert jwt_parts(tokens["id_token"])[1]["amr"] == ["pwd", "hwk", "user", "mfa"]

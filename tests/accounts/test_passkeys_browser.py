@@ -100,8 +100,8 @@ async def test_a_cloned_authenticator_is_refused_by_its_signature_counter(tmp_pa
         assert world.relying_party.tokens is None
         [after] = await world.services.durable.list_passkeys("acme", user.id)
         assert after.sign_count == stored.sign_count
-        failures = [e.data for e in await world.services.durable.list_events("acme") if e.type == "login_failed"]
-        assert failures and failures[-1]["reason"] == "sign_count"
+        failures = [e for e in await world.services.durable.list_events("acme") if e.type == "login_failed"]
+        assert failures and failures[-1].data["reason"] == "sign_count" and failures[-1].user_id == user.id
 
 
 async def test_password_then_passkey_as_the_second_factor(tmp_path, backend, aiohttp_server, unused_tcp_port_factory):

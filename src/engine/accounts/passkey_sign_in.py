@@ -75,11 +75,11 @@ async def sign_in(services: Services, realm: Realm, call: Call) -> Answer:
                                              params.get("credential", ""), purpose="sign-in", bound_to=flow.id)
         user = await services.accounts.get(realm.name, signed.user_id)
         if user is None or user.disabled:
-            raise passkeys.PasskeyFailed("disabled", "this account cannot sign in")
+            raise passkeys.PasskeyFailed("disabled", "this account cannot sign in", user_id=signed.user_id)
     except passkeys.PasskeyFailed as failed:
         log.info("passkey sign-in refused: %s", failed.reason)
-        await services.audit(realm.name, events.LOGIN_FAILED, ip=call.ip, client_id=client_id, provider=PROVIDER,
-                             reason=failed.reason.split(":")[0])
+        await services.audit(realm.name, events.LOGIN_FAILED, user_id=failed.user_id, ip=call.ip,
+                             client_id=client_id, provider=PROVIDER, reason=failed.reason.split(":")[0])
         return login_page_with_error(call, services, realm, flow, failed.description)
     await services.audit(realm.name, events.LOGIN, user_id=user.id, ip=call.ip, client_id=client_id,
                          provider=PROVIDER)
@@ -91,7 +91,7 @@ async def _pending(services: Services, realm: Realm, call: Call) -> tuple[mfa.Pe
     _offered(realm)
     params = await form_params(call)
     pending = await mfa.pending_of(services, realm, call)
-    if pending is None:
+    if pending is None or pending.stage != "verify":  # asked for a second factor (not enrolling one)
         raise mfa.PendingExpired()
     if not mfa.check_csrf(pending, params.get("csrf")):
         raise InvalidRequest("the form was not submitted from this sign-in page; start again")

@@ -64,9 +64,11 @@ class PasskeyFailed(InvalidRequest):
     """The authenticator's answer could not be verified (or its ceremony is unknown, used,
     expired, or was started elsewhere). `reason` goes to the log and the audit event."""
 
-    def __init__(self, reason: str, description: str = "the passkey could not be verified; try again") -> None:
+    def __init__(self, reason: str, description: str = "the passkey could not be verified; try again",
+                 user_id: str | None = None) -> None:
         super().__init__(description)
         self.reason = reason
+        self.user_id = user_id  # the key's owner, once the key is known (a clone is the owner's business)
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ async def authenticate(services: Services, realm: Realm, ceremony: str, credenti
         raise PasskeyFailed("unknown_credential", "this passkey is not registered here (or was removed)")
     handle = (credential.get("response") or {}).get("userHandle")
     if handle and _handle_of(handle) != stored.user_id:
-        raise PasskeyFailed("user_handle")
+        raise PasskeyFailed("user_handle", user_id=stored.user_id)
     try:
         verified = webauthn.verify_authentication_response(
             credential=credential, expected_challenge=base64url_to_bytes(record["challenge"]),
@@ -230,12 +232,12 @@ async def authenticate(services: Services, realm: Realm, ceremony: str, credenti
             require_user_verification=True)
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
         reason = "sign_count" if "sign count" in str(exc).lower() else "assertion"
-        raise PasskeyFailed(f"{reason}: {exc}") from None
+        raise PasskeyFailed(f"{reason}: {exc}", user_id=stored.user_id) from None
     recorded = await services.durable.use_passkey(
         realm.name, stored.credential_id, expect_sign_count=stored.sign_count,
         sign_count=verified.new_sign_count, now=services.clock.now())
     if not recorded:  # another sign-in with this counter got there first: one of them is a clone
-        raise PasskeyFailed("sign_count: concurrent use")
+        raise PasskeyFailed("sign_count: concurrent use", user_id=stored.user_id)
     # RFC 8176: a device-bound key is hardware-held (hwk); a synced (backup-eligible) one
     # is not tied to one device (swk). "user": the authenticator verified its user (§6.2.3;
     # the UV flag does not say whether by PIN or biometrics, so nothing narrower is claimed).
