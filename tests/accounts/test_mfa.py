@@ -225,6 +225,13 @@ async def test_remembered_device_skips_the_second_factor(tmp_path, backend, aioh
     resp, verifier = await password_step(idp)
     claims = await id_token_of(idp, resp.headers["Location"], verifier)
     assert claims["amr"] == ["pwd", "mfa"] and claims["acr"] == mfa.ACR_MFA
+    # forgotten (what a reset of the factors, a removal or a password reset does): asked again
+    idp.clock.advance(1)
+    await mfa.forget_devices(idp.services, idp.realm(), (await idp.services.durable.get_user_by_email(
+        "acme", "alice@example.com")).id)
+    idp.client.session.cookie_jar.clear(lambda c: c.key == session_cookie)
+    resp, _ = await password_step(idp)
+    assert resp.headers["Location"].endswith("/mfa")
     # another browser is asked
     idp.client.session.cookie_jar.clear()
     resp, _ = await password_step(idp)
@@ -337,3 +344,25 @@ async def test_a_failed_passkey_ceremony_is_shown_on_the_pages(required):
     resp, _ = await password_step(idp)
     page = await idp.client.get(resp.headers["Location"] + "?error=passkey")
     assert page.status == 200 and "The passkey could not be used" in await page.text()
+
+
+async def test_an_essential_acr_nobody_has_is_unmet(idp):
+    """OIDC Core §5.5.1.1: an essential acr that cannot be met fails the authentication."""
+    claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["urn:example:loa:4"]}}})
+    resp, _ = await authorize(idp, claims=claims)
+    assert query_of(resp.headers["Location"])["error"] == "unmet_authentication_requirements"
+    voluntary = json.dumps({"id_token": {"acr": {"values": ["urn:example:loa:4"]}}})
+    resp, _ = await authorize(idp, claims=voluntary)
+    assert "/login?" in resp.headers["Location"]  # a voluntary one is only a wish
+
+
+async def test_access_tokens_say_how_the_user_signed_in(required):
+    """RFC 9068 §2.2.1 `acr`/`amr` in JWT access tokens (for RFC 9470 step-up at resource
+    servers; introspection passes them on too)."""
+    idp = required
+    await idp.add_user()
+    resp, verifier = await password_step(idp)
+    _, _, done = await enrol_totp(idp, resp.headers["Location"])
+    tokens = await (await exchange(idp, query_of(done.headers["Location"])["code"], verifier)).json()
+    claims = jwt_parts(tokens["access_token"])[1]
+    assert claims["acr"] == mfa.ACR_MFA and claims["amr"] == ["pwd", "otp", "mfa"]

@@ -67,6 +67,7 @@ async def test_enrol_regenerate_and_remove_totp(idp):
     resp = await idp.client.post("/account/security/totp/remove", data=fields_of(html, "totp"), allow_redirects=False)
     assert resp.status == 303
     assert await idp.services.durable.get_totp("acme", user.id) is None
+    assert await idp.services.durable.count_recovery_codes("acme", user.id) == 0  # no factor left: gone too
     types = [e.type for e in await idp.services.durable.list_events("acme")]
     assert {"totp_enrolled", "totp_removed", "recovery_codes_generated"} <= set(types)
 

@@ -113,10 +113,16 @@ def with_methods(first: list[str], method: list[str]) -> list[str]:
     return combined
 
 
+class Unmet(ValueError):
+    """An essential `acr` was asked for with values none of which this IdP knows (OIDC Core
+    §5.5.1.1: the requirement cannot be met)."""
+
+
 def acr_request(acr_values: str | None, claims: str | None) -> bool:
     """Whether an authorization request asks for the MFA level: `acr_values` (OIDC Core
     §3.1.2.1) names it, or `claims` (§5.5) asks for `acr` in the ID token with it among its
-    `value`/`values`. ValueError: `claims` is not a JSON object."""
+    `value`/`values`. ValueError: `claims` is not a JSON object; Unmet: it asks for an
+    essential `acr` of levels this IdP does not have."""
     wanted = set((acr_values or "").split())
     if claims:
         try:
@@ -129,10 +135,12 @@ def acr_request(acr_values: str | None, claims: str | None) -> bool:
             section = document.get(member)
             request = section.get("acr") if isinstance(section, dict) else None
             if isinstance(request, dict):
-                if isinstance(request.get("value"), str):
-                    wanted.add(request["value"])
+                asked = {request["value"]} if isinstance(request.get("value"), str) else set()
                 if isinstance(request.get("values"), list):
-                    wanted.update(v for v in request["values"] if isinstance(v, str))
+                    asked.update(v for v in request["values"] if isinstance(v, str))
+                if request.get("essential") is True and asked and not asked & set(ACR_VALUES):
+                    raise Unmet("none of the essential acr values asked for can be met")
+                wanted |= asked
     # The levels are ordered: asking for the higher one (alone or among others it accepts
     # less than) is met only by two factors when the lower one is not also accepted.
     return ACR_MFA in wanted and ACR_SINGLE not in wanted
@@ -164,15 +172,22 @@ async def factors_of(services: Services, realm: Realm, user_id: str, *, codes: b
     return Factors(totp=totp, passkeys=passkeys, recovery_codes=left)
 
 
+def _forgotten_key(realm: Realm, user_id: str) -> str:
+    return f"{realm.name}:mfa-device-since:{user_id}"
+
+
 async def _remembered(services: Services, realm: Realm, call: Call, user_id: str) -> bool:
-    """This browser gave the user's second factor within `mfa.remember_device`."""
+    """This browser gave the user's second factor within `mfa.remember_device`, after the
+    user's remembered browsers were last forgotten (`forget_devices`)."""
     if realm.config.mfa.remember_device.total_seconds() <= 0:
         return False
     secret = call.cookies.get(remember_cookie(realm))
     if not secret or len(secret) > 100:
         return False
-    record = await services.ephemeral.get(_remember_key(realm, secret))
-    return record is not None and record.get("user_id") == user_id and record["exp"] > services.clock.timestamp()
+    record, forgotten = await services.ephemeral.get_many([_remember_key(realm, secret),
+                                                           _forgotten_key(realm, user_id)])
+    return (record is not None and record.get("user_id") == user_id and record["exp"] > services.clock.timestamp()
+            and (forgotten is None or record.get("at", 0) > forgotten["at"]))
 
 
 def _remember(services: Services, realm: Realm, user_id: str, cookies: CookieJar, writes: WriteBatch) -> None:
@@ -180,10 +195,20 @@ def _remember(services: Services, realm: Realm, user_id: str, cookies: CookieJar
     if lifetime <= 0:
         return
     secret = random_token(32)
-    writes.put(_remember_key(realm, secret), {"user_id": user_id, "exp": services.clock.timestamp() + lifetime},
-               lifetime)
+    writes.put(_remember_key(realm, secret), {"user_id": user_id, "exp": services.clock.timestamp() + lifetime,
+                                              "at": services.clock.now().timestamp()}, lifetime)
     cookies.set_cookie(remember_cookie(realm), secret, path="/", max_age=lifetime, httponly=True, samesite="Lax",
                        secure=secure_cookies(services))
+
+
+async def forget_devices(services: Services, realm: Realm, user_id: str) -> None:
+    """Every browser remembered for the user so far is asked the second factor again (its
+    factors were reset or removed, its password was reset). One write, seen by every
+    instance; it lives as long as a remembered browser can."""
+    lifetime = int(realm.config.mfa.remember_device.total_seconds())
+    if lifetime > 0:
+        await services.ephemeral.put(_forgotten_key(realm, user_id), {"at": services.clock.now().timestamp()},
+                                     lifetime + 86400)  # a day of slack for a lifetime changed by reload
 
 
 async def next_step(services: Services, realm: Realm, call: Call, authz: dict[str, Any], user_id: str,
@@ -374,5 +399,6 @@ async def reset(services: Services, realm: Realm, user_id: str) -> dict[str, Any
                "recovery_codes": await services.durable.delete_recovery_codes(realm.name, user_id)}
     deleter = getattr(services.durable, "delete_passkeys", None)  # engine.accounts.passkeys' storage
     removed["passkeys"] = await deleter(realm.name, user_id) if deleter is not None else 0
+    await forget_devices(services, realm, user_id)
     await services.audit(realm.name, events.MFA_RESET, user_id=user_id, via="admin", **removed)
     return removed

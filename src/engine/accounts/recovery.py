@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.accounts import csrf, lockout, onetime
 from engine.accounts.emails import parse_email
+from engine.accounts.mfa import forget_devices
 from engine.accounts.pages import (
     human_duration,
     optional_flow,
@@ -175,6 +176,7 @@ async def reset(services: Services, realm: Realm, call: Call) -> Answer:
                                                      user_id=user.id)
     await lockout.clear_account(services, realm, user.email or "")
     await lockout.end_trust(services, realm, user.email or "")  # devices trusted before the reset
+    await forget_devices(services, realm, user.id)  # and browsers that skipped the second factor
     await services.audit(realm.name, PASSWORD_RESET, user_id=user.id, ip=ip, families_revoked=revoked)
     await services.mail.send(realm, user.email, "password_changed", limited=False,
                              name=user.profile.get("name") or "", ip=ip,

@@ -164,6 +164,10 @@ async def totp_remove(services: Services, realm: Realm, call: Call) -> Answer:
     if not await may_remove(services, realm, session.user_id, totp_factor=True):
         return await _security(call, services, realm, session, status=409, error=NOTICES["last_factor"])
     if await services.durable.delete_totp(realm.name, session.user_id):
+        await mfa.forget_devices(services, realm, session.user_id)
+        if not (await mfa.factors_of(services, realm, session.user_id)).any:
+            # no second factor left: recovery codes would be a way around nothing
+            await services.durable.delete_recovery_codes(realm.name, session.user_id)
         await services.audit(realm.name, events.TOTP_REMOVED, user_id=session.user_id, ip=call.ip)
     return Answer.see_other(_url(call, realm, "?notice=totp_removed"))
 

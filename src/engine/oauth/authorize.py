@@ -173,6 +173,8 @@ def validate_request(realm: Realm, redirect: Redirect, params: dict[str, str]) -
         raise ClientError(errors.INVALID_TARGET, "resource is not one of this client's audiences")
     try:  # OIDC Core §3.1.2.1 acr_values, §5.5.1.1 an `acr` asked for through claims
         acr_mfa = mfa.acr_request(params.get("acr_values"), params.get("claims"))
+    except mfa.Unmet as exc:
+        raise ClientError(mfa.UNMET, str(exc)) from None
     except ValueError as exc:
         raise ClientError(errors.INVALID_REQUEST, str(exc)) from None
     return {

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 INACTIVE: dict[str, Any] = {"active": False}
 # `act`: who acts for the subject in an exchanged token (RFC 8693 §4.1 allows it here).
-ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "act")
+# `acr`, `amr`: how the user signed in (RFC 9068 §2.2.1; RFC 9470 step-up at resource servers).
+ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "acr", "amr",
+                       "act")
 
 
 async def introspect(services: Services, realm: Realm, call: Call) -> Answer:

@@ -137,9 +137,11 @@ async def mint_user_tokens(
 ) -> tuple[Any, str | None]:
     """The access token, and the ID token when `openid` was granted (OIDC Core §3.1.3.3,
     §12.2), that the user-facing grants issue."""
+    # RFC 9068 §2.2.1: a resource server may ask for a stronger sign-in (RFC 9470) too
+    how = {name: value for name, value in (("acr", acr), ("amr", amr)) if value}
     minted = await services.tokens.access_token(
         realm, client, subject=user.id, scope=scope, audience=audience, auth_time=auth_time,
-        grant_id=grant_id, session_id=session_id,
+        grant_id=grant_id, session_id=session_id, extra=how or None,
     )
     scopes = set(scope.split())
     id_token = None
