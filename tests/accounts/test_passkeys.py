@@ -267,6 +267,7 @@ async def test_sign_in_needs_the_flows_csrf_token(idp):
 
 async def test_rename_and_remove_only_ones_own(idp):
     user, auth = await enrolled(idp)
+    await idp.services.durable.set_recovery_codes("acme", user.id, ["0" * 64, "1" * 64], idp.clock.now())
     credential_id = b64u(auth.credential_id)
     csrf = await page_csrf(idp)
     renamed = await idp.client.post(f"{PAGE}/rename", data={"csrf": csrf, "credential_id": credential_id,
@@ -284,6 +285,7 @@ async def test_rename_and_remove_only_ones_own(idp):
                                     allow_redirects=False)
     assert removed.status == 303
     assert await idp.services.durable.list_passkeys("acme", user.id) == []
+    assert await idp.services.durable.count_recovery_codes("acme", user.id) == 0  # none left to get around
     assert (await passkey_sign_in(idp, auth)).status == 400  # a removed key signs in no more
     types = [e.type for e in await idp.services.durable.list_events("acme")]
     assert {"passkey_added", "passkey_renamed", "passkey_removed"} <= set(types)

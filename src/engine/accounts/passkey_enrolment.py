@@ -154,6 +154,11 @@ async def remove_passkey(services: Services, realm: Realm, call: Call) -> Answer
         return await _list_page(services, realm, call, session, user, error=refusal, status=409)
     if not await services.durable.delete_passkey(realm.name, user.id, credential_id):
         raise InvalidRequest("no such passkey")
+    # As for the authenticator app (engine.accounts.security): remembered browsers give the
+    # second factor again, and recovery codes go with the last factor.
+    await mfa.forget_devices(services, realm, user.id)
+    if not (await mfa.factors_of(services, realm, user.id)).any:
+        await services.durable.delete_recovery_codes(realm.name, user.id)
     await services.audit(realm.name, "passkey_removed", user_id=user.id, ip=call.ip)
     return Answer.see_other(f"{realm_base(call, realm)}{PATH}?done=removed")
 
