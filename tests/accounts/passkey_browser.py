@@ -92,8 +92,10 @@ def cdp_id_to_base64url(value: str) -> str:
 
 
 @asynccontextmanager
-async def passkey_world(tmp_path, backend, aiohttp_server, ports, *,
-                        mfa: str = "mfa: {passkeys: optional}\n") -> AsyncIterator[PasskeyWorld]:
+async def passkey_world(tmp_path, backend, aiohttp_server, ports, *, mfa: str = "mfa: {passkeys: optional}\n",
+                        relying_party: Any = None, client_secret: str = CLIENT_SECRET) -> AsyncIterator[PasskeyWorld]:
+    """`relying_party(issuer, client_port)`: the application (an aiohttp app at `.app`);
+    by default the small one of tests.accounts.test_browser."""
     async_playwright = browser_or_skip()
     idp_port, client_port = ports(), ports()
     issuer = f"http://localhost:{idp_port}"
@@ -103,11 +105,11 @@ async def passkey_world(tmp_path, backend, aiohttp_server, ports, *,
         f"base_url: {issuer}\nrealms: realms/\nroot_realm: acme\n"
         f"storage: {{durable: '{backend.durable_url}', ephemeral: '{backend.ephemeral_url}'}}\n")
     config = load_config(tmp_path / "idp.yaml", Plugins().providers.settings_models(),
-                         environ={"SHOP_SECRET": CLIENT_SECRET})
+                         environ={"SHOP_SECRET": client_secret})
     app = create_app(config, ephemeral_prefix=backend.ephemeral_prefix,
                      environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"p" * 32).decode()})
     await aiohttp_server(app, host="127.0.0.1", port=idp_port)
-    relying_party = RelyingParty(issuer, client_port)
+    relying_party = (relying_party or RelyingParty)(issuer, client_port)
     await aiohttp_server(relying_party.app, host="127.0.0.1", port=client_port)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -4,7 +4,13 @@
 
 from __future__ import annotations
 
-from tests.accounts.passkey_browser import cdp_id_to_base64url, id_token_claims, passkey_world, sign_in_with_passkey
+from tests.accounts.passkey_browser import (
+    PASSWORD,
+    cdp_id_to_base64url,
+    id_token_claims,
+    passkey_world,
+    sign_in_with_passkey,
+)
 
 
 async def test_enrol_a_passkey_on_the_account_page(tmp_path, backend, aiohttp_server, unused_tcp_port_factory):
@@ -182,3 +188,49 @@ async def test_without_javascript_no_passkey_button_and_the_password_still_works
         await page.click("#signin")
         await page.wait_for_url("**/login?flow=*")
         assert not await page.locator("button:has-text('Sign in with a passkey')").is_visible()
+
+
+async def test_amr_and_acr_of_a_passkey_sign_in_verified_by_authlib(tmp_path, backend, aiohttp_server,
+                                                                    unused_tcp_port_factory):
+    """The ID tokens checked by a certified client library (Authlib: signature, iss, aud,
+    nonce, at_hash, and `acr` essential): after "Sign in with a passkey" amr is a key, a
+    verified user, mfa, at acr aal2; after password + passkey it starts with pwd."""
+    from engine.clock import Clock
+    from tests.accounts.test_mfa_browser import CLIENT_SECRET as AUTHLIB_SECRET
+    from tests.accounts.test_mfa_browser import Callback
+    from tests.accounts.test_mfa_browser import RelyingParty as AuthlibParty
+
+    def authlib_party(issuer: str, port: int) -> Callback:
+        callback = Callback(port)
+        callback.party = AuthlibParty(issuer, callback, Clock())
+        return callback
+
+    async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory,
+                             relying_party=authlib_party, client_secret=AUTHLIB_SECRET) as world:
+        page, party = world.page, world.relying_party.party
+
+        async def sign_in(how: str) -> dict:
+            await page.context.clear_cookies()
+            url, pending = await party.start()
+            await page.goto(url)
+            await page.wait_for_url("**/login?flow=*")
+            if how == "passkey":
+                await page.click("button:has-text('Sign in with a passkey')")
+            else:
+                await page.get_by_label("Email").fill("ada@example.com")
+                await page.get_by_label("Password").fill(PASSWORD)
+                await page.click("button:has-text('Sign in')")
+                if how == "password+passkey":
+                    await page.wait_for_url("**/mfa")
+                    await page.click("button:has-text('Use a passkey')")
+            await page.wait_for_selector("h1:has-text('Back at the shop')")
+            return await party.finish(pending, acr="aal1" if how == "password" else "aal2")
+
+        user = await world.add_user()
+        assert (await sign_in("password"))["amr"] == ["pwd"]
+        await world.enrol_passkey("Laptop")
+        passwordless = await sign_in("passkey")
+        assert passwordless["sub"] == user.id
+        assert passwordless["amr"] in (["hwk", "user", "mfa"], ["swk", "user", "mfa"])
+        second = await sign_in("password+passkey")
+        assert second["amr"] in (["pwd", "hwk", "user", "mfa"], ["pwd", "swk", "user", "mfa"])
