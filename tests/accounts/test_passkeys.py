@@ -438,10 +438,11 @@ async def test_enrolment_in_the_sign_in_then_the_second_factor_path_is_closed(tm
                                                                              unused_tcp_port_factory):
     """`required`: after the password, the user without a passkey enrols one on the
     enrolment page (stage "enrol"); asserting a key is not accepted there, registering
-    one is, and it completes the sign-in with amr pwd + hwk + user + mfa."""
+    one is; the recovery codes are shown once, then the sign-in completes with amr
+    pwd + hwk + user + mfa."""
     idp = await passkey_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(),
                             acme=ACME + "mfa: {passkeys: required}\n")
-    await idp.add_user()
+    user = await idp.add_user()
     resp, verifier = await authorize(idp)
     html = await (await idp.client.get(resp.headers["Location"])).text()
     fields = form_fields(re.search(r'<form method="post" action="[^"]*/login/password".*?</form>', html, re.S)[0])
@@ -454,10 +455,18 @@ async def test_enrolment_in_the_sign_in_then_the_second_factor_path_is_closed(tm
     assert (await idp.client.post("/passkeys/second-factor/options", data={"csrf": enrol_form["csrf"]})).status == 400
     options = await (await idp.client.post("/passkeys/enrol/options", data={"csrf": enrol_form["csrf"]})).json()
     auth = authenticator(idp)
-    done = await idp.client.post("/passkeys/enrol", data={**enrol_form, "ceremony": options["ceremony"],
-                                                          "name": "Laptop",
-                                                          "credential": auth.create(options["publicKey"])},
+    codes_page = await idp.client.post("/passkeys/enrol", data={
+        **enrol_form, "ceremony": options["ceremony"], "name": "Laptop",
+        "credential": auth.create(options["publicKey"])}, allow_redirects=False)
+    assert codes_page.status == 200, await codes_page.text()
+    codes = re.findall(r"<li><code>([^<]+)</code></li>", await codes_page.text())
+    assert len(codes) == 10 and await idp.services.durable.count_recovery_codes("acme", user.id) == 10
+    # The codes shown, the sign-in goes on (once): the passkey is its second factor.
+    done = await idp.client.post("/passkeys/enrol/continue", data={"csrf": enrol_form["csrf"]},
                                  allow_redirects=False)
     assert done.status == 303 and done.headers["Location"].startswith(SPA_REDIRECT), await done.text()
+    again = await idp.client.post("/passkeys/enrol/continue", data={"csrf": enrol_form["csrf"]},
+                                  allow_redirects=False)
+    assert again.status == 400
     tokens = await (await exchange(idp, query_of(done.headers["Location"])["code"], verifier)).json()
     assert jwt_parts(tokens["id_token"])[1]["amr"] == ["pwd", "hwk", "user", "mfa"]

@@ -138,7 +138,8 @@ async def test_password_then_passkey_as_the_second_factor(tmp_path, backend, aio
 async def test_a_required_passkey_is_enrolled_during_the_first_sign_in(tmp_path, backend, aiohttp_server,
                                                                        unused_tcp_port_factory):
     """`mfa: {passkeys: required}`: after the password, a user without a passkey adds one
-    on the enrolment page of the sign-in, before any code is issued; it is the second factor."""
+    on the enrolment page of the sign-in, before any code is issued; the recovery codes
+    are shown once; the passkey is the second factor."""
     async with passkey_world(tmp_path, backend, aiohttp_server, unused_tcp_port_factory,
                              mfa="mfa: {passkeys: required}\n") as world:
         user = await world.add_user()
@@ -147,6 +148,9 @@ async def test_a_required_passkey_is_enrolled_during_the_first_sign_in(tmp_path,
         assert world.relying_party.tokens is None
         await world.page.get_by_label("Name of the new passkey").fill("Laptop")
         await world.page.click("button:has-text('Add a passkey')")
+        await world.page.wait_for_selector("#recovery-codes")
+        assert await world.page.locator("#recovery-codes li").count() == 10
+        await world.page.click("button:has-text('I have saved them, continue')")
         await world.page.wait_for_selector("#email")
         [stored] = await world.services.durable.list_passkeys("acme", user.id)
         assert stored.name == "Laptop"

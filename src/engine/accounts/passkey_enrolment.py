@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from engine.accounts import csrf, mfa, passkeys, security
+from engine import events
+from engine.accounts import csrf, mfa, passkeys, recovery_codes, security
 from engine.accounts.pages import page
 from engine.accounts.sessions import BrowserSession, current_session
 from engine.errors import InvalidRequest, NotFound, OAuthError, RateLimited
@@ -30,6 +31,7 @@ from engine.oauth.flows import realm_base
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.realm import Realm
+from engine.templates import render
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -203,8 +205,10 @@ async def flow_registration_options(services: Services, realm: Realm, call: Call
 
 
 async def flow_enrol(services: Services, realm: Realm, call: Call) -> Answer:
-    """The new passkey is the second factor of this sign-in: the session starts (amr: the
-    first factor's, the passkey's, `mfa`) and the authorization continues."""
+    """The new passkey is the second factor of this sign-in. The recovery codes are shown
+    next, once (as after an authenticator app: engine.accounts.mfa_pages); continuing from
+    there starts the session (amr: the first factor's, the passkey's, `mfa`) and the
+    authorization goes on."""
     pending, params, user = await _enrolling(services, realm, call)
     try:
         added, method_amr = await passkeys.register(services, realm, user.id, params.get("ceremony", ""),
@@ -217,6 +221,32 @@ async def flow_enrol(services: Services, realm: Realm, call: Call) -> Answer:
         return Answer.see_other(f"{realm_base(call, realm)}{mfa.ENROL_PATH}?error=passkey")
     await services.audit(realm.name, "passkey_added", user_id=user.id, ip=call.ip, name=added.name,
                          aaguid=added.aaguid)
-    # The registration proved possession with user verification (WebAuthn §7.1 step 15).
-    return await mfa.finish_second_factor(services, realm, call, pending,
-                                          method_amr=method_amr)
+    if realm.config.mfa.recovery_codes <= 0:
+        return await mfa.finish_second_factor(services, realm, call, pending, method_amr=method_amr)
+    codes = await recovery_codes.regenerate(services, realm, user.id)
+    await services.audit(realm.name, events.RECOVERY_CODES_GENERATED, user_id=user.id, ip=call.ip, count=len(codes))
+    ttl = max(1, pending.data["exp"] - services.clock.timestamp())
+    await services.ephemeral.put(_enrolled_key(pending), {"method_amr": method_amr}, ttl)
+    await mfa.set_stage(services, realm, pending, ENROLLED)
+    return render(realm, services, "mfa_recovery_codes.html", base=realm_base(call, realm), pending=pending,
+                  codes=codes, action=f"{realm_base(call, realm)}/passkeys/enrol/continue", csrf=pending.csrf)
+
+
+ENROLLED = "passkey-enrolled"  # the pending sign-in's stage once its passkey is added
+
+
+def _enrolled_key(pending: mfa.Pending) -> str:
+    return f"{pending.key}:passkey"
+
+
+async def flow_enrolled_continue(services: Services, realm: Realm, call: Call) -> Answer:
+    """`POST {issuer}/passkeys/enrol/continue`: the recovery codes were shown; the sign-in
+    goes on with the passkey just added as its second factor."""
+    params = await form_params(call)
+    pending = await mfa.pending_of(services, realm, call)
+    if pending is None or pending.stage != ENROLLED or not mfa.check_csrf(pending, params.get("csrf")):
+        raise mfa.PendingExpired()
+    enrolled = await services.ephemeral.take(_enrolled_key(pending))
+    if enrolled is None:
+        raise mfa.PendingExpired()
+    return await mfa.finish_second_factor(services, realm, call, pending, method_amr=enrolled["method_amr"])

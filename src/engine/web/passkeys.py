@@ -42,3 +42,5 @@ def add_passkey_routes(app: web.Application) -> None:
     add_realm_route(app, ["POST"], "/passkeys/second-factor", adapt(passkey_sign_in.second_factor), browser=True)
     add_realm_route(app, ["POST"], "/passkeys/enrol/options", adapt(passkey_enrolment.flow_registration_options))
     add_realm_route(app, ["POST"], "/passkeys/enrol", adapt(passkey_enrolment.flow_enrol), browser=True)
+    add_realm_route(app, ["POST"], "/passkeys/enrol/continue", adapt(passkey_enrolment.flow_enrolled_continue),
+                    browser=True)
