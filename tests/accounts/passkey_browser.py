@@ -80,6 +80,9 @@ class PasskeyWorld:
         await page.get_by_label("Name of the new passkey").fill(name)
         await page.click("button:has-text('Add a passkey')")
         await page.wait_for_selector("text=Your passkey was added.")
+        if await page.locator("#recovery-codes").count():  # the first factor: its recovery codes, once
+            await page.click("a:has-text('Done')")
+            await page.wait_for_url("**/account/security")
 
     async def authenticator_credentials(self) -> list[dict[str, Any]]:
         answer = await self.cdp.send("WebAuthn.getCredentials", {"authenticatorId": self.authenticator_id})

@@ -100,7 +100,7 @@ async def enrolled(idp) -> tuple[object, SoftAuthenticator]:
     user = await signed_in(idp)
     auth = authenticator(idp)
     resp = await enrol(idp, auth)
-    assert resp.status == 303, await resp.text()
+    assert resp.status == 200 and "recovery-codes" in await resp.text(), await resp.text()
     return user, auth
 
 
@@ -112,13 +112,18 @@ async def test_enrolment_stores_the_key_named_by_the_user(idp):
     credential id and the name typed (trimmed, single-spaced); the page lists it."""
     user = await signed_in(idp)
     auth = authenticator(idp)
-    resp = await enrol(idp, auth, name="  My   phone ")
-    assert resp.status == 303 and resp.headers["Location"] == f"{PAGE}?done=added"
+    first = await enrol(idp, auth, name="  My   phone ")
+    # The user's first second factor: its recovery codes, shown once (issue 20).
+    assert first.status == 200 and "Your passkey was added." in await first.text()
+    assert len(re.findall(r"<li><code>", await first.text())) == 10
+    assert await idp.services.durable.count_recovery_codes("acme", user.id) == 10
     [stored] = await idp.services.durable.list_passkeys("acme", user.id)
     assert (stored.credential_id, stored.name, stored.user_id) == (b64u(auth.credential_id), "My phone", user.id)
     assert stored.transports == ("internal",) and stored.sign_count == 0
-    page = await (await idp.client.get(resp.headers["Location"])).text()
-    assert "Your passkey was added." in page and "My phone" in page
+    second = await enrol(idp, authenticator(idp), name="Desk key")
+    assert second.status == 303 and second.headers["Location"] == f"{PAGE}?done=added"
+    page = await (await idp.client.get(second.headers["Location"])).text()
+    assert "Your passkey was added." in page and "My phone" in page and "Desk key" in page
 
 
 async def test_registration_options_ask_for_a_discoverable_credential_with_user_verification(idp):
@@ -148,7 +153,7 @@ async def test_registration_refused(idp, breakage):
                              origin="http://evil.example" if breakage == "other_origin" else None)
     form = {"csrf": csrf, "ceremony": document["ceremony"], "name": "Key", "credential": credential}
     if breakage == "replayed":
-        assert (await idp.client.post(PAGE, data=form, allow_redirects=False)).status == 303
+        assert (await idp.client.post(PAGE, data=form, allow_redirects=False)).status == 200
         await idp.services.durable.delete_passkeys("acme", user.id)
     resp = await idp.client.post(PAGE, data=form, allow_redirects=False)
     assert resp.status == 400

@@ -125,6 +125,13 @@ async def add_passkey(services: Services, realm: Realm, call: Call) -> Answer:
         return await _list_page(services, realm, call, session, user, error=failed.description, status=400)
     await services.audit(realm.name, "passkey_added", user_id=user.id, ip=call.ip, name=added.name,
                          aaguid=added.aaguid)
+    if realm.config.mfa.recovery_codes > 0 and await services.durable.count_recovery_codes(realm.name, user.id) == 0:
+        # A first second factor: its recovery codes, shown once (as engine.accounts.security does).
+        codes = await recovery_codes.regenerate(services, realm, user.id)
+        await services.audit(realm.name, events.RECOVERY_CODES_GENERATED, user_id=user.id, ip=call.ip,
+                             count=len(codes))
+        return page(call, services, realm, "account_recovery_codes.html", codes=codes, notice=NOTICES["added"],
+                    back=f"{realm_base(call, realm)}{security.PATH}")
     return Answer.see_other(f"{realm_base(call, realm)}{PATH}?done=added")
 
 
