@@ -94,9 +94,11 @@ async def second_factor(services: Services, realm: Realm, call: Call) -> Answer:
     ip = call.ip
     limit = realm.config.rate_limits.login_per_account
     wait = await hit(services, realm, "mfa_user", pending.user_id, limit)
-    if wait is not None:
-        raise RateLimited(wait, "too many second-factor attempts; wait a moment and try again")
     try:
+        if wait is not None:
+            # A locked user gets the lockout page even when the plain rate limit also refuses.
+            await lockout.check(services, realm, email="", ip=ip, account=_account_key(pending.user_id))
+            raise RateLimited(wait, "too many second-factor attempts; wait a moment and try again")
         attempt = await lockout.begin(services, realm, email="", ip=ip, account=_account_key(pending.user_id))
     except lockout.Locked as locked:
         await services.audit(realm.name, events.MFA_FAILED, user_id=pending.user_id, ip=ip, method=method,
@@ -185,9 +187,7 @@ async def enrol(services: Services, realm: Realm, call: Call) -> Answer:
     if not mfa.check_csrf(pending, params.get("csrf")) or pending.stage != "enrol" \
             or realm.config.mfa.totp == "off":
         raise PendingExpired()
-    wait = await hit(services, realm, "mfa_user", pending.user_id, realm.config.rate_limits.login_per_account)
-    if wait is not None:
-        raise RateLimited(wait, "too many attempts; wait a moment and try again")
+    # (no guessing here: the user is shown the secret; a pending state takes MAX_ATTEMPTS)
     secret = await _enrol_secret(services, realm, pending)
     if not await totp.enrol(services, realm, pending.user_id, secret, params.get("code", "")[:64]):
         if not await mfa.count_failure(services, realm, pending):
