@@ -73,6 +73,11 @@ class PasskeyWorld:
         await page.get_by_label("Password").fill(password)
         await page.click("button:has-text('Sign in')")
 
+    async def back_at_application(self) -> None:
+        """The browser is at the application's callback (the login page has an `#email` too)."""
+        await self.page.wait_for_url(f"{self.relying_party.base}/callback?*")
+        await self.page.wait_for_selector("p#email")
+
     async def enrol_passkey(self, name: str) -> None:
         """On the account security page, in its passkeys section."""
         page = self.page
