@@ -371,8 +371,10 @@ async def test_second_factor_lists_the_users_keys_and_counts_failures(idp):
     options = await (await idp.client.post("/passkeys/second-factor/options", data={"csrf": fields["csrf"]})).json()
     assert [c["id"] for c in options["publicKey"]["allowCredentials"]] == [b64u(auth.credential_id)]
     bad = await idp.client.post("/passkeys/second-factor", data={
-        **fields, "ceremony": options["ceremony"], "credential": auth.get(options["publicKey"], verified=False)})
-    assert bad.status == 400 and 'role="alert"' in await bad.text()
+        **fields, "ceremony": options["ceremony"], "credential": auth.get(options["publicKey"], verified=False)},
+        allow_redirects=False)
+    assert bad.status == 303 and bad.headers["Location"] == "/mfa?error=passkey"
+    assert "The passkey could not be used" in await (await idp.client.get(bad.headers["Location"])).text()
     options = await (await idp.client.post("/passkeys/second-factor/options", data={"csrf": fields["csrf"]})).json()
     good = await idp.client.post("/passkeys/second-factor", data={
         **fields, "ceremony": options["ceremony"], "credential": auth.get(options["publicKey"])},
@@ -399,7 +401,8 @@ async def test_another_users_key_is_no_second_factor(idp):
     resp = await idp.client.post("/passkeys/second-factor", data={
         **fields, "ceremony": options["ceremony"], "credential": other.get(options["publicKey"])},
         allow_redirects=False)
-    assert resp.status == 400
+    assert resp.status == 303 and resp.headers["Location"] == "/mfa?error=passkey"
+    assert not [e for e in await idp.services.durable.list_events("acme") if e.type == "mfa_verified"]
 
 
 async def test_an_expired_challenge_is_refused(idp):

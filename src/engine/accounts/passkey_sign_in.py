@@ -27,7 +27,7 @@ from engine import events
 from engine.accounts import mfa, passkeys
 from engine.errors import InvalidRequest, NotFound, RateLimited
 from engine.exchange import Answer, Call
-from engine.oauth.flows import Flow, load_flow
+from engine.oauth.flows import Flow, load_flow, realm_base
 from engine.oauth.params import form_params
 from engine.oauth.ratelimit import hit
 from engine.realm import Realm
@@ -112,8 +112,6 @@ async def second_factor_options(services: Services, realm: Realm, call: Call) ->
 
 
 async def second_factor(services: Services, realm: Realm, call: Call) -> Answer:
-    from engine.accounts.mfa_pages import _second_factor_form
-
     pending, params = await _pending(services, realm, call)
     try:
         signed = await passkeys.authenticate(services, realm, params.get("ceremony", ""),
@@ -125,7 +123,7 @@ async def second_factor(services: Services, realm: Realm, call: Call) -> Answer:
                              reason=failed.reason.split(":")[0])
         if not await mfa.count_failure(services, realm, pending):  # counted as a wrong code
             raise mfa.PendingExpired() from None
-        return await _second_factor_form(call, services, realm, pending, error=failed.description, status=400,
-                                         method=METHOD)
+        # The second-factor page again, saying the passkey could not be used (engine.accounts.mfa_pages).
+        return Answer.see_other(f"{realm_base(call, realm)}{mfa.SECOND_FACTOR_PATH}?error=passkey")
     await services.audit(realm.name, events.MFA_VERIFIED, user_id=pending.user_id, ip=call.ip, method=METHOD)
     return await mfa.finish_second_factor(services, realm, call, pending, method_amr=signed.method_amr)
