@@ -478,3 +478,17 @@ async def test_enrolment_in_the_sign_in_then_the_second_factor_path_is_closed(tm
     assert again.status == 400
     tokens = await (await exchange(idp, query_of(done.headers["Location"])["code"], verifier)).json()
     assert jwt_parts(tokens["id_token"])[1]["amr"] == ["pwd", "hwk", "user", "mfa"]
+
+
+async def test_an_operator_reset_removes_the_passkeys(idp):
+    """`idp users reset-mfa` (engine.accounts.mfa.reset) takes the passkeys too: they sign
+    in no more, and `idp users show` counts none."""
+    from engine.accounts import mfa
+
+    user, auth = await enrolled(idp)
+    realm = idp.realm()
+    assert (await mfa.describe_factors(idp.services, realm, user.id))["passkeys"] == 1
+    removed = await mfa.reset(idp.services, realm, user.id)
+    assert removed["passkeys"] == 1
+    assert (await mfa.describe_factors(idp.services, realm, user.id))["passkeys"] == 0
+    assert (await passkey_sign_in(idp, auth)).status == 400
