@@ -1,107 +1,40 @@
 """Passkeys over HTTP with a software authenticator (tests.accounts.soft_authenticator),
 both store pairs: the relying party's checks of WebAuthn Level 3 §7.1 (registration) and
-§7.2 (authentication) one by one, the challenge's single use and binding (§13.4.3), the
-signature counter (§6.1.1), and the account pages' guards (session, CSRF, recent sign-in,
-the last factor of a `required` realm). The browser tests (test_passkeys_browser.py) run
-the same ceremonies in Chromium."""
+§7.2 (authentication) one by one, the challenge's single use, binding and lifetime
+(§13.4.3), the signature counter (§6.1.1), and the account pages' guards (session, CSRF,
+recent sign-in, the last factor of a `required` realm). The browser tests
+(test_passkeys_browser.py) run the same ceremonies in Chromium; test_passkeys_mfa.py has
+the passkey as a second factor."""
 
 from __future__ import annotations
 
-import base64
 import re
 from datetime import UTC, datetime
 
 import pytest
 
-from engine.clock import FrozenClock
 from engine.store import WebAuthnCredential
-from engine.web.app import create_app
-from engine.web.appkeys import SERVICES
-from tests.accounts.soft_authenticator import SoftAuthenticator, b64u
-from tests.oauth.conftest import ACME, OTHER, SPA_REDIRECT, Idp, build_idp, jwt_parts, query_of, write_config
+from tests.accounts.passkey_http import (
+    PAGE,
+    authenticator,
+    enrol,
+    enrolled,
+    finish_sign_in,
+    login_form,
+    page_csrf,
+    passkey_idp,
+    passkey_sign_in,
+    sign_in_options,
+    signed_in,
+)
+from tests.accounts.soft_authenticator import b64u
+from tests.oauth.conftest import ACME, SPA_REDIRECT, build_idp, jwt_parts, query_of
 from tests.oauth.flow import authorize, exchange, form_fields, login_for_code
-
-PASSKEYS_ON = ACME + "mfa: {passkeys: optional}\n"
-PAGE = "/account/security/passkeys"
-
-
-async def passkey_idp(tmp_path, backend, aiohttp_client, port: int, acme: str = PASSKEYS_ON) -> Idp:
-    """The IdP with its base URL on `localhost` (a WebAuthn relying party id may not be an
-    IP address: `idp check` refuses it), reached over 127.0.0.1."""
-    config = write_config(tmp_path, backend, {"acme": acme, "other": OTHER}, f"http://localhost:{port}")
-    clock = FrozenClock()
-    app = create_app(config, clock=clock, ephemeral_prefix=backend.ephemeral_prefix,
-                     environ={"IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode()})
-    client = await aiohttp_client(app, server_kwargs={"port": port})
-    return Idp(client=client, services=app[SERVICES], clock=clock)
 
 
 @pytest.fixture
 async def idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory):
     return await passkey_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory())
-
-
-def authenticator(idp) -> SoftAuthenticator:
-    return SoftAuthenticator(idp.services.runtime.config.server.base_url, "localhost")
-
-
-async def signed_in(idp):
-    user = await idp.add_user()
-    code, _, _ = await login_for_code(idp)
-    assert code
-    return user
-
-
-async def page_csrf(idp) -> str:
-    page = await idp.client.get(PAGE)
-    assert page.status == 200, await page.text()
-    return form_fields(await page.text())["csrf"]
-
-
-async def enrol(idp, auth: SoftAuthenticator, name: str = "Laptop", **create_kw):
-    csrf = await page_csrf(idp)
-    options = await idp.client.post(f"{PAGE}/options", data={"csrf": csrf})
-    assert options.status == 200, await options.text()
-    document = await options.json()
-    return await idp.client.post(PAGE, data={"csrf": csrf, "ceremony": document["ceremony"], "name": name,
-                                             "credential": auth.create(document["publicKey"], **create_kw)},
-                                 allow_redirects=False)
-
-
-async def login_form(idp) -> dict[str, str]:
-    """A new authorization in this browser: the hidden fields of the passkey form."""
-    resp, _ = await authorize(idp)
-    assert resp.status == 303
-    html = await (await idp.client.get(resp.headers["Location"])).text()
-    form = re.search(r'<form method="post" action="[^"]*/passkeys/sign-in".*?</form>', html, re.S)
-    assert form, html
-    return form_fields(form.group(0))
-
-
-async def sign_in_options(idp, fields: dict[str, str]) -> dict:
-    resp = await idp.client.post("/passkeys/sign-in/options", data={"flow": fields["flow"], "csrf": fields["csrf"]})
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
-
-
-async def finish_sign_in(idp, fields, options, credential: str):
-    return await idp.client.post("/passkeys/sign-in", data={**fields, "ceremony": options["ceremony"],
-                                                            "credential": credential}, allow_redirects=False)
-
-
-async def passkey_sign_in(idp, auth: SoftAuthenticator, **get_kw):
-    idp.client.session.cookie_jar.clear()
-    fields = await login_form(idp)
-    options = await sign_in_options(idp, fields)
-    return await finish_sign_in(idp, fields, options, auth.get(options["publicKey"], **get_kw))
-
-
-async def enrolled(idp) -> tuple[object, SoftAuthenticator]:
-    user = await signed_in(idp)
-    auth = authenticator(idp)
-    resp = await enrol(idp, auth)
-    assert resp.status == 200 and "recovery-codes" in await resp.text(), await resp.text()
-    return user, auth
 
 
 # registration (§7.1)
@@ -341,68 +274,7 @@ async def test_the_last_factor_of_a_required_realm_stays(tmp_path, backend, aioh
     assert len(await idp.services.durable.list_passkeys("acme", user.id)) == 1
 
 
-# the second factor (engine.accounts.mfa's page)
-
-
-async def second_factor_form(idp) -> dict[str, str]:
-    """A password sign-in of a user with a passkey: the second-factor page's passkey form."""
-    idp.client.session.cookie_jar.clear()
-    resp, _ = await authorize(idp)
-    login = await idp.client.get(resp.headers["Location"])
-    html = await login.text()
-    action = re.search(r'<form method="post" action="([^"]+)"', html).group(1)
-    fields = form_fields(re.search(r'<form method="post" action="[^"]*/login/password".*?</form>', html, re.S)[0])
-    resp = await idp.client.post(action, data={**fields, "email": "alice@example.com",
-                                               "password": "correct horse battery"}, allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"].endswith("/mfa"), resp.headers.get("Location")
-    page = await (await idp.client.get(resp.headers["Location"])).text()
-    form = re.search(r'<form method="post" action="[^"]*/passkeys/second-factor".*?</form>', page, re.S)
-    assert form, page
-    return form_fields(form.group(0))
-
-
-async def test_second_factor_lists_the_users_keys_and_counts_failures(idp):
-    """§5.5 allowCredentials: the user's own keys. A failed assertion is an `mfa_failed`
-    event (method passkey) and the page again with an error; then the right one passes
-    with amr pwd + hwk + user + mfa."""
-    user, auth = await enrolled(idp)
-    fields = await second_factor_form(idp)
-    assert (await idp.client.post("/passkeys/second-factor/options", data={"csrf": "forged"})).status == 400
-    options = await (await idp.client.post("/passkeys/second-factor/options", data={"csrf": fields["csrf"]})).json()
-    assert [c["id"] for c in options["publicKey"]["allowCredentials"]] == [b64u(auth.credential_id)]
-    bad = await idp.client.post("/passkeys/second-factor", data={
-        **fields, "ceremony": options["ceremony"], "credential": auth.get(options["publicKey"], verified=False)},
-        allow_redirects=False)
-    assert bad.status == 303 and bad.headers["Location"] == "/mfa?error=passkey"
-    assert "The passkey could not be used" in await (await idp.client.get(bad.headers["Location"])).text()
-    options = await (await idp.client.post("/passkeys/second-factor/options", data={"csrf": fields["csrf"]})).json()
-    good = await idp.client.post("/passkeys/second-factor", data={
-        **fields, "ceremony": options["ceremony"], "credential": auth.get(options["publicKey"])},
-        allow_redirects=False)
-    assert good.status == 303 and good.headers["Location"].startswith(SPA_REDIRECT), await good.text()
-    outcomes = [(e.type, e.data.get("method")) for e in await idp.services.durable.list_events("acme")
-                if e.type in ("mfa_failed", "mfa_verified")]
-    assert outcomes == [("mfa_failed", "passkey"), ("mfa_verified", "passkey")]
-    [stored] = await idp.services.durable.list_passkeys("acme", user.id)
-    assert stored.sign_count == 2  # the refused assertion recorded nothing
-
-
-async def test_another_users_key_is_no_second_factor(idp):
-    """The assertion must come from a key of the user who gave the password (step 6)."""
-    _, auth = await enrolled(idp)
-    mallory = await idp.add_user("mallory@example.com")
-    other = authenticator(idp)
-    await idp.services.durable.add_passkey(WebAuthnCredential(
-        realm="acme", credential_id=b64u(other.credential_id), user_id=mallory.id, public_key=other._cose_key(),
-        sign_count=0, transports=(), aaguid="", name="Mallory's", created_at=datetime.now(UTC)))
-    other.user_handle = mallory.id.encode()
-    fields = await second_factor_form(idp)
-    options = await (await idp.client.post("/passkeys/second-factor/options", data={"csrf": fields["csrf"]})).json()
-    resp = await idp.client.post("/passkeys/second-factor", data={
-        **fields, "ceremony": options["ceremony"], "credential": other.get(options["publicKey"])},
-        allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/mfa?error=passkey"
-    assert not [e for e in await idp.services.durable.list_events("acme") if e.type == "mfa_verified"]
+# more of §7.2 and §13.4.3
 
 
 async def test_an_expired_challenge_is_refused(idp):
@@ -439,56 +311,3 @@ async def test_a_passkey_signs_in_again_for_the_account_page(idp):
     assert done.status == 303 and done.headers["Location"].endswith("/account/security"), done.headers.get("Location")
     page = await idp.client.get("/account/security", allow_redirects=False)
     assert page.status == 200 and "Laptop" in await page.text()
-
-
-
-async def test_enrolment_in_the_sign_in_then_the_second_factor_path_is_closed(tmp_path, backend, aiohttp_client,
-                                                                             unused_tcp_port_factory):
-    """`required`: after the password, the user without a passkey enrols one on the
-    enrolment page (stage "enrol"); asserting a key is not accepted there, registering
-    one is; the recovery codes are shown once, then the sign-in completes with amr
-    pwd + hwk + user + mfa."""
-    idp = await passkey_idp(tmp_path, backend, aiohttp_client, unused_tcp_port_factory(),
-                            acme=ACME + "mfa: {passkeys: required}\n")
-    user = await idp.add_user()
-    resp, verifier = await authorize(idp)
-    html = await (await idp.client.get(resp.headers["Location"])).text()
-    fields = form_fields(re.search(r'<form method="post" action="[^"]*/login/password".*?</form>', html, re.S)[0])
-    resp = await idp.client.post("/login/password", data={**fields, "email": "alice@example.com",
-                                                          "password": "correct horse battery"}, allow_redirects=False)
-    assert resp.headers["Location"].endswith("/mfa/enrol")
-    page = await (await idp.client.get("/mfa/enrol")).text()
-    enrol_form = form_fields(re.search(r'<form method="post" action="[^"]*/passkeys/enrol".*?</form>', page,
-                                       re.S)[0])
-    assert (await idp.client.post("/passkeys/second-factor/options", data={"csrf": enrol_form["csrf"]})).status == 400
-    options = await (await idp.client.post("/passkeys/enrol/options", data={"csrf": enrol_form["csrf"]})).json()
-    auth = authenticator(idp)
-    codes_page = await idp.client.post("/passkeys/enrol", data={
-        **enrol_form, "ceremony": options["ceremony"], "name": "Laptop",
-        "credential": auth.create(options["publicKey"])}, allow_redirects=False)
-    assert codes_page.status == 200, await codes_page.text()
-    codes = re.findall(r"<li><code>([^<]+)</code></li>", await codes_page.text())
-    assert len(codes) == 10 and await idp.services.durable.count_recovery_codes("acme", user.id) == 10
-    # The codes shown, the sign-in goes on (once): the passkey is its second factor.
-    done = await idp.client.post("/passkeys/enrol/continue", data={"csrf": enrol_form["csrf"]},
-                                 allow_redirects=False)
-    assert done.status == 303 and done.headers["Location"].startswith(SPA_REDIRECT), await done.text()
-    again = await idp.client.post("/passkeys/enrol/continue", data={"csrf": enrol_form["csrf"]},
-                                  allow_redirects=False)
-    assert again.status == 400
-    tokens = await (await exchange(idp, query_of(done.headers["Location"])["code"], verifier)).json()
-    assert jwt_parts(tokens["id_token"])[1]["amr"] == ["pwd", "hwk", "user", "mfa"]
-
-
-async def test_an_operator_reset_removes_the_passkeys(idp):
-    """`idp users reset-mfa` (engine.accounts.mfa.reset) takes the passkeys too: they sign
-    in no more, and `idp users show` counts none."""
-    from engine.accounts import mfa
-
-    user, auth = await enrolled(idp)
-    realm = idp.realm()
-    assert (await mfa.describe_factors(idp.services, realm, user.id))["passkeys"] == 1
-    removed = await mfa.reset(idp.services, realm, user.id)
-    assert removed["passkeys"] == 1
-    assert (await mfa.describe_factors(idp.services, realm, user.id))["passkeys"] == 0
-    assert (await passkey_sign_in(idp, auth)).status == 400
