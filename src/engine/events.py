@@ -42,6 +42,8 @@ ENGINE_TYPES = frozenset({
     "password_reset_requested", "password_reset", "user_created", "user_disabled", "user_enabled",
     "user_deleted", "sessions_revoked", "password_reset_link_issued", "unverified_account_removed",
     "device_approved", "device_denied",  # RFC 8628 §3.3 the user's answer on the confirmation page
+    # passkeys (issue 20, engine.accounts.passkey_enrolment and passkey_sign_in)
+    "passkey_added", "passkey_renamed", "passkey_removed", "passkey_failed",
 }) | MFA_TYPES
 
 

@@ -26,7 +26,7 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 _ids = itertools.count(1)
 
 ALL_MIGRATIONS = ["0001_init", "0002_family_resources_user_origin", "0003_logout_deliveries",
-                  "0004_mfa"]
+                  "0004_mfa", "0005_webauthn_credentials"]
 
 
 def user(realm: str = "main", email: str | None = "Alice@Example.com", **kw) -> User:

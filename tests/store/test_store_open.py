@@ -18,7 +18,7 @@ from engine.store.sql.postgres import PostgresDurableStore
 from engine.store.sql.sqlite import SqliteDurableStore
 
 ALL_MIGRATIONS = ["0001_init", "0002_family_resources_user_origin", "0003_logout_deliveries",
-                  "0004_mfa"]
+                  "0004_mfa", "0005_webauthn_credentials"]
 
 
 @pytest.mark.parametrize(

@@ -139,3 +139,8 @@ async def credentials_login(services: Services, realm: Realm, call: Call) -> Ans
     # The session starts now, or after a second factor (engine.accounts.mfa).
     return await finish_first_factor(services, realm, call, flow, identity.user_id, amr=["pwd"],
                                      provider=provider_id, writes=writes, cookies=cookies, user=identity.user)
+
+
+def login_page_with_error(call: Call, services: Services, realm: Realm, flow, error: str) -> Answer:
+    """The sign-in page again with `error` (400): another sign-in method failed (a passkey)."""
+    return _login_page(call, services, realm, flow, error=error, status=400)

@@ -10,7 +10,9 @@ than guessing (an undeclared-scope check without the realm's `scopes` would be n
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from engine.config.models import Client, RealmBase
 from engine.config.yaml_source import Loc
@@ -189,3 +191,28 @@ def _token_exchange_problems(realm: RealmBase, client: Client, at: Loc) -> list[
         if name not in known:
             problems.append(((*at, "token_exchange", "from_clients", j), f"no client {name!r} in this realm"))
     return problems
+
+
+def passkeys_problems(realm: RealmBase, base_url: str | None) -> list[tuple[Loc, str]]:
+    """Passkeys (`mfa.passkeys` on) need a base URL that browsers accept for WebAuthn: its
+    host is the relying party id, which may not be an IP address (WebAuthn Level 3 §5.1.3:
+    a valid domain), and the pages must be a secure context (https, or http://localhost)."""
+    if realm.mfa.passkeys == "off" or not base_url:
+        return []
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+    except ValueError:
+        return []  # an invalid base_url is its own problem
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [(("mfa", "passkeys"), f"passkeys need base_url on a domain name: browsers refuse the IP address"
+                                      f" {host} as WebAuthn relying party id (use http://localhost for a laptop)")]
+    secure = parts.scheme == "https" or host == "localhost" or host.endswith(".localhost")
+    if not secure:
+        return [(("mfa", "passkeys"), f"passkeys need base_url on https (or http://localhost): browsers offer"
+                                      f" WebAuthn only to secure contexts, and {base_url} is not one")]
+    return []

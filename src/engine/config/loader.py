@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine.config.checks import realm_problems, templates_problems
+from engine.config.checks import passkeys_problems, realm_problems, templates_problems
 from engine.config.env import SERVER_VARIABLES, Expansion, SecretValue, expand_env
 from engine.config.messages import data_loc, describe
 from engine.config.models import RealmBase, ServerConfig, build_realm_model
@@ -181,7 +181,8 @@ def load_config(
         cwd = Path.cwd()
         for file in sorted(realms_dir.glob("*.yaml")) + sorted(realms_dir.glob("*.yml")):
             source = load_yaml(_display(file, cwd))
-            realm = _load_realm(source, file, realm_model, provider_types, environ, settings.loopback, path.parent)
+            realm = _load_realm(source, file, realm_model, provider_types, environ, settings.loopback, path.parent,
+                                settings.base_url)
             if isinstance(source.data, dict) and isinstance(source.data.get("name"), str):
                 names.add(source.data["name"])
             elif not isinstance(source.data, dict):  # unreadable: its name should be its file's
@@ -214,11 +215,12 @@ class _ServerSettings:
     realms: str | None  # None: unknown (the realms are not checked)
     root_realm: str | None
     loopback: bool
+    base_url: str | None = None  # None: unknown (checks that need it are skipped)
 
 
 def _server_settings(server: ServerConfig | None, raw: dict[str, Any] | None) -> _ServerSettings:
     if server is not None:
-        return _ServerSettings(server.realms, server.root_realm, is_loopback_url(server.base_url))
+        return _ServerSettings(server.realms, server.root_realm, is_loopback_url(server.base_url), server.base_url)
     if raw is None:
         return _ServerSettings(None, None, True)
     defaults = ServerConfig.model_fields
@@ -234,7 +236,8 @@ def _server_settings(server: ServerConfig | None, raw: dict[str, Any] | None) ->
 
 
 def _load_realm(source: Source, file: Path, realm_model: type[RealmBase], provider_types: list[str],
-                environ: Mapping[str, str], loopback: bool, config_dir: Path) -> RealmBase | None:
+                environ: Mapping[str, str], loopback: bool, config_dir: Path,
+                base_url: str | None = None) -> RealmBase | None:
     """Validate one realm file, its problems into `source.problems`; the realm if it validated."""
     expansion = Expansion()
     parsed = not source.problems
@@ -253,6 +256,8 @@ def _load_realm(source: Source, file: Path, realm_model: type[RealmBase], provid
     found = result.problems() if isinstance(result, _Partial) else realm_problems(realm)
     if not isinstance(result, _Partial) or "templates" not in result.incomplete:
         found += templates_problems(realm, config_dir)
+    if not isinstance(result, _Partial):
+        found += passkeys_problems(realm, base_url)
     name = source.data.get("name") if isinstance(source.data, dict) else None
     if isinstance(name, str) and name != file.stem and (not isinstance(result, _Partial) or
                                                          "name" not in result.incomplete):

@@ -29,6 +29,7 @@ from engine.store.protocols import (
     StoreUnavailable,
     TotpFactor,
     User,
+    WebAuthnCredential,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "User",
+    "WebAuthnCredential",
     "open_durable",
     "open_ephemeral",
     "sqlite_path",

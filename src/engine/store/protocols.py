@@ -179,6 +179,26 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class WebAuthnCredential:
+    """A passkey (WebAuthn public key credential) of a user (issue 20).
+
+    `credential_id` is the base64url of the raw credential id; `public_key` the COSE key
+    (WebAuthn §6.5.1.1) as the authenticator gave it at registration; `sign_count` the
+    last signature counter seen (§6.1.1); `name` the user's own name for it."""
+
+    realm: str
+    credential_id: str
+    user_id: str
+    public_key: bytes
+    sign_count: int
+    transports: tuple[str, ...]
+    aaguid: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TotpFactor:
     """A user's TOTP second factor (RFC 6238). `secret` is encrypted under the
     key-encryption key (opaque bytes here); `last_step` is the time step of the last code
@@ -388,6 +408,33 @@ class DurableStore(Protocol):
 
     async def delete_recovery_codes(self, realm: str, user_id: str) -> int:
         """Remove every recovery code of the user; how many there were."""
+
+
+    # passkeys (issue 20: WebAuthn credentials)
+    async def add_passkey(self, credential: WebAuthnCredential) -> None:
+        """AlreadyExists if (realm, credential_id) is registered already (to anyone)."""
+
+    async def list_passkeys(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
+        """The user's passkeys, oldest first."""
+
+    async def find_passkey(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
+        """The passkey with this credential id (a sign-in names no user: discoverable credentials)."""
+
+    async def use_passkey(
+        self, realm: str, credential_id: str, *, expect_sign_count: int, sign_count: int, now: datetime
+    ) -> bool:
+        """Record a verified sign-in: the new counter and `last_used_at`, only if the stored
+        counter is still `expect_sign_count` (compare-and-set: of two sign-ins with the same
+        counter, one wins). False: unknown, or the counter moved meanwhile."""
+
+    async def rename_passkey(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
+        """Rename one of the user's passkeys; False if the user has no such passkey."""
+
+    async def delete_passkey(self, realm: str, user_id: str, credential_id: str) -> bool:
+        """Remove one of the user's passkeys; False if the user has no such passkey."""
+
+    async def delete_passkeys(self, realm: str, user_id: str) -> int:
+        """Remove all of the user's passkeys; how many there were."""
 
 
 class EphemeralStore(Protocol):

@@ -62,6 +62,7 @@ from engine.web.health import healthz, readyz
 from engine.web.landing import favicon, landing
 from engine.web.lifecycle import serving as serving_context
 from engine.web.middleware import request_middleware
+from engine.web.passkeys import add_passkey_routes
 from engine.web.routing import add_realm_route
 
 log = logging.getLogger("engine")
@@ -195,6 +196,7 @@ def create_app(
     add_realm_route(app, ["POST"], "/reset-password", reset, browser=True)
     add_federation_routes(app)
     add_mfa_routes(app)
+    add_passkey_routes(app)
     for register in extra_routes:
         register(app)
     return app

@@ -20,6 +20,7 @@ from engine.store.protocols import (
     RotateStatus,
     SigningKey,
     User,
+    WebAuthnCredential,
 )
 
 
@@ -172,3 +173,11 @@ class Rows:
         return AuditEvent(id=r["id"], realm=r["realm"], type=r["type"], at=self.dt(r["at"]),
                           user_id=r["user_id"], client_id=r["client_id"], ip=r["ip"],
                           data=self.js(r["data"]))
+
+    # passkeys (issue 20)
+
+    def webauthn(self, r: Mapping[str, Any]) -> WebAuthnCredential:
+        return WebAuthnCredential(realm=r["realm"], credential_id=r["credential_id"], user_id=r["user_id"],
+                                  public_key=bytes(r["public_key"]), sign_count=int(r["sign_count"]),
+                                  transports=tuple(r["transports"].split()), aaguid=r["aaguid"], name=r["name"],
+                                  created_at=self.dt(r["created_at"]), last_used_at=self.dt(r["last_used_at"]))

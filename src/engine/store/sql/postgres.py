@@ -40,6 +40,7 @@ from engine.store.protocols import (
     StoreUnavailable,
     TotpFactor,
     User,
+    WebAuthnCredential,
 )
 from engine.store.sql import (
     JOINED_USER_COLUMNS,
@@ -167,7 +168,7 @@ async def _delete_belongings(conn: asyncpg.Connection, realm: str, user_ids: lis
     """Everything stored under these (just deleted) users, in the caller's transaction."""
     if not user_ids:
         return
-    for table in ("credentials", "external_identities", "consents"):
+    for table in ("credentials", "external_identities", "consents", "webauthn_credentials"):
         await conn.execute(f"DELETE FROM {table} WHERE realm = $1 AND user_id = ANY($2::text[])", realm, user_ids)
     # The tokens go with their families (ON DELETE CASCADE).
     await conn.execute("DELETE FROM refresh_families WHERE realm = $1 AND user_id = ANY($2::text[])",
@@ -661,6 +662,53 @@ class PostgresDurableStore:
             realm, utc_or_none(since), limit,
         )
         return [ROWS.event(r) for r in rows]
+
+    # passkeys (issue 20: WebAuthn credentials)
+
+    async def add_passkey(self, credential: WebAuthnCredential) -> None:
+        c = credential
+        await self._execute(
+            "INSERT INTO webauthn_credentials (realm, credential_id, user_id, public_key, sign_count, transports,"
+            " aaguid, name, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            c.realm, c.credential_id, c.user_id, bytes(c.public_key), c.sign_count, " ".join(c.transports),
+            c.aaguid, c.name, utc(c.created_at), utc_or_none(c.last_used_at),
+        )
+
+    async def list_passkeys(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
+        rows = await self._fetch(
+            "SELECT * FROM webauthn_credentials WHERE realm = $1 AND user_id = $2 ORDER BY created_at, credential_id",
+            realm, user_id)
+        return [ROWS.webauthn(r) for r in rows]
+
+    async def find_passkey(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
+        row = await self._fetchrow(
+            "SELECT * FROM webauthn_credentials WHERE realm = $1 AND credential_id = $2", realm, credential_id)
+        return None if row is None else ROWS.webauthn(row)
+
+    async def use_passkey(
+        self, realm: str, credential_id: str, *, expect_sign_count: int, sign_count: int, now: datetime
+    ) -> bool:
+        changed = await self._execute(
+            "UPDATE webauthn_credentials SET sign_count = $3, last_used_at = $4"
+            " WHERE realm = $1 AND credential_id = $2 AND sign_count = $5",
+            realm, credential_id, int(sign_count), utc(now), int(expect_sign_count))
+        return changed == 1
+
+    async def rename_passkey(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
+        changed = await self._execute(
+            "UPDATE webauthn_credentials SET name = $4 WHERE realm = $1 AND user_id = $2 AND credential_id = $3",
+            realm, user_id, credential_id, name)
+        return changed == 1
+
+    async def delete_passkey(self, realm: str, user_id: str, credential_id: str) -> bool:
+        removed = await self._execute(
+            "DELETE FROM webauthn_credentials WHERE realm = $1 AND user_id = $2 AND credential_id = $3",
+            realm, user_id, credential_id)
+        return removed == 1
+
+    async def delete_passkeys(self, realm: str, user_id: str) -> int:
+        return await self._execute(
+            "DELETE FROM webauthn_credentials WHERE realm = $1 AND user_id = $2", realm, user_id)
 
     # --- second factors: TOTP and recovery codes (issue 20, engine.accounts.mfa) ---
 

@@ -38,6 +38,7 @@ from engine.store.protocols import (
     StoreUnavailable,
     TotpFactor,
     User,
+    WebAuthnCredential,
 )
 from engine.store.sql import (
     Rows,
@@ -145,7 +146,7 @@ async def _delete_belongings(tx: _Tx, realm: str, user_ids: list[str]) -> None:
     for start in range(0, len(user_ids), 500):  # SQLite's bound-parameter limit
         chunk = user_ids[start:start + 500]
         marks = ", ".join("?" for _ in chunk)
-        for table in ("credentials", "external_identities", "consents"):
+        for table in ("credentials", "external_identities", "consents", "webauthn_credentials"):
             await tx.exec(f"DELETE FROM {table} WHERE realm = ? AND user_id IN ({marks})", realm, *chunk)
         await tx.exec(f"DELETE FROM refresh_tokens WHERE realm = ? AND family_id IN (SELECT id FROM"
                       f" refresh_families WHERE realm = ? AND user_id IN ({marks}))", realm, realm, *chunk)
@@ -565,6 +566,52 @@ class SqliteDurableStore:
             " ORDER BY at, id LIMIT :limit", {"realm": realm, "since": _ts(since), "limit": limit},
         )
         return [ROWS.event(r) for r in rows]
+
+    # passkeys (issue 20: WebAuthn credentials)
+
+    async def add_passkey(self, credential: WebAuthnCredential) -> None:
+        c = credential
+        await self._exec(
+            "INSERT INTO webauthn_credentials (realm, credential_id, user_id, public_key, sign_count, transports,"
+            " aaguid, name, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            c.realm, c.credential_id, c.user_id, bytes(c.public_key), c.sign_count, " ".join(c.transports),
+            c.aaguid, c.name, _ts(c.created_at), _ts(c.last_used_at),
+        )
+
+    async def list_passkeys(self, realm: str, user_id: str) -> list[WebAuthnCredential]:
+        rows = await self._rows(
+            "SELECT * FROM webauthn_credentials WHERE realm = ? AND user_id = ? ORDER BY created_at, credential_id",
+            realm, user_id)
+        return [ROWS.webauthn(r) for r in rows]
+
+    async def find_passkey(self, realm: str, credential_id: str) -> WebAuthnCredential | None:
+        row = await self._row(
+            "SELECT * FROM webauthn_credentials WHERE realm = ? AND credential_id = ?", realm, credential_id)
+        return None if row is None else ROWS.webauthn(row)
+
+    async def use_passkey(
+        self, realm: str, credential_id: str, *, expect_sign_count: int, sign_count: int, now: datetime
+    ) -> bool:
+        changed = await self._exec(
+            "UPDATE webauthn_credentials SET sign_count = ?, last_used_at = ?"
+            " WHERE realm = ? AND credential_id = ? AND sign_count = ?",
+            int(sign_count), _ts(now), realm, credential_id, int(expect_sign_count))
+        return changed == 1
+
+    async def rename_passkey(self, realm: str, user_id: str, credential_id: str, name: str) -> bool:
+        changed = await self._exec(
+            "UPDATE webauthn_credentials SET name = ? WHERE realm = ? AND user_id = ? AND credential_id = ?",
+            name, realm, user_id, credential_id)
+        return changed == 1
+
+    async def delete_passkey(self, realm: str, user_id: str, credential_id: str) -> bool:
+        removed = await self._exec(
+            "DELETE FROM webauthn_credentials WHERE realm = ? AND user_id = ? AND credential_id = ?",
+            realm, user_id, credential_id)
+        return removed == 1
+
+    async def delete_passkeys(self, realm: str, user_id: str) -> int:
+        return await self._exec("DELETE FROM webauthn_credentials WHERE realm = ? AND user_id = ?", realm, user_id)
 
     # --- second factors: TOTP and recovery codes (issue 20, engine.accounts.mfa) ---
 
