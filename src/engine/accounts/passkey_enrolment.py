@@ -93,6 +93,17 @@ async def passkeys_page(services: Services, realm: Realm, call: Call) -> Answer:
     return await _list_page(services, realm, call, *signed_in)
 
 
+async def _options_answer(services: Services, realm: Realm, user: User, *, bound_to: str) -> Answer:
+    """The creation options for `user`'s next passkey (their existing ones excluded),
+    bound to `bound_to` (the session, or the pending sign-in); limited per account."""
+    wait = await hit(services, realm, "passkey_options", user.id, realm.config.rate_limits.login_per_account)
+    if wait is not None:
+        raise RateLimited(wait, "too many passkey requests; wait a moment and try again")
+    existing = await services.durable.list_passkeys(realm.name, user.id)
+    return Answer.no_store_json(await passkeys.registration_options(services, realm, user, existing,
+                                                                    bound_to=bound_to))
+
+
 async def registration_options(services: Services, realm: Realm, call: Call) -> Answer:
     """JSON options for `navigator.credentials.create()` (WebAuthn §5.4)."""
     signed_in = await _signed_in(services, realm, call)
@@ -100,12 +111,7 @@ async def registration_options(services: Services, realm: Realm, call: Call) -> 
     if signed_in is None:
         raise ReauthenticationRequired("your sign-in is more than 5 minutes old: reload the page and sign in again")
     session, user = signed_in
-    wait = await hit(services, realm, "passkey_options", user.id, realm.config.rate_limits.login_per_account)
-    if wait is not None:
-        raise RateLimited(wait, "too many passkey requests; wait a moment and try again")
-    existing = await services.durable.list_passkeys(realm.name, user.id)
-    return Answer.no_store_json(await passkeys.registration_options(services, realm, user, existing,
-                                                                    bound_to=session.key))
+    return await _options_answer(services, realm, user, bound_to=session.key)
 
 
 async def add_passkey(services: Services, realm: Realm, call: Call) -> Answer:
@@ -203,12 +209,7 @@ async def _enrolling(services: Services, realm: Realm, call: Call):
 
 async def flow_registration_options(services: Services, realm: Realm, call: Call) -> Answer:
     pending, _, user = await _enrolling(services, realm, call)
-    wait = await hit(services, realm, "passkey_options", user.id, realm.config.rate_limits.login_per_account)
-    if wait is not None:
-        raise RateLimited(wait, "too many passkey requests; wait a moment and try again")
-    existing = await services.durable.list_passkeys(realm.name, user.id)
-    return Answer.no_store_json(await passkeys.registration_options(services, realm, user, existing,
-                                                                    bound_to=pending.key))
+    return await _options_answer(services, realm, user, bound_to=pending.key)
 
 
 async def flow_enrol(services: Services, realm: Realm, call: Call) -> Answer:
