@@ -209,6 +209,22 @@ class ExamplesIdp:
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
+    def rotate_keys(self, signed_kid: Callable[[], str]) -> str:
+        """`idp keys rotate` twice (a `next` key, then active once published for
+        verifier_cache_ttl, 1 s here), then wait until `signed_kid()` (the kid of a token
+        made now) names a new key: the server re-reads its keys every 30 s. Returns that kid."""
+        old_kid = signed_kid()
+        self.cli("keys", "rotate", "--realm", REALM)
+        time.sleep(1.5)
+        self.cli("keys", "rotate", "--realm", REALM)
+        deadline = time.monotonic() + 45
+        kid = old_kid
+        while kid == old_kid and time.monotonic() < deadline:
+            time.sleep(1)
+            kid = signed_kid()
+        assert kid != old_kid, "the server never signed with the rotated key"
+        return kid
+
     def add_user(self, email: str, name: str = "Example User", password: str = USER_PASSWORD) -> None:
         self.cli("users", "add", "--realm", REALM, "--email", email, "--name", name, input=password + "\n")
 
