@@ -16,6 +16,7 @@ import dataclasses
 import pytest
 
 from engine.store.protocols import ExternalIdentity as IdentityLink
+from engine.store.protocols import TotpFactor, WebAuthnCredential
 from tests.accounts.conftest import ACME, build_idp, form_action, hidden_fields, link_in, mail_yaml
 from tests.accounts.helpers import forgot, register, reset, verify
 from tests.oauth.conftest import query_of
@@ -100,6 +101,29 @@ async def test_verification_link_takes_the_account_from_the_registrant(idp, aioh
     assert events["password_cleared"].data["via"] == "verification_link"
     assert events["identities_unlinked"].data["providers"] == ["github"]
     assert events["email_verified"].data["families_revoked"] == 1
+
+
+async def test_the_proof_removes_the_registrants_second_factors(idp, aiohttp_client):
+    """Issue 20 on top of issue 16: Mallory, before the victim, enrols her own passkey (it
+    signs in alone), her authenticator app and recovery codes on the account. Proving the
+    address removes them all, so none of them opens the account or stands in the owner's way."""
+    _mallory, _tokens, user = await pre_registered(idp, aiohttp_client)
+    durable, now = idp.services.durable, idp.clock.now()
+    await durable.add_passkey(WebAuthnCredential(
+        realm="acme", credential_id="mallorys-key", user_id=user.id, public_key=b"\xa5", sign_count=0,
+        transports=("internal",), aaguid="", name="Mallory's phone", created_at=now))
+    await durable.set_totp("acme", TotpFactor(user_id=user.id, secret=b"sealed", created_at=now))
+    await durable.set_recovery_codes("acme", user.id, ["0" * 64, "1" * 64], now)
+
+    idp.client.session.cookie_jar.clear()
+    resp = await verify(idp, link_in(await idp.last_mail(VICTIM), "/verify-email"))
+    assert resp.status == 200
+    assert await durable.list_passkeys("acme", user.id) == []
+    assert await durable.find_passkey("acme", "mallorys-key") is None
+    assert await durable.get_totp("acme", user.id) is None
+    assert await durable.count_recovery_codes("acme", user.id) == 0
+    events = {e.type: e for e in await durable.list_events("acme")}
+    assert events["email_verified"].data["factors_removed"] == {"totp": True, "recovery_codes": 2, "passkeys": 1}
 
 
 async def test_reset_link_takes_the_account_from_the_registrant(idp, aiohttp_client):

@@ -154,12 +154,8 @@ def mfa_demanded(realm: Realm, authz: dict[str, Any]) -> bool:
 
 
 async def passkey_count(services: Services, realm: Realm, user_id: str) -> int:
-    """The user's passkeys (engine.accounts.passkeys' store method, once that area is
-    merged; 0 without it)."""
-    lister = getattr(services.durable, "list_passkeys", None)
-    if lister is None:
-        return 0
-    return len(await lister(realm.name, user_id))
+    """How many passkeys the user has."""
+    return len(await services.durable.list_passkeys(realm.name, user_id))
 
 
 async def factors_of(services: Services, realm: Realm, user_id: str, *, codes: bool = False) -> Factors:
@@ -384,21 +380,27 @@ async def describe_factors(services: Services, realm: Realm, user_id: str) -> di
     """What an operator sees of a user's second factors (`idp users show`), whatever the
     realm's policy says now."""
     totp = await services.durable.get_totp(realm.name, user_id)
-    lister = getattr(services.durable, "list_passkeys", None)
     return {"totp": totp is not None,
             "totp_enrolled_at": totp.created_at.isoformat() if totp is not None else None,
             "recovery_codes_left": await services.durable.count_recovery_codes(realm.name, user_id),
-            "passkeys": len(await lister(realm.name, user_id)) if lister is not None else 0}
+            "passkeys": await passkey_count(services, realm, user_id)}
 
 
 async def reset(services: Services, realm: Realm, user_id: str) -> dict[str, Any]:
     """Remove every second factor of the user (`idp users reset-mfa`: a user who lost them
     all): TOTP, recovery codes, passkeys. In a `required` realm the user enrols again at the
     next sign-in."""
-    removed = {"totp": await services.durable.delete_totp(realm.name, user_id),
-               "recovery_codes": await services.durable.delete_recovery_codes(realm.name, user_id)}
-    deleter = getattr(services.durable, "delete_passkeys", None)  # engine.accounts.passkeys' storage
-    removed["passkeys"] = await deleter(realm.name, user_id) if deleter is not None else 0
-    await forget_devices(services, realm, user_id)
+    removed = await remove_factors(services, realm, user_id)
     await services.audit(realm.name, events.MFA_RESET, user_id=user_id, via="admin", **removed)
+    return removed
+
+
+async def remove_factors(services: Services, realm: Realm, user_id: str) -> dict[str, Any]:
+    """Delete the user's TOTP, recovery codes and passkeys and forget the browsers remembered
+    for them; what was removed, by kind (the caller audits it)."""
+    durable = services.durable
+    removed = {"totp": await durable.delete_totp(realm.name, user_id),
+               "recovery_codes": await durable.delete_recovery_codes(realm.name, user_id),
+               "passkeys": await durable.delete_passkeys(realm.name, user_id)}
+    await forget_devices(services, realm, user_id)
     return removed

@@ -10,11 +10,14 @@ signing in — everything set on the account before, by whoever made it, stops w
 - the password is deleted (the owner chooses one through the reset flow; the verification
   page leads straight there);
 - every federated link is removed;
+- every second factor is removed (TOTP, recovery codes, passkeys: a passkey alone signs in)
+  and no browser stays remembered for them;
 - every browser session and the access tokens issued up to now end, and every refresh
   family is revoked;
 
 then the address is marked verified. Audit: `password_cleared`, `identities_unlinked`
-(with the provider ids), and `email_verified` (with `via` and the families revoked).
+(with the provider ids), and `email_verified` (with `via`, the second factors removed and
+the families revoked).
 An account already verified is left alone: what was set on it after its proof was set by
 someone who could read the mailbox, or by an upstream that verified it.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.accounts.lockout import end_trust
+from engine.accounts.mfa import remove_factors
 from engine.accounts.sessions import end_user_sessions
 from engine.accounts.users import PASSWORD
 from engine.realm import Realm
@@ -67,6 +71,7 @@ async def address_proven(
             await durable.link_identity(link)  # the prover's own link, as it was
         else:
             removed.append(link)
+    factors = await remove_factors(services, realm, user.id)
     await end_user_sessions(services, realm, user.id, signing_in_now=signing_in_now)
     await end_trust(services, realm, user.email)  # the pre-registrant's device cookies too
     families = await durable.revoke_families(realm.name, services.clock.now(), REVOKE_REASON, user_id=user.id)
@@ -79,5 +84,6 @@ async def address_proven(
                              issuers=[link.issuer for link in removed])
     await services.audit(realm.name, EMAIL_VERIFIED, user_id=user.id, ip=ip, via=via,
                          password_cleared=password_cleared, identities_unlinked=len(removed),
+                         factors_removed={kind: n for kind, n in factors.items() if n},
                          sessions_ended=True, families_revoked=families)
     return updated or user
