@@ -91,9 +91,8 @@ async def _security(call: Call, services: Services, realm: Realm, session: Brows
                     notice: str | None = None, status: int = 200, **context: Any) -> Answer:
     user = await services.durable.get_user(realm.name, session.user_id)
     factors = await mfa.factors_of(services, realm, session.user_id, codes=True)
-    lister = getattr(services.durable, "list_passkeys", None)  # engine.accounts.passkeys' storage
-    if lister is not None and realm.config.mfa.passkeys != "off":
-        context.setdefault("passkeys", await lister(realm.name, session.user_id))
+    if realm.config.mfa.passkeys != "off":
+        context.setdefault("passkeys", await services.durable.list_passkeys(realm.name, session.user_id))
     return page(call, services, realm, "account_security.html", status=status, user=user, factors=factors,
                 policy=realm.config.mfa, notice=notice, **context)
 
