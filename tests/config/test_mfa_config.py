@@ -37,3 +37,10 @@ def test_require_mfa_in_a_realm_without_a_second_factor_is_a_problem(tmp_path, m
 def test_an_unknown_policy_is_a_problem(tmp_path, models, value):  # noqa: F811
     found = problems(write(tmp_path, f"name: acme\n{PASSWORD}mfa: {{totp: {value}}}\n"), models)
     assert len(found) == 1 and "acme.yaml:3" in found[0] and "mfa.totp" in found[0], found
+
+
+def test_remember_device_is_bounded(tmp_path, models):  # noqa: F811
+    """A remembered browser outliving what browsers keep a cookie (400 days) is a problem."""
+    found = problems(write(tmp_path, f"name: acme\n{PASSWORD}mfa: {{totp: optional, remember_device: 3650d}}\n"),
+                     models)
+    assert len(found) == 1 and "acme.yaml:3" in found[0] and "at most 400d" in found[0], found

@@ -464,6 +464,9 @@ def _off_is_off(value: Any) -> Any:
 FactorPolicy = Annotated[Literal["off", "optional", "required"], BeforeValidator(_off_is_off)]
 
 
+MAX_REMEMBER_DEVICE = timedelta(days=400)
+
+
 class MfaPolicy(Strict):
     """Strong sign-in of the realm (issue 20; engine.accounts.mfa). `off` (the default: a
     realm turns strong sign-in on in its file): the factor is not offered nor asked;
@@ -477,6 +480,13 @@ class MfaPolicy(Strict):
         timedelta(0), description="the second factor is not asked again on this browser for this long"
         " after it was given (0 = asked at every sign-in)")
     recovery_codes: int = Field(10, ge=0, le=50, description="single-use recovery codes made at enrolment")
+
+    @field_validator("remember_device")
+    @classmethod
+    def _remember_bounded(cls, value: timedelta) -> timedelta:
+        if value > MAX_REMEMBER_DEVICE:  # what browsers keep a cookie at most (RFC 6265bis §5.5)
+            raise ValueError("remember_device is at most 400d")
+        return value
 
     @property
     def required(self) -> bool:
