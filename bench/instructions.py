@@ -17,7 +17,9 @@ requests over 8 keep-alive connections, counters dumped):
 - `bare`: the bare aiohttp JSON endpoint (bench/bare_server.py; 4c: Tessera's discovery
   costs <= 1/0.70 of it);
 - `cc-rs256` / `floor-cc`: client_credentials with an RS256 access token from Tessera and
-  from the minimal aiohttp server (bench/aiohttp_floor.py; 1a).
+  from the minimal aiohttp server (bench/aiohttp_floor.py; 1a);
+- `cc-es256`: Tessera's client_credentials with an ES256 token, whose signature is small
+  next to the rest (2a: Tessera's own work per request is most of it).
 
 Usage: bench/instructions.py [--requests 2000] [--cases discovery,discovery-no-log,...].
 Needs valgrind (Debian: valgrind) and PostgreSQL and Redis as for bench/run.
@@ -122,12 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--cases", default="discovery,discovery-no-log,bare,cc-rs256,floor-cc")
+    parser.add_argument("--keep", type=Path, help="copy the callgrind dumps here (for callgrind_annotate)")
     args = parser.parse_args(argv)
     cases = set(args.cases.split(","))
     results: dict[str, float] = {}
     auth = "Basic " + base64.b64encode(f"svc-rs256:{CLIENT_SECRET}".encode()).decode()
     with tempfile.TemporaryDirectory(prefix="tessera-instructions-") as temp:
-        workdir = Path(temp)
+        workdir = args.keep or Path(temp)
+        workdir.mkdir(parents=True, exist_ok=True)
         directory = workdir / "deployment"
         write_deployment(directory, ["bench"], PORT)
         env = {**os.environ, **tessera_env()}
@@ -146,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             results["cc-rs256"] = count("cc-rs256", idp, issuer + "/.well-known/openid-configuration",
                                         "/realms/bench/token", args.requests // 4, workdir,
                                         post="grant_type=client_credentials", auth=auth, env=env, cwd=directory)
+        if "cc-es256" in cases:  # the same grant with a cheap signature: Tessera's own work shows
+            es256 = "Basic " + base64.b64encode(f"svc-es256:{CLIENT_SECRET}".encode()).decode()
+            results["cc-es256"] = count("cc-es256", idp, issuer + "/.well-known/openid-configuration",
+                                        "/realms/bench/token", args.requests // 4, workdir,
+                                        post="grant_type=client_credentials", auth=es256, env=env, cwd=directory)
         if "floor-cc" in cases:
             floor_auth = "Basic " + base64.b64encode(f"svc-rs256:{CLIENT_SECRET}".encode()).decode()
             results["floor-cc"] = count("floor-cc", [PYTHON, str(BENCH / "aiohttp_floor.py"), str(PORT),

@@ -173,3 +173,32 @@ INSERT INTO t VALUES ('1'); -- trailing
     assert conn.execute("SELECT a FROM t").fetchall() == [("z",)]
     with pytest.raises(ValueError):
         split_statements("CREATE TABLE u (a TEXT)")
+
+
+async def test_sqlite_cancelled_while_committing_stays_cancelled(tmp_path):
+    """A task cancelled while its COMMIT is queued on the connection's thread (the server
+    stopping under load) ends cancelled: the rollback that finds the transaction already
+    committed must not replace the cancellation with `cannot rollback` (a background loop
+    that catches errors would then go on, and the shutdown that awaits it would hang)."""
+    store = await SqliteDurableStore.open(str(tmp_path / "idp.sqlite3"))
+    try:
+        db = store._db
+        execute = db.execute
+
+        async def commit_then_cancelled(sql: str, *args):
+            if sql == "COMMIT":  # queued on the thread; the awaiting task is cancelled first
+                committing.append(asyncio.ensure_future(execute(sql, *args)))
+                await asyncio.sleep(0)  # the COMMIT is on the thread's queue
+                raise asyncio.CancelledError
+            return await execute(sql, *args)
+
+        committing: list[asyncio.Future] = []
+        db.execute = commit_then_cancelled
+        with pytest.raises(asyncio.CancelledError):
+            async with store._tx():
+                pass
+        db.execute = execute
+        await asyncio.gather(*committing)
+        assert not db.in_transaction
+    finally:
+        await store.close()

@@ -195,7 +195,15 @@ class SqliteDurableStore:
                     await self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
-                        await self._db.execute("ROLLBACK")
+                        try:
+                            await self._db.execute("ROLLBACK")
+                        except sqlite3.OperationalError:
+                            # Cancelled while the COMMIT was already queued on the
+                            # connection's thread: it committed, nothing is left to roll
+                            # back. The cancellation (or error) stays what is raised; a
+                            # `cannot rollback` in its place would let a background loop
+                            # that survives errors ignore its cancellation (a hung stop).
+                            pass
                     raise
 
     async def _row(self, sql: str, *params: Any) -> sqlite3.Row | None:
