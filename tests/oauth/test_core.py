@@ -89,7 +89,7 @@ async def test_introspection_without_http(idp):
     assert info["client_id"] == info["sub"] == "worker"
     assert info["scope"] == "videos.read"
     unknown = await introspect(idp.services, idp.realm(), Call.of(form={"token": "garbage"}, headers=auth))
-    assert unknown.body == b'{"active": false}'
+    assert json.loads(unknown.body) == {"active": False}
 
 
 async def test_introspection_refuses_public_clients_without_http(idp):

@@ -135,3 +135,18 @@ async def test_an_instance_shares_its_local_counts_before_it_stops(idp, monkeypa
     monkeypatch.setattr(ephemeral, "close", close_after_reading)
     await idp.client.close()
     assert seen == [4]
+
+
+async def test_windows_are_known_per_bucket_until_swept():
+    """`LocalCounters.live` says which buckets have a window here (a failure budget with
+    none is not spent, read without building its key); windows that ended are forgotten
+    with their bucket at the next sweep, so it stays as small as the windows."""
+    counters = LocalCounters(await open_ephemeral("memory://"))
+    limit = RateLimit(requests=10**6)
+    await counters.hit("a:rl:client_auth_ip:1.2.3.4:0", limit, WINDOW, 0, 1, "client_auth_ip")
+    await counters.hit("a:rl:client_auth_ip:5.6.7.8:0", limit, WINDOW, 0, 1, "client_auth_ip")
+    await counters.hit("a:rl:token:1.2.3.4:0", limit, WINDOW, 0, 1, "token")
+    assert counters.live == {"client_auth_ip": 2, "token": 1}
+    await counters.flush()
+    await counters.hit("a:rl:token:1.2.3.4:60", limit, WINDOW, WINDOW, WINDOW + 1, "token")  # sweeps the first three
+    assert counters.live == {"token": 1} and list(counters.windows) == ["a:rl:token:1.2.3.4:60"]

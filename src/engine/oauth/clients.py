@@ -76,13 +76,19 @@ REFUSED = "too many failed client authentications; retry later"
 async def authenticate_counted(services: Services, realm: Realm, authorization: str | None, params: dict[str, str],
                                ip: str, *, allow_public: bool = True) -> Client:
     """`authenticate`, refused while a failure budget is spent, its failures counted."""
-    budgets = _budgets(realm, _claimed_client(realm, authorization, params), ip)
+    try:
+        basic, malformed = _basic_credentials(authorization), None
+    except InvalidClient as exc:
+        basic, malformed = None, exc
+    budgets = _budgets(realm, _claimed_client(realm, basic, params), ip)
     for bucket, subject, limit in budgets:
         wait = over_limit(services, realm, bucket, subject, limit)
         if wait is not None:
             raise RateLimited(wait, REFUSED)
     try:
-        return authenticate(realm, authorization, params, allow_public=allow_public)
+        if malformed is not None:
+            raise malformed
+        return _authenticate(realm, basic, params, allow_public=allow_public)
     except InvalidClient:
         waits = [await hit(services, realm, bucket, subject, limit) for bucket, subject, limit in budgets]
         if any(wait is not None for wait in waits):
@@ -100,14 +106,10 @@ def _budgets(realm: Realm, client_id: str | None, ip: str) -> list[tuple[str, st
     return budgets
 
 
-def _claimed_client(realm: Realm, authorization: str | None, params: dict[str, str]) -> str | None:
+def _claimed_client(realm: Realm, basic: tuple[str, str] | None, params: dict[str, str]) -> str | None:
     """The configured confidential client the request claims to be (before any check), or
     None. A public client has no secret to guess: counting its failures per client would
     only let anyone refuse it to every user."""
-    try:
-        basic = _basic_credentials(authorization)
-    except InvalidClient:
-        basic = None
     client_id = basic[0] if basic is not None else params.get("client_id")
     client = realm.client(client_id) if client_id else None
     return client_id if client is not None and client.type == "confidential" else None
@@ -116,7 +118,12 @@ def _claimed_client(realm: Realm, authorization: str | None, params: dict[str, s
 def authenticate(realm: Realm, authorization: str | None, params: dict[str, str], *,
                  allow_public: bool = True) -> Client:
     """`authenticate_client` from the `Authorization` header's value and the parameters."""
-    basic = _basic_credentials(authorization)
+    return _authenticate(realm, _basic_credentials(authorization), params, allow_public=allow_public)
+
+
+def _authenticate(realm: Realm, basic: tuple[str, str] | None, params: dict[str, str], *,
+                  allow_public: bool) -> Client:
+    """`authenticate` from the decoded Basic credentials (None: no Basic header)."""
     posted_secret = params.get("client_secret")
     challenge_realm = realm.name
     if basic is not None:

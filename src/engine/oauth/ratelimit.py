@@ -134,12 +134,17 @@ class _Window:
     inflight: int = 0  # counted here, on its way to the store in a background sync
     synced_at: float = 0.0  # monotonic time of the last successful sync
     failed: bool = False  # the last background sync failed: count synchronously
+    bucket: str = ""  # what it counts (`token`, `client_auth_ip`, ...): see LocalCounters.live
 
 
 class LocalCounters:
     def __init__(self, ephemeral: Any):
         self.ephemeral = ephemeral
         self.windows: dict[str, _Window] = {}
+        # bucket -> how many of `windows` count it: a budget with no window here is not
+        # spent, known without building its key (failure budgets are looked at on every
+        # client authentication and counted only when one fails).
+        self.live: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._swept_at = 0
         self._due: dict[str, _Window] = {}  # windows with local counts to share
@@ -147,13 +152,14 @@ class LocalCounters:
         self._syncing = False  # one background sync at a time
         self._urgent = False  # a window reached its batch while a sync was under way
 
-    async def hit(self, key: str, limit: RateLimit, window: int, start: int, now: int) -> int:
+    async def hit(self, key: str, limit: RateLimit, window: int, start: int, now: int, bucket: str = "") -> int:
         """Count one request; return the (estimated) count, including it."""
         entry = self.windows.get(key)
         if entry is None:
             if now >= self._swept_at + 1:
                 self._sweep(now)
-            entry = self.windows[key] = _Window(ends=start + window, seconds=window)
+            entry = self.windows[key] = _Window(ends=start + window, seconds=window, bucket=bucket)
+            self.live[bucket] = self.live.get(bucket, 0) + 1
         batch = batch_size(limit)
         estimate = entry.shared + entry.inflight + entry.pending + 1
         if batch == 1 or entry.failed or entry.synced_at == 0.0 or estimate + batch > limit.requests:
@@ -237,7 +243,11 @@ class LocalCounters:
         """Forget windows that are over (their unshared counts no longer matter)."""
         self._swept_at = now
         for key in [k for k, w in self.windows.items() if w.ends <= now and not w.inflight]:
-            del self.windows[key]
+            bucket = self.windows.pop(key).bucket
+            if self.live[bucket] == 1:
+                del self.live[bucket]
+            else:
+                self.live[bucket] -= 1
 
 
 async def share_counts(services: Services) -> None:
@@ -278,7 +288,7 @@ async def hit(services: Services, realm: Realm, bucket: str, subject: str, limit
     now = services.clock.timestamp()
     start = now - now % window
     key = f"{realm.name}:rl:{bucket}:{rate_subject(subject)}:{start}"
-    count = await _counters(services).hit(key, limit, window, start, now)
+    count = await _counters(services).hit(key, limit, window, start, now, bucket)
     if count > limit.requests:
         return start + window - now
     return None
@@ -290,7 +300,7 @@ def over_limit(services: Services, realm: Realm, bucket: str, subject: str, limi
     and counted with `hit` only when it fails). An instance that has not counted in this
     window says None; its first failure there reads the shared count."""
     counters = services.rate_counters
-    if counters is None or not counters.windows:
+    if counters is None or bucket not in counters.live:
         return None
     window = max(1, int(limit.per.total_seconds()))
     now = services.clock.timestamp()

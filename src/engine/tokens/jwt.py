@@ -3,7 +3,7 @@
 Signing is on the hot path of every `/token` request, so it is done here in a few lines
 around `cryptography` (which makes the signature itself; no crypto primitive is written
 here): the header segment is serialised once per (alg, kid, typ), the claims are
-serialised with compact separators, and the key object joserfc holds signs directly.
+serialised by orjson (compact, UTF-8), and the key object joserfc holds signs directly.
 The output is ordinary compact JWS, which joserfc (and any JOSE library) verifies.
 
 Verification always passes an explicit algorithm allow-list (the realm's algs), so
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -34,7 +35,6 @@ from engine.errors import InvalidToken
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 _ECDSA_SHA256 = ec.ECDSA(_SHA256)
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
 def _b64(data: bytes) -> bytes:
@@ -48,7 +48,7 @@ def _unb64(segment: str) -> bytes:
 
 @lru_cache(maxsize=4096)
 def _header_segment(alg: str, kid: str, typ: str) -> bytes:
-    return _b64(_dumps({"alg": alg, "kid": kid, "typ": typ}).encode())
+    return _b64(orjson.dumps({"alg": alg, "kid": kid, "typ": typ}))
 
 
 def _sign_rs256(private_key: Any, data: bytes) -> bytes:
@@ -73,7 +73,7 @@ def sign(claims: dict[str, Any], key: Any, kid: str, alg: str, *, typ: str = "JW
     signer = _SIGNERS.get(alg)
     if signer is None:
         raise ValueError(f"unsupported signing algorithm {alg}")
-    signing_input = _header_segment(alg, kid, typ) + b"." + _b64(_dumps(claims).encode())
+    signing_input = _header_segment(alg, kid, typ) + b"." + _b64(orjson.dumps(claims))
     return (signing_input + b"." + _b64(signer(key.private_key, signing_input))).decode("ascii")
 
 
