@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.errors import InvalidRequest
 from tests.oauth.conftest import SPA_REDIRECT, WORKER_SECRET, basic_auth
 from tests.oauth.flow import authorize, submit_login
 
@@ -107,3 +108,24 @@ async def test_control_characters_in_a_login_form_are_refused_on_both_backends(i
     answer = await submit_login(idp, login, "alice\x00@example.com", "correct horse battery\x00")
     assert answer.status == 400 and "control character" in await answer.text()
 
+
+
+@pytest.mark.parametrize("body", ["grant_type=client_credentials", "a=1&b=&c", "&&a=1&&", "a==1&b=2=3", "", "=x",
+                                  "a=1;b=2", "a=%41+b&c=d", "name=caf\u00e9"])
+def test_form_body_reads_what_parse_qsl_reads(body):
+    """RFC 6749 Appendix B: an unescaped body is split without `parse_qsl` (issue 17: the
+    token path), and must give exactly its pairs: blank values kept, empty fields dropped,
+    the first `=` the separator."""
+    from urllib.parse import parse_qsl
+
+    from engine.oauth.params import form_body
+
+    assert form_body(body.encode()) == dict(parse_qsl(body, keep_blank_values=True))
+
+
+@pytest.mark.parametrize("body", [b"a=1&b=\x01", b"a\x7f=1", b"a=1&a=2"])
+def test_unescaped_form_body_refuses_controls_and_repeats(body):
+    from engine.oauth.params import form_body
+
+    with pytest.raises(InvalidRequest):
+        form_body(body)

@@ -67,20 +67,21 @@ def form_body(body: bytes) -> dict[str, str]:
     what `request.post()` gives, without building a multidict on the hot paths."""
     try:
         text = body.decode()
+        escaped = "%" in text or "+" in text
+        if escaped:  # the escapes must decode to UTF-8 too
+            pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         raise InvalidRequest("the form body is not valid UTF-8") from None
-    if "%" in text or "+" in text:
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
-        clean = False
-    else:  # nothing escaped (`grant_type=client_credentials`): `parse_qsl`'s pairs, split here
+    if not escaped:  # `grant_type=client_credentials`: parse_qsl's pairs, split here
         pairs = [(name, value) for name, _, value in (field.partition("=") for field in text.split("&") if field)]
-        clean = FORBIDDEN.search(text) is None  # every name and value is a slice of the text
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
             raise InvalidRequest(f"parameter {_shown(key)} was sent more than once")
         params[key] = value
-    return params if clean else checked(params)
+    if not escaped and FORBIDDEN.search(text) is None:  # every name and value is a slice of the text
+        return params
+    return checked(params)
 
 
 class _NotFlat(ValueError):
