@@ -183,6 +183,11 @@ class Call:
     async def body(self) -> bytes:
         return b""
 
+    def body_now(self) -> bytes | None:
+        """The body if it is all here already (no waiting, no deadline to arm), else None:
+        then `await body()`."""
+        return None
+
     @staticmethod
     def of(method: str = "POST", *, form: Mapping[str, str] | None = None, body: bytes = b"",
            headers: Mapping[str, str] | None = None, query: Mapping[str, str] | None = None,
@@ -209,6 +214,9 @@ class _ValueCall(Call):
         return self._query
 
     async def body(self) -> bytes:
+        return self._body
+
+    def body_now(self) -> bytes | None:
         return self._body
 
 

@@ -42,7 +42,12 @@ async def form_params(call: Call, *, allow_json: bool = False, query: bool = Fal
     # The header as clients send it is compared first: parsing it (`content_type`) costs
     # more than the rest of a small form (issue 7: every token and introspection request).
     if call.headers.get("Content-Type") == FORM or call.content_type == FORM:
-        return form_body(await bounded_body(call))
+        body = call.body_now()  # a small form arrives with the request head: no coroutine
+        if body is None:
+            return form_body(await bounded_body(call))
+        if len(body) > MAX_BODY:
+            raise InvalidRequest("request body too large")
+        return form_body(body)
     content_type = call.content_type
     if content_type == "application/json" and allow_json:
         return json_body(await bounded_body(call))

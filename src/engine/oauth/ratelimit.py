@@ -154,6 +154,13 @@ class LocalCounters:
 
     async def hit(self, key: str, limit: RateLimit, window: int, start: int, now: int, bucket: str = "") -> int:
         """Count one request; return the (estimated) count, including it."""
+        count = self.count_locally(key, limit, window, start, now, bucket)
+        return await self.count_exactly(key, window) if count is None else count
+
+    def count_locally(self, key: str, limit: RateLimit, window: int, start: int, now: int,
+                      bucket: str = "") -> int | None:
+        """`hit` without a store round trip when the window is far from its limit: the
+        estimated count, including this request; None: count it with `count_exactly`."""
         entry = self.windows.get(key)
         if entry is None:
             if now >= self._swept_at + 1:
@@ -163,22 +170,27 @@ class LocalCounters:
         batch = batch_size(limit)
         estimate = entry.shared + entry.inflight + entry.pending + 1
         if batch == 1 or entry.failed or entry.synced_at == 0.0 or estimate + batch > limit.requests:
-            # Exact: this request (and whatever is pending) reaches the store before the answer.
-            amount, entry.pending = entry.pending + 1, 0
-            try:
-                count = await self._incr(key, window, amount)
-            except BaseException:
-                entry.pending += amount - 1  # the others stay pending; this one was refused
-                raise
-            entry.shared, entry.failed, entry.synced_at = max(entry.shared, count), False, time.monotonic()
-            # The store has everything sent to it (concurrent exact counts included); add
-            # what is still local or on its way in a background sync (if that sync already
-            # landed, it is counted twice for a moment: strict by at most one batch).
-            return count + entry.inflight + entry.pending
+            return None
         entry.pending += 1
         self._due[key] = entry
         self._schedule(urgent=entry.pending >= batch)
         return estimate
+
+    async def count_exactly(self, key: str, window: int) -> int:
+        """Count one request (of a window `count_locally` made) in the store, with whatever is
+        pending, before the answer; the count, including it."""
+        entry = self.windows[key]
+        amount, entry.pending = entry.pending + 1, 0
+        try:
+            count = await self._incr(key, window, amount)
+        except BaseException:
+            entry.pending += amount - 1  # the others stay pending; this one was refused
+            raise
+        entry.shared, entry.failed, entry.synced_at = max(entry.shared, count), False, time.monotonic()
+        # The store has everything sent to it (concurrent exact counts included); add
+        # what is still local or on its way in a background sync (if that sync already
+        # landed, it is counted twice for a moment: strict by at most one batch).
+        return count + entry.inflight + entry.pending
 
     async def _incr(self, key: str, window: int, amount: int) -> int:
         if amount == 1:
@@ -288,7 +300,10 @@ async def hit(services: Services, realm: Realm, bucket: str, subject: str, limit
     now = services.clock.timestamp()
     start = now - now % window
     key = f"{realm.name}:rl:{bucket}:{rate_subject(subject)}:{start}"
-    count = await _counters(services).hit(key, limit, window, start, now, bucket)
+    counters = _counters(services)
+    count = counters.count_locally(key, limit, window, start, now, bucket)
+    if count is None:
+        count = await counters.count_exactly(key, window)
     if count > limit.requests:
         return start + window - now
     return None

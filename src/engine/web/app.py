@@ -165,11 +165,14 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     add_realm_route(app, ["GET"], discovery_module.PATH, discovery, cors=PUBLIC)
-    for path in jwks_module.PATHS:
-        add_realm_route(app, ["GET"], path, jwks, cors=PUBLIC)
+    # aiohttp tries the `/realms/{realm}/...` routes in the order they are added: the ones
+    # resource servers and clients call most come first.
+    add_realm_route(app, ["GET"], jwks_module.PATHS[0], jwks, cors=PUBLIC)
     add_realm_route(app, ["POST"], "/token", token, cors=CLIENTS)
-    add_realm_route(app, ["GET", "POST"], "/userinfo", userinfo, cors=CLIENTS)
     add_realm_route(app, ["POST"], "/introspect", introspect)
+    for path in jwks_module.PATHS[1:]:
+        add_realm_route(app, ["GET"], path, jwks, cors=PUBLIC)
+    add_realm_route(app, ["GET", "POST"], "/userinfo", userinfo, cors=CLIENTS)
     add_realm_route(app, ["POST"], "/revoke", revoke, cors=CLIENTS)
     add_realm_route(app, ["POST"], "/revocation", revoke, cors=CLIENTS)
     add_realm_route(app, ["GET", "POST"], "/authorize", authorize, browser=True)

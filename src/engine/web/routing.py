@@ -10,6 +10,8 @@ from aiohttp import web
 
 from engine.errors import NotFound
 from engine.realm import Realm
+from engine.services import Services
+from engine.web.adapter import AiohttpCall, request_ip, response
 from engine.web.appkeys import REALM, SERVICES
 from engine.web.cors import preflight_handler
 
@@ -35,11 +37,11 @@ def route_options(request: web.Request) -> RouteOptions:
     return getattr(request.match_info.handler, "route_options", DEFAULT_OPTIONS)
 
 
-def resolve_realm(request: web.Request) -> Realm:
+def resolve_realm(request: web.Request, services: Services | None = None) -> Realm:
     """The realm of `/realms/<name>/...`, or the root realm's for `/...`. The root realm has
     one issuer, the base URL, so it is not served under `/realms/<root>` as well (OIDC
     Discovery §4.3: an issuer is the URL its configuration is fetched under)."""
-    runtime = request.app[SERVICES].runtime
+    runtime = (request.app[SERVICES] if services is None else services).runtime
     name = request.match_info.get("realm")
     if name is None:
         name = runtime.root_realm
@@ -67,10 +69,18 @@ def add_realm_route(
     options = RouteOptions(browser, cors)
 
     def scope(handler: RealmHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def scoped(request: web.Request) -> web.StreamResponse:
-            realm = resolve_realm(request)
-            request[REALM] = realm
-            return await handler(request, realm)
+        core = getattr(handler, "core_endpoint", None)
+        if core is not None:  # a protocol-core endpoint (engine.web.adapter.adapt): called from here
+            async def scoped(request: web.Request) -> web.StreamResponse:
+                services = request.app[SERVICES]
+                realm = resolve_realm(request, services)
+                request[REALM] = realm
+                return response(await core(services, realm, AiohttpCall(request, request_ip(request, services))))
+        else:
+            async def scoped(request: web.Request) -> web.StreamResponse:
+                realm = resolve_realm(request)
+                request[REALM] = realm
+                return await handler(request, realm)
 
         scoped.__name__ = getattr(handler, "__name__", "realm_handler")
         scoped.route_options = options  # type: ignore[attr-defined]
