@@ -80,20 +80,29 @@ async def authenticate_counted(services: Services, realm: Realm, authorization: 
         basic, malformed = _basic_credentials(authorization), None
     except InvalidClient as exc:
         basic, malformed = None, exc
-    budgets = _budgets(realm, _claimed_client(realm, basic, params), ip)
-    for bucket, subject, limit in budgets:
-        wait = over_limit(services, realm, bucket, subject, limit)
-        if wait is not None:
-            raise RateLimited(wait, REFUSED)
+    budgets = None
+    counters = services.rate_counters
+    if counters is not None and not counters.live.keys().isdisjoint(FAILURE_BUCKETS):
+        # Some failure was counted here in a current window: is a budget of this caller spent?
+        budgets = _budgets(realm, _claimed_client(realm, basic, params), ip)
+        for bucket, subject, limit in budgets:
+            wait = over_limit(services, realm, bucket, subject, limit)
+            if wait is not None:
+                raise RateLimited(wait, REFUSED)
     try:
         if malformed is not None:
             raise malformed
         return _authenticate(realm, basic, params, allow_public=allow_public)
     except InvalidClient:
+        if budgets is None:
+            budgets = _budgets(realm, _claimed_client(realm, basic, params), ip)
         waits = [await hit(services, realm, bucket, subject, limit) for bucket, subject, limit in budgets]
         if any(wait is not None for wait in waits):
             raise RateLimited(max(wait for wait in waits if wait is not None), REFUSED) from None
         raise
+
+
+FAILURE_BUCKETS = frozenset({"client_auth_ip", "client_auth_ip_long", "client_auth_client", "client_auth_client_long"})
 
 
 def _budgets(realm: Realm, client_id: str | None, ip: str) -> list[tuple[str, str, RateLimit]]:
