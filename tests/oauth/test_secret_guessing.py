@@ -139,3 +139,18 @@ async def test_failures_naming_a_public_client_do_not_refuse_it_to_everyone(tmp_
     data = {"grant_type": "refresh_token", "refresh_token": "rt_x", "client_id": "spa"}
     resp = await client.post("/token", data=data, headers={"X-Forwarded-For": "203.0.113.1"})
     assert resp.status == 400 and (await resp.json())["error"] == "invalid_grant"  # authenticated, not refused
+
+
+def test_basic_credentials_are_form_decoded_after_base64():
+    """RFC 6749 §2.3.1: the client id and secret are form-urlencoded before base64, so `%XX`
+    and `+` are decoded after it; a value with neither is taken as it is."""
+    import base64
+
+    from engine.oauth.clients import _decode_basic
+
+    def encoded(raw: str) -> str:
+        return base64.b64encode(raw.encode()).decode()
+
+    assert _decode_basic(encoded("svc%3Aa:s+e%25cret")) == ("svc:a", "s e%cret")
+    assert _decode_basic(encoded("svc-a:plain-secret_1")) == ("svc-a", "plain-secret_1")
+    assert _decode_basic(encoded("no-colon")) is None

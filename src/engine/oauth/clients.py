@@ -54,7 +54,9 @@ def _decode_basic(value: str) -> tuple[str, str] | None:
     if not sep:
         return None
     # §2.3.1: id and secret are application/x-www-form-urlencoded before base64.
-    return unquote_plus(client_id), unquote_plus(secret)
+    if "%" in decoded or "+" in decoded:
+        return unquote_plus(client_id), unquote_plus(secret)
+    return client_id, secret
 
 
 def secret_matches(realm: Realm, client: Client, presented: str) -> bool:
