@@ -16,6 +16,7 @@ requests over 8 keep-alive connections, counters dumped):
   and with `--no-access-log` (target 4e: the log costs <= 10 %);
 - `bare`: the bare aiohttp JSON endpoint (bench/bare_server.py; 4c: Tessera's discovery
   costs <= 1/0.70 of it);
+- `jwks`: the realm's key set (4d, against `bare` too);
 - `cc-rs256` / `floor-cc`: client_credentials with an RS256 access token from Tessera and
   from the minimal aiohttp server (bench/aiohttp_floor.py; 1a);
 - `cc-es256`: Tessera's client_credentials with an ES256 token, whose signature is small
@@ -123,7 +124,7 @@ def count(name: str, command: list[str], ready: str, path: str, requests: int, w
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--cases", default="discovery,discovery-no-log,bare,cc-rs256,floor-cc")
+    parser.add_argument("--cases", default="discovery,discovery-no-log,jwks,bare,cc-rs256,cc-es256,floor-cc")
     parser.add_argument("--keep", type=Path, help="copy the callgrind dumps here (for callgrind_annotate)")
     args = parser.parse_args(argv)
     cases = set(args.cases.split(","))
@@ -143,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             if name in cases:
                 results[name] = count(name, idp + extra, issuer + "/.well-known/openid-configuration", discovery,
                                       args.requests, workdir, env=env, cwd=directory)
+        if "jwks" in cases:  # 4d: the key set, as verifiers fetch it
+            results["jwks"] = count("jwks", idp, issuer + "/.well-known/openid-configuration",
+                                    "/realms/bench/.well-known/jwks.json", args.requests, workdir, env=env, cwd=directory)
         if "bare" in cases:
             results["bare"] = count("bare", [PYTHON, str(BENCH / "bare_server.py"), str(PORT)],
                                     f"http://127.0.0.1:{PORT}/", "/", args.requests, workdir)
@@ -170,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{CONNECTIONS} connections; {ROOT.name} at {git_head()}")
     share("discovery", "discovery-no-log", "4e access log: discovery / discovery --no-access-log")
     share("discovery", "bare", "4c discovery / bare aiohttp JSON endpoint")
+    share("jwks", "bare", "4d JWKS / bare aiohttp JSON endpoint")
     share("cc-rs256", "floor-cc", "1a client_credentials RS256 / minimal aiohttp server")
     return 0
 

@@ -28,6 +28,12 @@ def _max_age(services: Services) -> int:
     return min(int(services.keys.verifier_cache_ttl.total_seconds()), 900)
 
 
+def jwks_now(services: Services, realm: Realm, if_none_match: str | None) -> Answer | None:
+    """`jwks` without waiting, if this instance holds the realm's keys; else None."""
+    found = jwks_body(services, realm)
+    return None if found is None else found[0].answer(if_none_match, found[1])
+
+
 async def jwks(services: Services, realm: Realm, if_none_match: str | None) -> Answer:
     """The set, or 304 for a caller holding it (`If-None-Match`)."""
     algs = realm.config.signing.algs

@@ -5,8 +5,7 @@ Form-encoded per the RFC; a JSON body is accepted too, as the seed's examples se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from engine.config import Client
 from engine.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
@@ -25,8 +24,7 @@ if TYPE_CHECKING:
     from engine.services import Services
 
 
-@dataclass(frozen=True)
-class GrantRequest:
+class GrantRequest(NamedTuple):  # immutable, and built on every /token request without a setattr per field
     realm: Realm
     client: Client
     params: dict[str, str]

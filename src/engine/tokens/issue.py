@@ -20,8 +20,7 @@ import base64
 import hashlib
 import os
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from engine.config import Client
 from engine.errors import InvalidToken
@@ -103,8 +102,7 @@ def scope_claims(realm: Realm, user: User, scopes: set[str]) -> dict[str, Any]:
     return released
 
 
-@dataclass(frozen=True)
-class Minted:
+class Minted(NamedTuple):  # immutable; one per token signed
     token: str
     claims: dict[str, Any]
 

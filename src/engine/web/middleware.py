@@ -137,22 +137,19 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
 
 
 def _finished(request: web.Request, status: int, started: float) -> None:
-    remote = request.remote if access_log.isEnabledFor(logging.INFO) else None
-    record_request(request.app, request.method, route_template(request), status, perf_counter() - started, remote)
-
-
-def record_request(app: web.Application, method: str, route: str, status: int, seconds: float,
-                   remote: str | None = None) -> None:
-    """A request answered: into the metrics, and one access-log line (with the current
+    """The request answered: into the metrics, and one access-log line (with the current
     request id) unless the access log is off."""
-    app[SERVICES].metrics.observe_request(route, method, status, seconds)
-    if access_log.isEnabledFor(logging.INFO):
-        writer = access_log_writer()
-        if writer is not None:  # `idp serve`: preformatted, batched (engine.logs.AccessLog)
-            writer.write(method, route, status, seconds, remote)
-            return
-        access_log.info(
-            "%s %s %d %.2fms", method, route, status, seconds * 1000,
-            extra={"method": method, "route": route, "status": status,
-                   "duration_ms": round(seconds * 1000, 2), "remote": remote},
-        )
+    seconds = perf_counter() - started
+    method, route = request.method, route_template(request)
+    request.app[SERVICES].metrics.observe_request(route, method, status, seconds)
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    writer = access_log_writer()
+    if writer is not None:  # `idp serve`: preformatted, batched (engine.logs.AccessLog)
+        writer.write(method, route, status, seconds, request.remote)
+        return
+    access_log.info(
+        "%s %s %d %.2fms", method, route, status, seconds * 1000,
+        extra={"method": method, "route": route, "status": status,
+               "duration_ms": round(seconds * 1000, 2), "remote": request.remote},
+    )
