@@ -235,11 +235,8 @@ class KeyManager:
         """The realm's keys if this instance read them less than CACHE_TTL ago (no await:
         the hot paths take this first)."""
         cached = self._cache.get(realm)
-        if cached is not None and self.clock.now() - cached.read_at < CACHE_TTL:
-            signers = cached.signers
-            for alg in algs:
-                if alg not in signers:
-                    return None
+        if (cached is not None and self.clock.now() - cached.read_at < CACHE_TTL
+                and all(map(cached.signers.__contains__, algs))):
             return cached
         return None
 
