@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                                       args.requests, workdir, env=env, cwd=directory)
         if "jwks" in cases:  # 4d: the key set, as verifiers fetch it
             results["jwks"] = count("jwks", idp, issuer + "/.well-known/openid-configuration",
-                                    "/realms/bench/.well-known/jwks.json", args.requests, workdir, env=env, cwd=directory)
+                                    "/realms/bench/.well-known/jwks.json", args.requests, workdir,
+                                    env=env, cwd=directory)
         if "bare" in cases:
             results["bare"] = count("bare", [PYTHON, str(BENCH / "bare_server.py"), str(PORT)],
                                     f"http://127.0.0.1:{PORT}/", "/", args.requests, workdir)

@@ -202,3 +202,24 @@ async def test_sqlite_cancelled_while_committing_stays_cancelled(tmp_path):
         assert not db.in_transaction
     finally:
         await store.close()
+
+
+@pytest.mark.production
+async def test_postgres_transaction_cancelled_mid_statement_stays_cancelled(pg_database_url):
+    """The PostgreSQL side of the test above: a task cancelled while a statement of its
+    transaction runs ends cancelled (the rollback must not replace the cancellation), and
+    the store keeps working on its other connections."""
+    store = await open_durable(pg_database_url)
+    try:
+        async def slow_transaction() -> None:
+            async with store._tx() as conn:
+                await conn.execute("SELECT pg_sleep(5)")
+
+        task = asyncio.ensure_future(slow_transaction())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        await store.ping()
+    finally:
+        await store.close()
