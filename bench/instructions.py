@@ -54,6 +54,10 @@ from bench import (  # noqa: E402
 
 PORT = 4400
 CONNECTIONS = 8
+# Its own database and Redis DB: `bench/run` drops the benchmark's at its start, and a count
+# must not drop the stores under a `bench/run` in progress (nor the other way round).
+PG_DB = "tessera_bench_instructions"
+REDIS_DB = 11
 
 
 def drive(port: int, path: str, requests: int, *, post: str | None = None, auth: str | None = None) -> None:
@@ -134,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.keep or Path(temp)
         workdir.mkdir(parents=True, exist_ok=True)
         directory = workdir / "deployment"
-        write_deployment(directory, ["bench"], PORT)
+        write_deployment(directory, ["bench"], PORT, database=PG_DB, redis_db=REDIS_DB)
         env = {**os.environ, **tessera_env()}
-        reset_stores()
+        reset_stores(PG_DB, REDIS_DB)
         idp = [PYTHON, "-m", "engine.cli", "serve", "-c", str(directory / "idp.yaml")]
         issuer = f"http://127.0.0.1:{PORT}/realms/bench"
         discovery = "/realms/bench/.well-known/openid-configuration"
