@@ -104,16 +104,18 @@ async def authenticate_counted(services: Services, realm: Realm, authorization: 
         raise
 
 
-FAILURE_BUCKETS = frozenset({"client_auth_ip", "client_auth_ip_long", "client_auth_client", "client_auth_client_long"})
+IP_BUCKETS = ("client_auth_ip", "client_auth_ip_long")  # (short, long) failure budgets per address
+CLIENT_BUCKETS = ("client_auth_client", "client_auth_client_long")  # and per configured client
+FAILURE_BUCKETS = frozenset(IP_BUCKETS + CLIENT_BUCKETS)
 
 
 def _budgets(realm: Realm, client_id: str | None, ip: str) -> list[tuple[str, str, RateLimit]]:
     limits = realm.config.rate_limits
-    short, long = escalated(limits.client_auth_failures_per_ip)
-    budgets = [("client_auth_ip", ip, short), ("client_auth_ip_long", ip, long)]
+    budgets = [(bucket, ip, limit) for bucket, limit in
+               zip(IP_BUCKETS, escalated(limits.client_auth_failures_per_ip), strict=True)]
     if client_id is not None:
-        short, long = escalated(limits.client_auth_failures_per_client)
-        budgets += [("client_auth_client", client_id, short), ("client_auth_client_long", client_id, long)]
+        budgets += [(bucket, client_id, limit) for bucket, limit in
+                    zip(CLIENT_BUCKETS, escalated(limits.client_auth_failures_per_client), strict=True)]
     return budgets
 
 

@@ -36,6 +36,8 @@ def jwks_now(services: Services, realm: Realm, if_none_match: str | None) -> Ans
 
 async def jwks(services: Services, realm: Realm, if_none_match: str | None) -> Answer:
     """The set, or 304 for a caller holding it (`If-None-Match`)."""
-    algs = realm.config.signing.algs
-    keys = services.keys.keys_now(realm.name, algs) or await services.keys.realm_keys(realm.name, algs)
+    answer = jwks_now(services, realm, if_none_match)
+    if answer is not None:
+        return answer
+    keys = await services.keys.realm_keys(realm.name, realm.config.signing.algs)
     return keys.jwks_body.answer(if_none_match, _max_age(services))

@@ -127,9 +127,10 @@ class TokenService:
         return alg, kid, key
 
     async def _signer(self, realm: Realm, alg: str | None) -> tuple[str, str, Any]:
-        signer = self._signer_now(realm, alg)
-        if signer is not None:
-            return signer
+        return self._signer_now(realm, alg) or await self._signer_read(realm, alg)
+
+    async def _signer_read(self, realm: Realm, alg: str | None) -> tuple[str, str, Any]:
+        """(alg, kid, key) once the realm's keys are read (`_signer_now` found none at hand)."""
         keys = await self.services.keys.realm_keys(realm.name, realm.config.signing.algs)
         alg = alg or realm.config.signing.default_alg
         kid, key = keys.signers[alg]
@@ -175,7 +176,7 @@ class TokenService:
         if extra:
             claims.update(extra)
         # Every /token request signs here: no coroutine when the keys are at hand.
-        alg, kid, key = self._signer_now(realm, client.access_token_alg) or await self._signer(
+        alg, kid, key = self._signer_now(realm, client.access_token_alg) or await self._signer_read(
             realm, client.access_token_alg)
         return Minted(jwt.sign(claims, key, kid, alg, typ=ACCESS_TOKEN_TYP), claims)
 
