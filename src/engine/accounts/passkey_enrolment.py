@@ -72,6 +72,18 @@ async def _form(services: Services, realm: Realm, call: Call) -> dict[str, str]:
     return params
 
 
+async def _signed_in_post(services: Services, realm: Realm, call: Call
+                          ) -> tuple[BrowserSession, User, dict[str, str]] | Answer:
+    """A form posted by the signed-in user: the session, the user and the (CSRF-checked)
+    form; or, past the 5 minutes, the answer that signs the browser in again (the form is
+    read and checked either way)."""
+    signed_in = await _signed_in(services, realm, call)
+    params = await _form(services, realm, call)
+    if signed_in is None:
+        return _sign_in_again(call, realm)
+    return (*signed_in, params)
+
+
 async def section_context(services: Services, realm: Realm, call: Call, user_id: str) -> dict:
     """What `passkeys_manage.html` needs (for any page that includes it)."""
     return {"passkeys": await services.durable.list_passkeys(realm.name, user_id),
@@ -115,11 +127,10 @@ async def registration_options(services: Services, realm: Realm, call: Call) -> 
 
 
 async def add_passkey(services: Services, realm: Realm, call: Call) -> Answer:
-    signed_in = await _signed_in(services, realm, call)
-    params = await _form(services, realm, call)
-    if signed_in is None:
-        return _sign_in_again(call, realm)
-    session, user = signed_in
+    posted = await _signed_in_post(services, realm, call)
+    if isinstance(posted, Answer):
+        return posted
+    session, user, params = posted
     try:
         added, _ = await passkeys.register(services, realm, user.id, params.get("ceremony", ""),
                                            params.get("credential", ""), params.get("name", ""),
@@ -131,22 +142,15 @@ async def add_passkey(services: Services, realm: Realm, call: Call) -> Answer:
         return await _list_page(services, realm, call, session, user, error=failed.description, status=400)
     await services.audit(realm.name, "passkey_added", user_id=user.id, ip=call.ip, name=added.name,
                          aaguid=added.aaguid)
-    if realm.config.mfa.recovery_codes > 0 and await services.durable.count_recovery_codes(realm.name, user.id) == 0:
-        # A first second factor: its recovery codes, shown once (as engine.accounts.security does).
-        codes = await recovery_codes.regenerate(services, realm, user.id)
-        await services.audit(realm.name, events.RECOVERY_CODES_GENERATED, user_id=user.id, ip=call.ip,
-                             count=len(codes))
-        return page(call, services, realm, "account_recovery_codes.html", codes=codes, notice=NOTICES["added"],
-                    back=f"{realm_base(call, realm)}{security.PATH}")
-    return Answer.see_other(f"{realm_base(call, realm)}{PATH}?done=added")
+    codes = await security.codes_for_a_first_factor(call, services, realm, session, notice=NOTICES["added"])
+    return codes or Answer.see_other(f"{realm_base(call, realm)}{PATH}?done=added")
 
 
 async def rename_passkey(services: Services, realm: Realm, call: Call) -> Answer:
-    signed_in = await _signed_in(services, realm, call)
-    params = await _form(services, realm, call)
-    if signed_in is None:
-        return _sign_in_again(call, realm)
-    session, user = signed_in
+    posted = await _signed_in_post(services, realm, call)
+    if isinstance(posted, Answer):
+        return posted
+    session, user, params = posted
     name = passkeys.clean_name(params.get("name", ""))
     if not name:
         return await _list_page(services, realm, call, session, user, error="Give the passkey a name.", status=400)
@@ -158,11 +162,10 @@ async def rename_passkey(services: Services, realm: Realm, call: Call) -> Answer
 
 
 async def remove_passkey(services: Services, realm: Realm, call: Call) -> Answer:
-    signed_in = await _signed_in(services, realm, call)
-    params = await _form(services, realm, call)
-    if signed_in is None:
-        return _sign_in_again(call, realm)
-    session, user = signed_in
+    posted = await _signed_in_post(services, realm, call)
+    if isinstance(posted, Answer):
+        return posted
+    session, user, params = posted
     credential_id = params.get("credential_id", "")
     refusal = await last_factor_refusal(services, realm, user.id, credential_id)
     if refusal:

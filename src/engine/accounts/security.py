@@ -150,10 +150,8 @@ async def totp_enrol(services: Services, realm: Realm, call: Call) -> Answer:
                                 error="That code is not correct. Scan the QR code again and enter the code shown.")
     await services.ephemeral.delete(_enrol_key(realm, session))
     await services.audit(realm.name, events.TOTP_ENROLLED, user_id=session.user_id, ip=call.ip)
-    if await services.durable.count_recovery_codes(realm.name, session.user_id) == 0 \
-            and realm.config.mfa.recovery_codes > 0:
-        return await _show_codes(call, services, realm, session, notice=NOTICES["totp_enrolled"])
-    return Answer.see_other(_url(call, realm, "?notice=totp_enrolled"))
+    codes = await codes_for_a_first_factor(call, services, realm, session, notice=NOTICES["totp_enrolled"])
+    return codes or Answer.see_other(_url(call, realm, "?notice=totp_enrolled"))
 
 
 async def totp_remove(services: Services, realm: Realm, call: Call) -> Answer:
@@ -179,6 +177,17 @@ async def regenerate_codes(services: Services, realm: Realm, call: Call) -> Answ
     if realm.config.mfa.recovery_codes <= 0 or not (await mfa.factors_of(services, realm, session.user_id)).any:
         return Answer.see_other(_url(call, realm))
     return await _show_codes(call, services, realm, session)
+
+
+async def codes_for_a_first_factor(call: Call, services: Services, realm: Realm, session: BrowserSession, *,
+                                   notice: str) -> Answer | None:
+    """After a second factor was added (an authenticator app here, a passkey in
+    engine.accounts.passkey_enrolment): the recovery codes page, shown once, if the realm
+    gives codes and the account has none yet; None otherwise."""
+    if realm.config.mfa.recovery_codes > 0 and \
+            await services.durable.count_recovery_codes(realm.name, session.user_id) == 0:
+        return await _show_codes(call, services, realm, session, notice=notice)
+    return None
 
 
 async def _show_codes(call: Call, services: Services, realm: Realm, session: BrowserSession, *,
