@@ -225,6 +225,17 @@ class ExamplesIdp:
         assert kid != old_kid, "the server never signed with the rotated key"
         return kid
 
+    def client_token_after_rotation(self, client_id: str) -> str:
+        """`rotate_keys`, then an access token of `client_id` signed by the new key."""
+        tokens: list[str] = []
+
+        def signed_kid() -> str:
+            tokens.append(self.client_token(client_id))
+            return jwt_header(tokens[-1])["kid"]
+
+        self.rotate_keys(signed_kid)
+        return tokens[-1]
+
     def add_user(self, email: str, name: str = "Example User", password: str = USER_PASSWORD) -> None:
         self.cli("users", "add", "--realm", REALM, "--email", email, "--name", name, input=password + "\n")
 
