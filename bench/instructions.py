@@ -20,7 +20,9 @@ requests over 8 keep-alive connections, counters dumped):
 - `cc-rs256` / `floor-cc`: client_credentials with an RS256 access token from Tessera and
   from the minimal aiohttp server (bench/aiohttp_floor.py; 1a);
 - `cc-es256`: Tessera's client_credentials with an ES256 token, whose signature is small
-  next to the rest (2a: Tessera's own work per request is most of it).
+  next to the rest (2a: Tessera's own work per request is most of it);
+- `introspect`: RFC 7662 introspection of one of Tessera's RS256 access tokens by its
+  client (3: the token's signature verified, its revocation looked up as the endpoint does).
 
 Usage: bench/instructions.py [--requests 2000] [--cases discovery,discovery-no-log,...].
 Needs valgrind (Debian: valgrind) and PostgreSQL and Redis as for bench/run.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +41,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -101,14 +105,16 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 600)
 
 
 def count(name: str, command: list[str], ready: str, path: str, requests: int, workdir: Path, *,
-          post: str | None = None, auth: str | None = None, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> float:
+          post: str | Callable[[], str] | None = None, auth: str | None = None,
+          env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     out = workdir / f"callgrind.{name}"
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", *command],
         cwd=cwd, env=env, stdout=(workdir / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
     try:
         wait_ready(ready, process)
+        if callable(post):  # a body that needs the server (a token to introspect)
+            post = post()
         drive(PORT, path, max(requests // 5, CONNECTIONS), post=post, auth=auth)  # warm-up
         subprocess.run(["callgrind_control", "-z", str(process.pid)], check=True, capture_output=True)
         drive(PORT, path, requests, post=post, auth=auth)
@@ -128,7 +134,7 @@ def count(name: str, command: list[str], ready: str, path: str, requests: int, w
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--cases", default="discovery,discovery-no-log,jwks,bare,cc-rs256,cc-es256,floor-cc")
+    parser.add_argument("--cases", default="discovery,discovery-no-log,jwks,bare,cc-rs256,cc-es256,introspect,floor-cc")
     parser.add_argument("--keep", type=Path, help="copy the callgrind dumps here (for callgrind_annotate)")
     args = parser.parse_args(argv)
     cases = set(args.cases.split(","))
@@ -164,6 +170,16 @@ def main(argv: list[str] | None = None) -> int:
             results["cc-es256"] = count("cc-es256", idp, issuer + "/.well-known/openid-configuration",
                                         "/realms/bench/token", args.requests // 4, workdir,
                                         post="grant_type=client_credentials", auth=es256, env=env, cwd=directory)
+        if "introspect" in cases:
+            def token_form() -> str:
+                request = urllib.request.Request(issuer + "/token", b"grant_type=client_credentials",
+                                                 {"Authorization": auth})
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    return "token=" + json.loads(answer.read())["access_token"]
+
+            results["introspect"] = count("introspect", idp, issuer + "/.well-known/openid-configuration",
+                                          "/realms/bench/introspect", args.requests // 2, workdir,
+                                          post=token_form, auth=auth, env=env, cwd=directory)
         if "floor-cc" in cases:
             floor_auth = "Basic " + base64.b64encode(f"svc-rs256:{CLIENT_SECRET}".encode()).decode()
             results["floor-cc"] = count("floor-cc", [PYTHON, str(BENCH / "aiohttp_floor.py"), str(PORT),

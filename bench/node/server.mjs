@@ -12,8 +12,17 @@ const resource = process.env.RESOURCE || 'https://api.bench.example';
 // Structured (JWT) access tokens cannot be introspected by oidc-provider (it answers
 // unsupported_token_type), so the introspection case runs it with opaque tokens.
 const format = process.env.ACCESS_TOKEN_FORMAT || 'jwt';
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'bench-rs256', alg: 'RS256', use: 'sig' };
+// The same three signing keys as the benchmark realm (RS256, ES256, EdDSA), so that the JWKS
+// case (4b) compares documents of the same keys; access tokens are signed with the RSA key.
+const signingKey = (type, options, kid, alg) => {
+  const { privateKey } = generateKeyPairSync(type, options);
+  return { ...privateKey.export({ format: 'jwk' }), kid, alg, use: 'sig' };
+};
+const keys = [
+  signingKey('rsa', { modulusLength: 2048 }, 'bench-rs256', 'RS256'),
+  signingKey('ec', { namedCurve: 'P-256' }, 'bench-es256', 'ES256'),
+  signingKey('ed25519', {}, 'bench-eddsa', 'EdDSA'),
+];
 
 const provider = new Provider(`http://127.0.0.1:${port}`, {
   clients: [{
@@ -25,7 +34,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     token_endpoint_auth_method: 'client_secret_basic',
     introspection_endpoint_auth_method: 'client_secret_basic',
   }],
-  jwks: { keys: [jwk] },
+  jwks: { keys },
   scopes: ['api.read'],
   cookies: { keys: ['bench-cookie-key-0123456789'] },
   features: {
