@@ -8,10 +8,13 @@ import contextlib
 import gc
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.config import Config, ConfigError, load_config
 from engine.plugins import Plugins
+
+if TYPE_CHECKING:
+    from engine.services import Services
 
 
 @contextlib.contextmanager
@@ -48,7 +51,7 @@ def load_or_exit(path: str, plugins: Plugins) -> Config:
         raise SystemExit(2) from None
 
 
-def with_stores(config: Config, plugins: Plugins, work: Callable[[Any], Awaitable[int]]) -> int:
+def with_stores(config: Config, plugins: Plugins, work: Callable[[Services], Awaitable[int]]) -> int:
     """Run `work(services)` with the stores open, as the server would have them."""
     from engine.web.app import create_app
     from engine.web.appkeys import SERVICES
@@ -70,8 +73,8 @@ def with_stores(config: Config, plugins: Plugins, work: Callable[[Any], Awaitabl
     return asyncio.run(main())
 
 
-def realm_or_exit(config: Config, name: str) -> Any:
+def realm_or_exit(config: Config, name: str) -> None:
+    """Exit with a clear message unless `name` is a configured realm."""
     if name not in config.realms:
         print(f"no realm named {name!r}; realms: {', '.join(sorted(config.realms))}", file=sys.stderr)
         raise SystemExit(2)
-    return config.realms[name]
