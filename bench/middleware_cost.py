@@ -1,6 +1,8 @@
-"""What targets 4c/4d measure, taken apart (issue 17): Tessera's discovery document against
-the bare aiohttp JSON endpoint, with the middleware layer in three states, in turns on the
-server core. Usage: bench/middleware_cost.py [--runs 5] [--seconds 3]
+"""What targets 4c/4d measure, taken apart (issue 17): Tessera's discovery document and key
+set against the bare aiohttp JSON endpoint, with the middleware layer in three states, in
+turns on the server core (wrk on the other). Usage: bench/middleware_cost.py [--runs 5]
+[--seconds 3]. It replaces the issue-7 `bench/stack_ab.py` (which changed the app through
+private attributes and ran its variants one after the other).
 
 - `idp serve` as it starts by default: the one middleware (`engine.web.middleware`: the
   request id, error rendering, CORS, the metrics and the access-log line) on every request;
@@ -44,7 +46,10 @@ from bench import (  # noqa: E402
 
 PORT, EMPTY_PORT, NONE_PORT, BARE = 4410, 4411, 4412, 4413
 PG_DB, REDIS_DB = "tessera_bench_middleware", 10
-DISCOVERY = "/realms/bench/.well-known/openid-configuration"
+DOCUMENTS = {"discovery": "/realms/bench/.well-known/openid-configuration",  # 4c
+             "jwks": "/realms/bench/.well-known/jwks.json"}  # 4d
+VARIANTS = {"default": (PORT, "idp serve (default)"), "empty": (EMPTY_PORT, "an empty middleware"),
+            "none": (NONE_PORT, "no middleware")}
 
 
 def serve_variant(config_path: str, port: int, variant: str) -> None:
@@ -95,28 +100,27 @@ def main(argv: list[str] | None = None) -> int:
                                                   str(port), variant],
                                         env=env, cwd=directory, log_path=workdir / f"{variant}.log", port=port)
                 servers.append(variant_server)
-                variant_server.wait_ready(f"http://127.0.0.1:{port}{DISCOVERY}")
+                variant_server.wait_ready(f"http://127.0.0.1:{port}{DOCUMENTS['discovery']}")
             bare = Server("bare", [PYTHON, str(BENCH / "bare_server.py"), str(BARE)],
                           log_path=workdir / "bare.log", port=BARE)
             servers.append(bare)
             bare.wait_ready(f"http://127.0.0.1:{BARE}/")
             wrk = Wrk(workdir, settings)
-            cases = {
-                "bare": WrkCase("bare aiohttp JSON endpoint", wrk, f"http://127.0.0.1:{BARE}/"),
-                "default": WrkCase("discovery, idp serve (default)", wrk, f"http://127.0.0.1:{PORT}{DISCOVERY}"),
-                "empty": WrkCase("discovery, an empty middleware", wrk, f"http://127.0.0.1:{EMPTY_PORT}{DISCOVERY}"),
-                "none": WrkCase("discovery, no middleware", wrk, f"http://127.0.0.1:{NONE_PORT}{DISCOVERY}"),
-            }
+            cases = {"bare": WrkCase("bare aiohttp JSON endpoint", wrk, f"http://127.0.0.1:{BARE}/")}
+            for document, path in DOCUMENTS.items():
+                for variant, (port, label) in VARIANTS.items():
+                    cases[f"{document} {variant}"] = WrkCase(f"{document}, {label}", wrk,
+                                                             f"http://127.0.0.1:{port}{path}")
             group = in_turns(cases, settings)
         finally:
             for each in servers:
                 each.stop()
-    for key in ("default", "empty", "none"):
-        ratio = paired(group["bare"], group[key])
-        rounds = " / ".join(f"{r:.2f}" for r in ratio["runs"])
-        log(f"4c {cases[key].name} / bare: {ratio['ratio']:.2f} (rounds {rounds})")
-    log("requests/s (median): " + ", ".join(f"{key} {statistics.median(r['rps'] for r in group[key]['runs']):,.0f}"
-                                             for key in cases))
+    for key, case in cases.items():
+        if key != "bare":
+            ratio = paired(group["bare"], group[key])
+            rounds = " / ".join(f"{r:.2f}" for r in ratio["runs"])
+            log(f"{case.name} / bare: {ratio['ratio']:.2f} (rounds {rounds}),"
+                f" {statistics.median(r['rps'] for r in group[key]['runs']):,.0f}/s")
     return 0
 
 
