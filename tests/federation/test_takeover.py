@@ -242,3 +242,14 @@ async def test_profile_claims_with_control_characters_or_no_bound_are_dropped(fe
     fed.google.user = GoogleUser(sub="g-profile", name="Gail\x1b[31m", picture="https://lh3.example/" + "p" * 5000)
     _, info = await login_and_userinfo(fed)
     assert "name" not in info and "picture" not in info and info["email"] == "gail@example.com"
+
+
+async def test_upstream_numbers_outside_interoperable_json_are_dropped(fed):
+    """An upstream number is kept only if every JSON parser reads it the same (RFC 7493
+    §2.2: integers within ±(2**53 - 1), finite): a 2**70 `name` or an infinite `picture`
+    is not stored, and the tokens and userinfo built from the profile are still issued."""
+    fed.google.id_token_claims = {"name": 2**70, "picture": float("inf"), "zoneinfo": 2**53 - 1}
+    _, info = await login_and_userinfo(fed)
+    assert "name" not in info and "picture" not in info and info["email"] == "gail@example.com"
+    user = await fed.services.durable.get_user_by_email("acme", "gail@example.com")
+    assert "name" not in user.profile and "picture" not in user.profile and user.profile["zoneinfo"] == 2**53 - 1

@@ -28,6 +28,7 @@ exists for an address, or whether it is verified); the cause goes to the log and
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ MAX_CLAIM_NAME = 64
 MAX_CLAIM_VALUE = 2048
 MAX_CLAIMS = 32
 MAX_LIST = 64
+MAX_JSON_INT = 2**53 - 1
 
 
 def _safe_text(value: Any, limit: int) -> bool:
@@ -80,8 +82,12 @@ def _safe_text(value: Any, limit: int) -> bool:
 
 
 def _safe_value(value: Any) -> bool:
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool):
         return True
+    if isinstance(value, int):  # read alike by every JSON parser (RFC 7493 §2.2), signed in tokens
+        return -MAX_JSON_INT <= value <= MAX_JSON_INT
+    if isinstance(value, float):
+        return math.isfinite(value)
     if isinstance(value, list):
         return len(value) <= MAX_LIST and all(_safe_text(v, MAX_CLAIM_VALUE) for v in value)
     return _safe_text(value, MAX_CLAIM_VALUE)
