@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.cached_body import CachedBody
 from engine.exchange import Answer
 from engine.realm import Realm
 
@@ -16,22 +15,16 @@ if TYPE_CHECKING:
 PATHS = ("/.well-known/jwks.json", "/jwks.json")
 
 
-def jwks_body(services: Services, realm: Realm) -> tuple[CachedBody, int] | None:
-    """The set and its max-age without waiting, if this instance holds the realm's keys
-    (keys due for a re-read are served while it runs: `KeyManager.keys_now`)."""
-    keys = services.keys.keys_now(realm.name, realm.config.signing.algs)
-    return None if keys is None else (keys.jwks_body, _max_age(services))
-
-
 def _max_age(services: Services) -> int:
     # Verifiers may cache the set for at most the verifier cache TTL: rotation waits that long.
     return min(int(services.keys.verifier_cache_ttl.total_seconds()), 900)
 
 
 def jwks_now(services: Services, realm: Realm, if_none_match: str | None) -> Answer | None:
-    """`jwks` without waiting, if this instance holds the realm's keys; else None."""
-    found = jwks_body(services, realm)
-    return None if found is None else found[0].answer(if_none_match, found[1])
+    """`jwks` without waiting, if this instance holds the realm's keys (keys due for a
+    re-read are served while it runs: `KeyManager.keys_now`); else None."""
+    keys = services.keys.keys_now(realm.name, realm.config.signing.algs)
+    return None if keys is None else keys.jwks_body.answer(if_none_match, _max_age(services))
 
 
 async def jwks(services: Services, realm: Realm, if_none_match: str | None) -> Answer:

@@ -31,7 +31,6 @@ async def discovery(request: web.Request, realm: Realm) -> web.Response:
 
 async def jwks(request: web.Request, realm: Realm) -> web.Response:
     services, if_none_match = request.app[SERVICES], request.headers.get("If-None-Match")
-    answer = jwks_core.jwks_now(services, realm, if_none_match)  # the keys at hand: no coroutine
-    if answer is None:  # the keys must be read first
-        answer = await jwks_core.jwks(services, realm, if_none_match)
-    return response(answer)
+    # the keys at hand: no coroutine; else read first
+    return response(jwks_core.jwks_now(services, realm, if_none_match)
+                    or await jwks_core.jwks(services, realm, if_none_match))
