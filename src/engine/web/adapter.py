@@ -114,9 +114,10 @@ def response(answer: Answer) -> web.Response:
     return result
 
 
-def call_of(request: web.Request) -> AiohttpCall:
-    """The core `Call` of an aiohttp request, with its caller's address."""
-    return AiohttpCall(request, request_ip(request))
+def call_of(request: web.Request, services: Services | None = None) -> AiohttpCall:
+    """The core `Call` of an aiohttp request, with its caller's address (`services`: the
+    app's, when the caller holds them already)."""
+    return AiohttpCall(request, request_ip(request, services))
 
 
 def adapt(endpoint: CoreEndpoint) -> Callable[[web.Request, Realm], Awaitable[web.Response]]:
@@ -124,7 +125,7 @@ def adapt(endpoint: CoreEndpoint) -> Callable[[web.Request, Realm], Awaitable[we
 
     async def handler(request: web.Request, realm: Realm) -> web.Response:
         services = request.app[SERVICES]
-        return response(await endpoint(services, realm, AiohttpCall(request, request_ip(request, services))))
+        return response(await endpoint(services, realm, call_of(request, services)))
 
     handler.__name__ = endpoint.__name__
     handler.__doc__ = endpoint.__doc__

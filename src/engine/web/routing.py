@@ -11,7 +11,7 @@ from aiohttp import web
 from engine.errors import NotFound
 from engine.realm import Realm
 from engine.services import Services
-from engine.web.adapter import AiohttpCall, request_ip, response
+from engine.web.adapter import call_of, response
 from engine.web.appkeys import REALM, SERVICES
 from engine.web.cors import preflight_handler
 
@@ -75,7 +75,7 @@ def add_realm_route(
                 services = request.app[SERVICES]
                 realm = resolve_realm(request, services)
                 request[REALM] = realm
-                return response(await core(services, realm, AiohttpCall(request, request_ip(request, services))))
+                return response(await core(services, realm, call_of(request, services)))
         else:
             async def scoped(request: web.Request) -> web.StreamResponse:
                 realm = resolve_realm(request)
