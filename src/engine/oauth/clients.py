@@ -82,12 +82,10 @@ async def authenticate_counted(services: Services, realm: Realm, authorization: 
         basic, malformed = _basic_credentials(authorization), None
     except InvalidClient as exc:
         basic, malformed = None, exc
-    budgets = None
     counters = services.rate_counters
     if counters is not None and not counters.live.keys().isdisjoint(FAILURE_BUCKETS):
         # Some failure was counted here in a current window: is a budget of this caller spent?
-        budgets = _budgets(realm, _claimed_client(realm, basic, params), ip)
-        for bucket, subject, limit in budgets:
+        for bucket, subject, limit in _budgets(realm, basic, params, ip):
             wait = over_limit(services, realm, bucket, subject, limit)
             if wait is not None:
                 raise RateLimited(wait, REFUSED)
@@ -96,9 +94,8 @@ async def authenticate_counted(services: Services, realm: Realm, authorization: 
             raise malformed
         return _authenticate(realm, basic, params, allow_public=allow_public)
     except InvalidClient:
-        if budgets is None:
-            budgets = _budgets(realm, _claimed_client(realm, basic, params), ip)
-        waits = [await hit(services, realm, bucket, subject, limit) for bucket, subject, limit in budgets]
+        waits = [await hit(services, realm, bucket, subject, limit)
+                 for bucket, subject, limit in _budgets(realm, basic, params, ip)]
         if any(wait is not None for wait in waits):
             raise RateLimited(max(wait for wait in waits if wait is not None), REFUSED) from None
         raise
@@ -109,8 +106,12 @@ CLIENT_BUCKETS = ("client_auth_client", "client_auth_client_long")  # and per co
 FAILURE_BUCKETS = frozenset(IP_BUCKETS + CLIENT_BUCKETS)
 
 
-def _budgets(realm: Realm, client_id: str | None, ip: str) -> list[tuple[str, str, RateLimit]]:
+def _budgets(realm: Realm, basic: tuple[str, str] | None, params: dict[str, str],
+             ip: str) -> list[tuple[str, str, RateLimit]]:
+    """The failure budgets of a caller: its address's, and the confidential client's it
+    claims to be (`_claimed_client`)."""
     limits = realm.config.rate_limits
+    client_id = _claimed_client(realm, basic, params)
     budgets = [(bucket, ip, limit) for bucket, limit in
                zip(IP_BUCKETS, escalated(limits.client_auth_failures_per_ip), strict=True)]
     if client_id is not None:
