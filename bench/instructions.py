@@ -31,9 +31,7 @@ Needs valgrind (Debian: valgrind) and PostgreSQL and Redis as for bench/run.
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
-import json
 import os
 import subprocess
 import sys
@@ -51,6 +49,8 @@ from bench import (  # noqa: E402
     CLIENT_SECRET,
     PYTHON,
     ROOT,
+    basic,
+    http_json,
     reset_stores,
     tessera_env,
     write_deployment,
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cases = set(args.cases.split(","))
     results: dict[str, float] = {}
-    auth = "Basic " + base64.b64encode(f"svc-rs256:{CLIENT_SECRET}".encode()).decode()
+    auth = basic("svc-rs256", CLIENT_SECRET)
     with tempfile.TemporaryDirectory(prefix="tessera-instructions-") as temp:
         workdir = args.keep or Path(temp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -166,26 +166,23 @@ def main(argv: list[str] | None = None) -> int:
                                         "/realms/bench/token", args.requests // 4, workdir,
                                         post="grant_type=client_credentials", auth=auth, env=env, cwd=directory)
         if "cc-es256" in cases:  # the same grant with a cheap signature: Tessera's own work shows
-            es256 = "Basic " + base64.b64encode(f"svc-es256:{CLIENT_SECRET}".encode()).decode()
             results["cc-es256"] = count("cc-es256", idp, issuer + "/.well-known/openid-configuration",
                                         "/realms/bench/token", args.requests // 4, workdir,
-                                        post="grant_type=client_credentials", auth=es256, env=env, cwd=directory)
+                                        post="grant_type=client_credentials", auth=basic("svc-es256", CLIENT_SECRET),
+                                        env=env, cwd=directory)
         if "introspect" in cases:
             def token_form() -> str:
-                request = urllib.request.Request(issuer + "/token", b"grant_type=client_credentials",
-                                                 {"Authorization": auth})
-                with urllib.request.urlopen(request, timeout=60) as answer:
-                    return "token=" + json.loads(answer.read())["access_token"]
+                token = http_json("POST", issuer + "/token", {"grant_type": "client_credentials"}, auth)
+                return "token=" + token["access_token"]
 
             results["introspect"] = count("introspect", idp, issuer + "/.well-known/openid-configuration",
                                           "/realms/bench/introspect", args.requests // 2, workdir,
                                           post=token_form, auth=auth, env=env, cwd=directory)
         if "floor-cc" in cases:
-            floor_auth = "Basic " + base64.b64encode(f"svc-rs256:{CLIENT_SECRET}".encode()).decode()
             results["floor-cc"] = count("floor-cc", [PYTHON, str(BENCH / "aiohttp_floor.py"), str(PORT),
                                                      CLIENT_SECRET],
                                         f"http://127.0.0.1:{PORT}/", "/token", args.requests // 4, workdir,
-                                        post="grant_type=client_credentials", auth=floor_auth)
+                                        post="grant_type=client_credentials", auth=auth)
 
     def share(a: str, b: str, label: str) -> None:
         if a in results and b in results:
